@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data import schema
+from recsys.data.loaders import TransactionSchemaError, load_transactions, validate_transactions
+
+
+def _frame(**overrides) -> pd.DataFrame:
+    data = {
+        "order_id": ["1001", "1001", "1002", "1003"],
+        "customer_id": ["17850", "17850", None, "00042"],
+        "item_id": ["85123A", "71053", "22423", "POST"],
+        "timestamp": ["2011-01-04 10:00", "2011-01-04 10:00", "2011-01-05 09:30", "2011-01-06 12:00"],
+        "quantity": [6, 6, 1, 2],
+        "unit_price": [2.55, 3.39, 12.75, 18.0],
+    }
+    data.update(overrides)
+    return pd.DataFrame(data)
+
+
+def test_valid_frame_gets_exact_canonical_columns_and_dtypes():
+    frame = _frame(extra=[1, 2, 3, 4], country=["UK", "UK", None, "France"])
+    out = validate_transactions(frame, source="toy")
+    assert list(out.columns) == list(schema.REQUIRED_COLUMNS + schema.OPTIONAL_COLUMNS)
+    assert {c: str(t) for c, t in out.dtypes.items()} == schema.DTYPES
+    assert out[schema.CUSTOMER_ID].tolist() == ["17850", "17850", pd.NA, "00042"]
+    assert out[schema.COUNTRY].tolist() == ["UK", "UK", pd.NA, "France"]
+    assert out[schema.ITEM_NAME].isna().all() and out[schema.CATEGORY].isna().all()
+    assert out[schema.TIMESTAMP].iloc[2] == pd.Timestamp("2011-01-05 09:30")
+    assert out[schema.QUANTITY].tolist() == [6.0, 6.0, 1.0, 2.0]
+
+
+def test_integral_float_ids_lose_the_decimal_and_blank_customer_is_null():
+    frame = _frame(
+        customer_id=[17850.0, np.nan, 12346.0, 17850.0], order_id=[" 1001 ", "1001", "1002", "1003"]
+    )
+    out = validate_transactions(frame, source="toy")
+    assert out[schema.CUSTOMER_ID].tolist() == ["17850", pd.NA, "12346", "17850"]
+    assert out[schema.ORDER_ID].tolist() == ["1001", "1001", "1002", "1003"]
+    blank = validate_transactions(_frame(customer_id=["", " ", "1", None]), source="toy")
+    assert blank[schema.CUSTOMER_ID].isna().tolist() == [True, True, False, True]
+
+
+def test_time_zones_become_naive_utc_and_mixed_formats_parse():
+    out = validate_transactions(
+        _frame(timestamp=["2011-01-04T10:00:00+02:00", "2011-01-04 08:00", "2011-01-05", "2011-01-06 12:00"]),
+        source="toy",
+    )
+    assert out[schema.TIMESTAMP].tolist()[:3] == [
+        pd.Timestamp("2011-01-04 08:00"),
+        pd.Timestamp("2011-01-04 08:00"),
+        pd.Timestamp("2011-01-05"),
+    ]
+
+
+def test_missing_required_column_lists_what_is_present():
+    frame = _frame().drop(columns=["timestamp", "unit_price"])
+    with pytest.raises(TransactionSchemaError) as caught:
+        validate_transactions(frame, source="orders.csv")
+    err = caught.value
+    assert (err.source, err.column, err.rows, err.values) == ("orders.csv", "timestamp", (), ())
+    message = str(err)
+    assert "orders.csv" in message and "'unit_price'" in message
+    assert "present: ['order_id', 'customer_id', 'item_id', 'quantity']" in message
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "rows", "bad"),
+    [
+        ("timestamp", ["2011-01-04 10:00", "yesterday", "2011-01-05", None], (1, 3), ("yesterday", None)),
+        ("quantity", [1, "six", 2, "1,5"], (1, 3), ("six", "1,5")),
+        ("unit_price", [1.0, 2.0, float("inf"), "n/a"], (2, 3), (float("inf"), "n/a")),
+        ("order_id", ["1", None, "3", "4"], (1,), (None,)),
+        ("item_id", ["a", "b", "  ", "d"], (2,), ("  ",)),
+    ],
+)
+def test_bad_values_name_file_column_rows_and_values(column, values, rows, bad):
+    with pytest.raises(TransactionSchemaError) as caught:
+        validate_transactions(_frame(**{column: values}), source="orders.csv")
+    err = caught.value
+    assert isinstance(err, ValueError)
+    assert (err.source, err.column, err.rows, err.values) == ("orders.csv", column, rows, bad)
+    message = str(err)
+    assert "orders.csv" in message and repr(column) in message and str(list(rows)) in message
+    assert repr(bad[0]) in message
+
+
+def test_only_first_five_bad_rows_are_reported():
+    frame = pd.concat([_frame(), _frame()], ignore_index=True).assign(timestamp="bad")
+    with pytest.raises(TransactionSchemaError) as caught:
+        validate_transactions(frame, source="x")
+    assert caught.value.rows == (0, 1, 2, 3, 4)
+    assert "8 row(s)" in str(caught.value)
+
+
+def test_null_customer_is_not_an_error():
+    out = validate_transactions(_frame(customer_id=[None] * 4), source="toy")
+    assert out[schema.CUSTOMER_ID].isna().all()
+
+
+def test_rows_are_positions_even_with_a_non_default_index():
+    frame = _frame(quantity=[1, 2, "x", 4]).set_axis([10, 20, 30, 40])
+    with pytest.raises(TransactionSchemaError) as caught:
+        validate_transactions(frame, source="toy")
+    assert caught.value.rows == (2,)
+
+
+def test_load_csv_with_renaming_keeps_ids_as_text(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "Invoice,Customer,Sku,When,Qty,Price,Note\n"
+        "0001,00042,0123,2011-01-04 10:00,2,1.5,x\n"
+        "0002,,0124,2011-01-05 11:00,1,2.0,y\n"
+    )
+    columns = {
+        "Invoice": "order_id",
+        "Customer": "customer_id",
+        "Sku": "item_id",
+        "When": "timestamp",
+        "Qty": "quantity",
+        "Price": "unit_price",
+    }
+    out = load_transactions(path, columns)
+    assert out[schema.ORDER_ID].tolist() == ["0001", "0002"]
+    assert out[schema.CUSTOMER_ID].tolist() == ["00042", pd.NA]
+    assert out[schema.ITEM_ID].tolist() == ["0123", "0124"]
+    assert {c: str(t) for c, t in out.dtypes.items()} == schema.DTYPES
+
+
+def test_load_parquet_round_trip(tmp_path):
+    path = tmp_path / "orders.parquet"
+    validate_transactions(_frame(), source="toy").to_parquet(path)
+    out = load_transactions(path)
+    pd.testing.assert_frame_equal(out, validate_transactions(_frame(), source="toy"))
+
+
+def test_load_reports_the_file_in_errors(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("order_id,customer_id,item_id,timestamp,quantity\n1,2,3,2011-01-01,1\n")
+    with pytest.raises(TransactionSchemaError, match="bad.csv.*unit_price"):
+        load_transactions(path)
+
+
+def test_unsupported_suffix_and_unknown_target_name(tmp_path):
+    with pytest.raises(ValueError, match="unsupported file type"):
+        load_transactions(tmp_path / "orders.xlsx")
+    with pytest.raises(ValueError, match="unknown canonical name"):
+        load_transactions(tmp_path / "orders.csv", {"Qty": "qty"})
