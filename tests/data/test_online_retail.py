@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data import schema
+from recsys.data.loaders import TransactionSchemaError
+from recsys.data.online_retail import load_online_retail, online_retail_to_canonical
+
+RAW = pd.DataFrame(
+    {
+        "InvoiceNo": ["536365", "536365", "C536379"],
+        "StockCode": ["85123A", "71053", "D"],
+        "Description": ["WHITE HANGING HEART T-LIGHT HOLDER", "WHITE METAL LANTERN", "Discount"],
+        "Quantity": [6, 6, -1],
+        "InvoiceDate": pd.to_datetime(["2010-12-01 08:26", "2010-12-01 08:26", "2010-12-01 09:41"]),
+        "UnitPrice": [2.55, 3.39, 27.5],
+        "CustomerID": [17850.0, np.nan, 14527.0],
+        "Country": ["United Kingdom", "United Kingdom", "France"],
+    }
+)
+
+
+def _check(out: pd.DataFrame) -> None:
+    assert {c: str(t) for c, t in out.dtypes.items()} == schema.DTYPES
+    assert out[schema.CUSTOMER_ID].tolist() == ["17850", pd.NA, "14527"]
+    assert out[schema.ORDER_ID].tolist() == ["536365", "536365", "C536379"]
+    assert out[schema.ITEM_NAME].iloc[0] == "WHITE HANGING HEART T-LIGHT HOLDER"
+    assert out[schema.COUNTRY].tolist() == ["United Kingdom", "United Kingdom", "France"]
+    assert out[schema.CATEGORY].isna().all()
+    assert out[schema.QUANTITY].tolist() == [6.0, 6.0, -1.0]
+
+
+def test_adapter_maps_columns_and_customer_ids():
+    _check(online_retail_to_canonical(RAW, source="toy"))
+
+
+def test_parquet_and_csv_give_the_same_frame(tmp_path):
+    RAW.to_parquet(tmp_path / "retail.parquet")
+    RAW.to_csv(tmp_path / "retail.csv", index=False)  # writes CustomerID as "17850.0"
+    from_parquet = load_online_retail(tmp_path / "retail.parquet")
+    _check(from_parquet)
+    pd.testing.assert_frame_equal(load_online_retail(tmp_path / "retail.csv"), from_parquet)
+
+
+def test_errors_name_the_file(tmp_path):
+    RAW.assign(InvoiceDate=["2010-12-01", "not a date", "2010-12-02"]).to_csv(tmp_path / "r.csv", index=False)
+    with pytest.raises(TransactionSchemaError) as caught:
+        load_online_retail(tmp_path / "r.csv")
+    assert caught.value.source.endswith("r.csv") and caught.value.rows == (1,)
+
+
+@pytest.mark.data
+def test_real_file_shape(online_retail_path):
+    out = load_online_retail(online_retail_path)
+    assert len(out) == 541_909
+    assert out[schema.CUSTOMER_ID].isna().sum() == 135_080
+    assert not out[schema.CUSTOMER_ID].str.contains(".", regex=False).any()
+    assert out[schema.ORDER_ID].str.startswith("C").sum() == 9_288
