@@ -1,0 +1,75 @@
+"""Byte layouts of what a published snapshot holds; training encodes, serving decodes.
+
+A ranked list is a packed little-endian array of ``(item row uint32, score float32, source uint8)``.
+Item rows index the snapshot's catalogue, and source codes index the snapshot's list of source
+names, both stored once per snapshot, so a customer's list costs 9 bytes an entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+# Namespaces of a snapshot: training writes them, serving reads them.
+RECOMMENDATIONS = "rec"
+SIMILAR = "similar"
+POPULAR = "popular"
+HISTORY = "history"
+META = "meta"
+CATALOG_KEY = "catalog"
+
+RANKED_DTYPE = np.dtype([("item", "<u4"), ("score", "<f4"), ("source", "u1")])
+
+
+def encode_ranked_rows(item_rows: np.ndarray, scores: np.ndarray, sources: np.ndarray) -> list[bytes]:
+    """Encode an ``(n, k)`` block of ranked lists; slots with item row ``-1`` are dropped."""
+    item_rows = np.asarray(item_rows)
+    n, k = item_rows.shape
+    packed = np.empty((n, k), dtype=RANKED_DTYPE)
+    packed["item"] = np.where(item_rows < 0, 0, item_rows)
+    packed["score"] = np.nan_to_num(scores, neginf=0.0, posinf=0.0)
+    packed["source"] = np.broadcast_to(sources, (n, k))
+    valid = item_rows >= 0
+    if valid.all():
+        return [row.tobytes() for row in packed]
+    # Padding only ever sits at the end of a row, so a row's valid prefix length is its count.
+    lengths = valid.sum(axis=1)
+    return [row[:length].tobytes() for row, length in zip(packed, lengths, strict=True)]
+
+
+def encode_ranked(item_rows: Sequence[int], scores: Sequence[float], sources: Sequence[int] | int) -> bytes:
+    rows = np.asarray(item_rows, dtype=np.int64).reshape(1, -1)
+    return encode_ranked_rows(rows, np.asarray(scores, dtype=np.float32).reshape(1, -1),
+                              np.asarray(sources, dtype=np.uint8))[0]
+
+
+def decode_ranked(value: bytes) -> np.ndarray:
+    """A structured array with fields ``item``, ``score``, ``source``."""
+    if len(value) % RANKED_DTYPE.itemsize:
+        raise ValueError(f"ranked list of {len(value)} bytes is not a multiple of {RANKED_DTYPE.itemsize}")
+    return np.frombuffer(value, dtype=RANKED_DTYPE)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The items of one snapshot: ids by row, with optional name, category and price."""
+
+    item_ids: list[str]
+    names: list[str | None]
+    categories: list[str | None]
+    prices: list[float | None]
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"item_ids": self.item_ids, "names": self.names,
+                             "categories": self.categories, "prices": self.prices})
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> Catalog:
+        data = orjson.loads(value)
+        return cls(data["item_ids"], data["names"], data["categories"], data["prices"])
+
+    def __len__(self) -> int:
+        return len(self.item_ids)

@@ -1,0 +1,60 @@
+"""The FastAPI application: ``create_app()`` wires settings, the store reader and the routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.responses import Response
+
+from feature_store import open_async_reader
+from serving.routers import health, recommendations
+from serving.services.recommendations import RecommendationService
+from serving.settings import ServingSettings, get_settings
+from serving.snapshots import NoSnapshotError, SnapshotCache
+
+API_DESCRIPTION = """Recommendations and customer intelligence from the current published snapshot.
+
+Every answer names its source, the snapshot it was read from and the model version behind it.
+When API keys are configured, send one in the `X-API-Key` header."""
+
+
+def create_app(settings: ServingSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reader = open_async_reader(settings.store_url, prefix=settings.store_prefix)
+        snapshots = SnapshotCache(reader, settings.snapshot_refresh_seconds)
+        app.state.reader = reader
+        app.state.snapshots = snapshots
+        app.state.recommendations = RecommendationService(reader, snapshots)
+        try:
+            yield
+        finally:
+            await reader.close()
+
+    app = FastAPI(title="recsys-service", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+
+    @app.exception_handler(NoSnapshotError)
+    async def no_snapshot(_: Request, exc: NoSnapshotError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    app.include_router(health.router)
+    app.include_router(recommendations.router)
+    return app
+
+
+def create_bare_app() -> FastAPI:
+    """A constant-body endpoint on the same server settings: the yardstick of the serving benchmark."""
+    app = FastAPI()
+    body = b'{"status":"ok"}'
+
+    @app.get("/bare")
+    async def bare():
+        return Response(body, media_type="application/json")
+
+    return app

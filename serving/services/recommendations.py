@@ -1,0 +1,109 @@
+"""Recommendation answers from the current snapshot, with their provenance. No web framework here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from feature_store import AsyncOnlineStoreReader
+from recsys.records import POPULAR, RECOMMENDATIONS, SIMILAR, decode_ranked
+from serving.snapshots import SnapshotCache, SnapshotView
+
+PERSONALISED = "personalised"
+FALLBACK = "fallback"
+SIMILAR_ITEMS = "similar_items"
+POPULAR_LIST = "popular"
+
+
+class UnknownItemError(LookupError):
+    def __init__(self, item_id: str) -> None:
+        super().__init__(f"item {item_id!r} is not in the current snapshot's catalogue")
+        self.item_id = item_id
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    item_id: str
+    score: float
+    source: str
+
+
+@dataclass(frozen=True)
+class RankedAnswer:
+    """A list and where it came from: ``source`` is the answer's kind, each item names its generator."""
+
+    items: list[RankedItem]
+    source: str
+    snapshot: SnapshotView
+    fallback_reason: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_body(self, **subject) -> dict:
+        return {
+            **subject,
+            "source": self.source,
+            "fallback_reason": self.fallback_reason,
+            "items": [{"item_id": i.item_id, "score": round(i.score, 6), "source": i.source} for i in self.items],
+            "snapshot_id": self.snapshot.snapshot_id,
+            "model": self.snapshot.model,
+            **self.extra,
+        }
+
+
+class RecommendationService:
+    def __init__(self, reader: AsyncOnlineStoreReader, snapshots: SnapshotCache,
+                 fallback_chain: Sequence[str] = ("popular",)) -> None:
+        self.reader = reader
+        self.snapshots = snapshots
+        self.fallback_chain = tuple(fallback_chain)
+
+    async def for_customer(self, customer_id: str, k: int) -> RankedAnswer:
+        view = await self.snapshots.current()
+        raw = await self.reader.get(view.snapshot_id, RECOMMENDATIONS, customer_id)
+        if raw is None:
+            items = await self._fallback(view, k, exclude=set())
+            return RankedAnswer(items, FALLBACK, view, fallback_reason="unknown_customer")
+        items = _decode(view, raw, k)
+        if len(items) < k:
+            # Too few personal items: fill from the fallback chain rather than answer short.
+            items += await self._fallback(view, k - len(items), exclude={i.item_id for i in items})
+        return RankedAnswer(items, PERSONALISED, view)
+
+    async def similar(self, item_id: str, k: int) -> RankedAnswer:
+        view = await self.snapshots.current()
+        if item_id not in view.item_index:
+            raise UnknownItemError(item_id)
+        raw = await self.reader.get(view.snapshot_id, SIMILAR, item_id)
+        items = _decode(view, raw, k) if raw is not None else []
+        return RankedAnswer(items, SIMILAR_ITEMS, view)
+
+    async def popular(self, k: int, kind: str = "popular") -> RankedAnswer:
+        view = await self.snapshots.current()
+        raw = await self.reader.get(view.snapshot_id, POPULAR, kind)
+        items = _decode(view, raw, k) if raw is not None else []
+        return RankedAnswer(items, POPULAR_LIST, view, extra={"list": kind})
+
+    async def _fallback(self, view: SnapshotView, k: int, exclude: set[str]) -> list[RankedItem]:
+        chosen: list[RankedItem] = []
+        for kind in self.fallback_chain:
+            raw = await self.reader.get(view.snapshot_id, POPULAR, kind)
+            if raw is None:
+                continue
+            for item in _decode(view, raw, len(view.catalog)):
+                if item.item_id not in exclude:
+                    exclude.add(item.item_id)
+                    chosen.append(item)
+                    if len(chosen) == k:
+                        return chosen
+        return chosen
+
+
+def _decode(view: SnapshotView, raw: bytes, k: int) -> list[RankedItem]:
+    ranked = decode_ranked(raw)[:k]
+    ids, sources = view.catalog.item_ids, view.sources
+    scores = ranked["score"].astype(np.float64).tolist()
+    return [RankedItem(ids[item], score, sources[source] if source < len(sources) else "unknown")
+            for item, score, source in zip(ranked["item"].tolist(), scores, ranked["source"].tolist(),
+                                           strict=True)]

@@ -1,0 +1,232 @@
+"""The ``recsys`` command: thin Typer commands that call the jobs' plain functions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from recsys.data import CleaningRules
+from training.settings import get_settings
+from training.sources import DataSource
+
+app = typer.Typer(help="Recommendations and customer intelligence for e-commerce.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)
+snapshots_app = typer.Typer(help="List published snapshots, roll back, or switch to one.", no_args_is_help=True)
+app.add_typer(snapshots_app, name="snapshots")
+console = Console()
+
+DataOpt = Annotated[str, typer.Option("--data", help="CSV/Parquet transactions file, or 'synthetic'")]
+FormatOpt = Annotated[str, typer.Option("--format", help="canonical (documented schema) or online-retail")]
+CustomersOpt = Annotated[int, typer.Option("--customers", help="Synthetic customers (with --data synthetic)")]
+ItemsOpt = Annotated[int, typer.Option("--items", help="Synthetic items (with --data synthetic)")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the synthetic generator")]
+
+
+def _store():
+    from feature_store import open_store
+
+    settings = get_settings()
+    return open_store(settings.store_url, prefix=settings.store_prefix, retain=settings.snapshots_retained)
+
+
+@app.command()
+def train(
+    data: DataOpt = "synthetic",
+    data_format: FormatOpt = "canonical",
+    customers: CustomersOpt = 5_000,
+    items: ItemsOpt = 800,
+    seed: SeedOpt = 0,
+    cutoff: Annotated[str | None, typer.Option(help="Holdout cutoff date (default: last date - holdout days)")] = None,
+    holdout_days: Annotated[int, typer.Option(help="Days held out for evaluation")] = 90,
+    keep_non_products: Annotated[bool, typer.Option(help="Keep non-product codes (POST, M, ...)")] = False,
+    publish: Annotated[bool, typer.Option(help="Publish a snapshot after training")] = True,
+) -> None:
+    """Train, evaluate on a temporal holdout, log to MLflow, register, and (by default) publish."""
+    from training.pipeline import TrainConfig, run_training
+    from training.progress import RichReporter
+
+    settings = get_settings()
+    rules = CleaningRules(non_product_items=frozenset()) if keep_non_products else CleaningRules()
+    config = TrainConfig(source=DataSource(data, data_format, customers, items, seed), cleaning=rules,
+                         cutoff=cutoff, holdout_days=holdout_days)
+    reporter = RichReporter()
+    result = run_training(config, settings, reporter)
+    _print_metrics(result.metrics)
+    console.print(f"MLflow run [bold]{result.run_id}[/bold]; registered {result.registered.name} "
+                  f"version {result.registered.version} as @{result.registered.alias}")
+    if publish:
+        _publish_result(result, reporter)
+
+
+def _publish_result(result, reporter) -> str:
+    from training.publish import PublishOptions, publish_bundle
+
+    settings = get_settings()
+    store = _store()
+    try:
+        manifest = publish_bundle(result.bundle, store, _model_info(result.registered),
+                                  PublishOptions(top_n=settings.publish_top_n), reporter)
+    finally:
+        store.close()
+    console.print(f"Published snapshot [bold]{manifest.snapshot_id}[/bold] {manifest.counts}")
+    return manifest.snapshot_id
+
+
+def _model_info(registered) -> dict:
+    return {"name": registered.name, "version": registered.version, "run_id": registered.run_id,
+            "alias": registered.alias}
+
+
+@app.command("publish")
+def publish_command(
+    model: Annotated[str, typer.Option(help="Registry alias or version number to publish")] = "",
+) -> None:
+    """Publish a registered model version (default: the configured alias) as the current snapshot."""
+    from training import tracking
+    from training.bundle import ModelBundle
+    from training.pipeline import BUNDLE_ARTIFACT
+    from training.progress import RichReporter
+    from training.publish import PublishOptions, publish_bundle
+
+    settings = get_settings()
+    tracking.configure_tracking(settings)
+    registered = tracking.resolve_version(settings.registered_model, model or settings.model_alias)
+    reporter = RichReporter()
+    with tempfile.TemporaryDirectory() as tmp, reporter.step(f"Loading model version {registered.version}"):
+        folder = tracking.download_run_artifacts(registered.run_id, BUNDLE_ARTIFACT, Path(tmp))
+        bundle = ModelBundle.load(folder)
+    store = _store()
+    try:
+        manifest = publish_bundle(bundle, store, _model_info(registered),
+                                  PublishOptions(top_n=settings.publish_top_n), reporter)
+    finally:
+        store.close()
+    console.print(f"Published snapshot [bold]{manifest.snapshot_id}[/bold] {manifest.counts}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (stateless; share the store)")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    access_log: Annotated[bool, typer.Option(help="Log every request")] = False,
+) -> None:
+    """Serve the HTTP API (settings from RECSYS_SERVING_* variables)."""
+    import uvicorn
+
+    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers,
+                loop="uvloop", http="httptools", log_level=log_level, access_log=access_log)
+
+
+@app.command()
+def demo(
+    customers: CustomersOpt = 3_000,
+    items: ItemsOpt = 600,
+    seed: SeedOpt = 0,
+    port: Annotated[int, typer.Option(help="Port to serve on")] = 8000,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the server at the end")] = True,
+) -> None:
+    """Generate a synthetic shop, train, publish, print example requests and serve."""
+    from training.pipeline import TrainConfig, run_training
+    from training.progress import RichReporter
+
+    settings = get_settings()
+    config = TrainConfig(source=DataSource("synthetic", "canonical", customers, items, seed))
+    result = run_training(config, settings, RichReporter(), run_name="demo")
+    _print_metrics(result.metrics)
+    snapshot_id = _publish_result(result, RichReporter())
+    base = f"http://127.0.0.1:{port}"
+    customer = str(result.bundle.customers.ids[0])
+    item = str(result.bundle.items.ids[0])
+    console.print(f"\n[bold]Snapshot {snapshot_id} is current.[/bold] Try, once the server is up:")
+    for path in (f"/v1/customers/{customer}/recommendations?k=5", "/v1/customers/NEW-CUSTOMER/recommendations?k=5",
+                 f"/v1/items/{item}/similar?k=5", "/v1/items/popular?k=5", "/health/ready"):
+        console.print(f"  curl -s '{base}{path}'")
+    console.print(f"  open {base}/docs")
+    if serve_after:
+        if settings.store_url and not os.environ.get("RECSYS_SERVING_STORE_URL"):
+            os.environ["RECSYS_SERVING_STORE_URL"] = settings.store_url
+        os.environ.setdefault("RECSYS_SERVING_STORE_PREFIX", settings.store_prefix)
+        serve(port=port)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Argument(help="Output .parquet or .csv file")],
+    customers: CustomersOpt = 5_000,
+    items: ItemsOpt = 800,
+    seed: SeedOpt = 0,
+) -> None:
+    """Write a synthetic transactions file in the documented schema."""
+    from recsys.data import generate_transactions
+
+    frame = generate_transactions(n_customers=customers, n_items=items, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_parquet(out, index=False)
+    console.print(f"Wrote {len(frame):,} rows for {customers:,} customers to {out}")
+
+
+@snapshots_app.command("list")
+def snapshots_list() -> None:
+    """Retained snapshots, newest first; the current one is marked."""
+    store = _store()
+    try:
+        current = store.current_snapshot_id()
+        table = Table("", "snapshot", "created", "model", "counts")
+        for manifest in store.list_snapshots():
+            model = manifest.metadata.get("model", {})
+            table.add_row("*" if manifest.snapshot_id == current else "", manifest.snapshot_id,
+                          manifest.created_at, f"{model.get('name', '?')} v{model.get('version', '?')}",
+                          ", ".join(f"{k}={v:,}" for k, v in manifest.counts.items()))
+        console.print(table)
+    finally:
+        store.close()
+
+
+@snapshots_app.command("rollback")
+def snapshots_rollback() -> None:
+    """Make the previous retained snapshot current."""
+    store = _store()
+    try:
+        manifest = store.rollback()
+    finally:
+        store.close()
+    console.print(f"Current snapshot is now [bold]{manifest.snapshot_id}[/bold]")
+
+
+@snapshots_app.command("use")
+def snapshots_use(snapshot_id: Annotated[str, typer.Argument(help="A retained snapshot id")]) -> None:
+    """Make a retained snapshot current (roll forward or back)."""
+    store = _store()
+    try:
+        manifest = store.set_current(snapshot_id)
+    finally:
+        store.close()
+    console.print(f"Current snapshot is now [bold]{manifest.snapshot_id}[/bold]")
+
+
+def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
+    if not metrics:
+        return
+    names = ["ndcg@10", "precision@10", "recall@10", "recall@20", "map@10", "coverage@10"]
+    table = Table("model", *names, title="Temporal holdout")
+    for model, values in metrics.items():
+        table.add_row(model, *(f"{values.get(n, float('nan')):.4f}" for n in names))
+    console.print(table)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,33 @@
+"""Settings of the batch jobs, read from ``RECSYS_*`` environment variables once per command."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TrainingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", env_nested_delimiter="__", extra="ignore")
+
+    store_url: str | None = Field(
+        default=None, description="redis://host:port/db or sqlite:///file; default var/feature_store.sqlite"
+    )
+    store_prefix: str = Field(default="recsys", description="Key prefix of every snapshot in the store")
+    snapshots_retained: int = Field(default=3, ge=1, description="Committed snapshots kept for rollback")
+    mlflow_experiment: str = Field(default="recsys", description="MLflow experiment of training runs")
+    registered_model: str = Field(default="recsys-recommender", description="MLflow registered model name")
+    model_alias: str = Field(default="champion", description="Registry alias that marks the served version")
+    var_dir: Path = Field(default=Path("var"), description="Local folder for the embedded stores")
+    publish_top_n: int = Field(default=50, ge=1, le=500, description="Recommendations stored per customer")
+
+    @property
+    def default_tracking_uri(self) -> str:
+        return f"sqlite:///{(self.var_dir / 'mlflow.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> TrainingSettings:
+    return TrainingSettings()

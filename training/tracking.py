@@ -1,0 +1,120 @@
+"""MLflow: the one place that starts runs, logs to them and moves registry aliases."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from training.settings import TrainingSettings
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str
+    alias: str | None
+
+
+def configure_tracking(settings: TrainingSettings) -> str:
+    """Use ``MLFLOW_TRACKING_URI`` when set, otherwise an embedded SQLite file under ``var/``."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or settings.default_tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    return uri
+
+
+def ensure_experiment(name: str, settings: TrainingSettings) -> str:
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    uri = mlflow.get_tracking_uri()
+    artifact_location = None
+    if uri.startswith("sqlite:///"):
+        # Keep artifacts beside the embedded database instead of a ./mlruns in whatever cwd.
+        artifact_location = (settings.var_dir / "mlartifacts").resolve().as_uri()
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+@contextmanager
+def training_run(settings: TrainingSettings, run_name: str, tags: Mapping[str, str] | None = None,
+                 experiment: str | None = None, nested: bool = False) -> Iterator[mlflow.ActiveRun]:
+    configure_tracking(settings)
+    experiment_id = ensure_experiment(experiment or settings.mlflow_experiment, settings)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags or {}),
+                          nested=nested) as run:
+        yield run
+
+
+def log_params(params: Mapping[str, Any], prefix: str = "") -> None:
+    flat = {f"{prefix}{key}": value for key, value in _flatten(params).items()}
+    if flat:
+        mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
+
+
+def log_metrics(metrics: Mapping[str, float], prefix: str = "", step: int | None = None) -> None:
+    """Log finite numbers; MLflow metric names may not contain '@', so ``ndcg@10`` becomes ``ndcg_at_10``."""
+    clean = {}
+    for key, value in metrics.items():
+        if value is None or not isinstance(value, int | float) or not math.isfinite(float(value)):
+            continue
+        clean[f"{prefix}{key}".replace("@", "_at_")] = float(value)
+    if clean:
+        mlflow.log_metrics(clean, step=step)
+
+
+def register_bundle(run_id: str, artifact_path: str, model_name: str, alias: str | None,
+                    description: str = "") -> RegisteredVersion:
+    """Register the run's artifact folder as a new version of ``model_name`` and point ``alias`` at it."""
+    client = MlflowClient()
+    try:
+        client.get_registered_model(model_name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(model_name, description=description or None)
+    source = f"{mlflow.get_run(run_id).info.artifact_uri}/{artifact_path}"
+    version = client.create_model_version(model_name, source=source, run_id=run_id)
+    if alias:
+        client.set_registered_model_alias(model_name, alias, version.version)
+    return RegisteredVersion(model_name, str(version.version), run_id, alias)
+
+
+def set_alias(model_name: str, alias: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(model_name, alias, version)
+
+
+def resolve_version(model_name: str, alias_or_version: str) -> RegisteredVersion:
+    client = MlflowClient()
+    if alias_or_version.isdigit():
+        version = client.get_model_version(model_name, alias_or_version)
+        alias = None
+    else:
+        version = client.get_model_version_by_alias(model_name, alias_or_version)
+        alias = alias_or_version
+    return RegisteredVersion(model_name, str(version.version), version.run_id, alias)
+
+
+def download_run_artifacts(run_id: str, artifact_path: str, destination: Path) -> Path:
+    destination.mkdir(parents=True, exist_ok=True)
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
+                                                    dst_path=str(destination)))
+
+
+def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
