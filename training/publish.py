@@ -1,4 +1,6 @@
-"""Publishing: turn a trained bundle into one snapshot of the online store, made current atomically."""
+"""Publishing: score a trained bundle into ranked lists, then write them as one snapshot of the online
+store, made current atomically. Scoring and writing are separate steps so that the lists can be
+computed elsewhere (in parallel, per partition) and written by a fast, dumb writer."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from feature_store import Manifest, OnlineStore
 from recsys.records import (
@@ -16,6 +19,7 @@ from recsys.records import (
     POPULAR,
     RECOMMENDATIONS,
     SIMILAR,
+    Catalog,
     encode_ranked_rows,
 )
 from training.bundle import ModelBundle
@@ -26,69 +30,99 @@ from training.progress import Reporter
 class PublishOptions:
     top_n: int = 50
     similar_n: int = 30
-    history_n: int = 100
     batch_size: int = 50_000
+
+
+@dataclass(frozen=True)
+class RankedBlock:
+    """Ranked lists for consecutive keys: ``(n, k)`` item rows (-1 padded), scores and one source."""
+
+    keys: np.ndarray
+    item_rows: np.ndarray
+    scores: np.ndarray
+    source: str
+
+
+@dataclass
+class SnapshotLists:
+    """Everything a snapshot holds, scored and ready to write."""
+
+    catalog: Catalog
+    customers: list[RankedBlock]
+    similar: list[RankedBlock]
+    popular: dict[str, RankedBlock]
+    customer_ids: np.ndarray
+    history: sp.csr_matrix
+    sources: list[str]
+
+
+def score_bundle(bundle: ModelBundle, options: PublishOptions, reporter: Reporter | None = None) -> SnapshotLists:
+    reporter = reporter or Reporter()
+    personal, similar = bundle.models["personal"], bundle.models["similar"]
+    customer_blocks, similar_blocks = [], []
+    with reporter.counting("Scoring customer recommendations", len(bundle.customers)) as advance:
+        for rows in _batches(len(bundle.customers), options.batch_size):
+            item_rows, scores = personal.recommend(rows, options.top_n)
+            customer_blocks.append(RankedBlock(bundle.customers.ids[rows], item_rows, scores, personal.name))
+            advance(len(rows))
+    with reporter.step("Scoring similar items and popular lists"):
+        for rows in _batches(len(bundle.items), options.batch_size):
+            item_rows, scores = similar.similar_items(rows, options.similar_n)
+            similar_blocks.append(RankedBlock(bundle.items.ids[rows], item_rows, scores, similar.name))
+        popular = {}
+        for role in ("popular", "trending"):
+            if role in bundle.models:
+                item_rows, scores = bundle.models[role].recommend(np.zeros(1, np.int64), options.top_n)
+                popular[role] = RankedBlock(np.asarray([role], dtype=object), item_rows, scores, role)
+    blocks = customer_blocks + similar_blocks + list(popular.values())
+    sources = list(dict.fromkeys([b.source for b in blocks] + ["popular", "rule"]))
+    return SnapshotLists(bundle.catalog, customer_blocks, similar_blocks, popular, bundle.customers.ids,
+                         bundle.history, sources)
+
+
+def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str, Any],
+                   reporter: Reporter | None = None, batch_size: int = 50_000) -> Manifest:
+    """Write every namespace under a new snapshot id, then commit; an error aborts and changes nothing."""
+    reporter = reporter or Reporter()
+    code = {name: np.uint8(i) for i, name in enumerate(lists.sources)}
+    with store.begin_snapshot() as writer:
+        writer.write(META, [CATALOG_KEY], [lists.catalog.to_bytes()])
+        with reporter.counting("Writing customer recommendations", len(lists.customer_ids)) as advance:
+            for block in lists.customers:
+                writer.write(RECOMMENDATIONS, block.keys, encode_ranked_rows(block.item_rows, block.scores,
+                                                                             code[block.source]))
+                advance(len(block.keys))
+        with reporter.step("Writing purchase histories, similar items and popular lists"):
+            for start in range(0, len(lists.customer_ids), batch_size):
+                stop = min(start + batch_size, len(lists.customer_ids))
+                writer.write(HISTORY, lists.customer_ids[start:stop], _history_values(lists.history, start, stop))
+            for block in lists.similar:
+                writer.write(SIMILAR, block.keys, encode_ranked_rows(block.item_rows, block.scores,
+                                                                     code[block.source]))
+            for name, block in lists.popular.items():
+                writer.write(POPULAR, [name], encode_ranked_rows(block.item_rows, block.scores, code[block.source]))
+        return writer.commit({**metadata, "sources": lists.sources, "customers": len(lists.customer_ids),
+                              "items": len(lists.catalog)})
 
 
 def publish_bundle(bundle: ModelBundle, store: OnlineStore, model_info: dict[str, Any],
                    options: PublishOptions | None = None, reporter: Reporter | None = None,
                    extra_metadata: dict[str, Any] | None = None) -> Manifest:
-    """Write every namespace under a new snapshot id, then commit; an error aborts and changes nothing."""
     options = options or PublishOptions()
-    reporter = reporter or Reporter()
-    sources = _source_names(bundle)
-    code = {name: i for i, name in enumerate(sources)}
-    n_customers = len(bundle.customers)
-    with store.begin_snapshot() as writer:
-        writer.write(META, [CATALOG_KEY], [bundle.catalog.to_bytes()])
-        personal = bundle.models["personal"]
-        with reporter.counting("Publishing customer recommendations", n_customers) as advance:
-            for start, rows in _batches(n_customers, options.batch_size):
-                item_rows, scores = personal.recommend(rows, options.top_n)
-                values = encode_ranked_rows(item_rows, scores, np.uint8(code[_source(bundle, "personal")]))
-                writer.write(RECOMMENDATIONS, bundle.customers.ids[start:start + len(rows)], values)
-                writer.write(HISTORY, bundle.customers.ids[start:start + len(rows)],
-                             _history_values(bundle, rows, options.history_n))
-                advance(len(rows))
-        with reporter.step("Publishing similar items and popular lists"):
-            n_items = len(bundle.items)
-            similar = bundle.models["similar"]
-            for start, rows in _batches(n_items, options.batch_size):
-                item_rows, scores = similar.similar_items(rows, options.similar_n)
-                values = encode_ranked_rows(item_rows, scores, np.uint8(code[_source(bundle, "similar")]))
-                writer.write(SIMILAR, bundle.items.ids[start:start + len(rows)], values)
-            for role in ("popular", "trending"):
-                if role in bundle.models:
-                    item_rows, scores = bundle.models[role].recommend(np.zeros(1, np.int64), options.top_n)
-                    writer.write(POPULAR, [role], encode_ranked_rows(item_rows, scores,
-                                                                     np.uint8(code[_source(bundle, role)])))
-        metadata = {"model": model_info, "sources": sources, "top_n": options.top_n,
-                    "similar_n": options.similar_n, "reference_time": bundle.info.get("reference_time"),
-                    "customers": n_customers, "items": len(bundle.items), **(extra_metadata or {})}
-        return writer.commit(metadata)
+    lists = score_bundle(bundle, options, reporter)
+    metadata = {"model": model_info, "top_n": options.top_n, "similar_n": options.similar_n,
+                "reference_time": bundle.info.get("reference_time"), **(extra_metadata or {})}
+    return write_snapshot(lists, store, metadata, reporter, options.batch_size)
 
 
-def _source(bundle: ModelBundle, role: str) -> str:
-    return "trending" if role == "trending" else bundle.models[role].name
-
-
-def _source_names(bundle: ModelBundle) -> list[str]:
-    names = [_source(bundle, role) for role in bundle.models]
-    return list(dict.fromkeys(names + ["rule"]))
-
-
-def _batches(total: int, size: int) -> Iterator[tuple[int, np.ndarray]]:
+def _batches(total: int, size: int) -> Iterator[np.ndarray]:
     for start in range(0, total, size):
-        yield start, np.arange(start, min(total, start + size), dtype=np.int64)
+        yield np.arange(start, min(total, start + size), dtype=np.int64)
 
 
-def _history_values(bundle: ModelBundle, rows: np.ndarray, limit: int) -> list[bytes]:
-    """Each customer's bought items, most often bought first, for 'exclude already bought' rules."""
-    block = bundle.history[rows]
-    values = []
-    for i in range(len(rows)):
-        start, end = block.indptr[i], block.indptr[i + 1]
-        items, counts = block.indices[start:end], block.data[start:end]
-        order = np.argsort(-counts, kind="stable")[:limit]
-        values.append(np.asarray(items[order], dtype="<u4").tobytes())
-    return values
+def _history_values(history: sp.csr_matrix, start: int, stop: int) -> list[bytes]:
+    """Each customer's bought item rows (uint32), for 'exclude already bought' rules at serving time."""
+    indptr = history.indptr[start:stop + 1]
+    buffer = history.indices[indptr[0]:indptr[-1]].astype("<u4").tobytes()
+    offsets = (indptr - indptr[0]) * 4
+    return [buffer[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
