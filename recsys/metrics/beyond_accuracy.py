@@ -119,8 +119,9 @@ def intra_list_diversity_at_k(
     item x customer matrix the cosine is co-buyers / sqrt(buyers_i * buyers_j), which is Recommenders'
     default ``item_cooccurrence_count`` similarity; with an item x feature matrix it is its
     ``item_feature_vector`` similarity. A row of zeros has similarity 0 to everything, as Recommenders'
-    fill for pairs never seen together. Lists with fewer than two distinct items have no pairs and are
-    left out of the mean, as they are in Recommenders.
+    fill for pairs never seen together. (Recommenders 1.2.1 under pandas' copy-on-write skips that fill,
+    so such pairs silently drop out of its mean; this follows the intended definition.) Lists with fewer
+    than two distinct items have no pairs and are left out of the mean, as they are in Recommenders.
     """
     _check_k(k)
     matrix = sp.csr_matrix(item_vectors, dtype=np.float64)
