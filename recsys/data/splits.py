@@ -90,9 +90,7 @@ def leave_last_out(
     held_out = events[(from_last < n) & (size > n)]
 
     if by == "order":
-        test_mask = pd.MultiIndex.from_frame(transactions[keys]).isin(
-            pd.MultiIndex.from_frame(held_out[keys])
-        )
+        test_mask = pd.MultiIndex.from_frame(transactions[keys]).isin(pd.MultiIndex.from_frame(held_out[keys]))
     else:
         test_mask = np.zeros(len(transactions), dtype=bool)
         test_mask[held_out["_position"].to_numpy()] = True
@@ -173,23 +171,18 @@ def relevant_items(
     """
     _require_columns(test, [col_customer, col_item])
     grouped = {
-        customer: set(items)
-        for customer, items in test.groupby(col_customer, sort=True, observed=True)[col_item]
+        customer: set(items) for customer, items in test.groupby(col_customer, sort=True, observed=True)[col_item]
     }
     if customers is None:
         return grouped
     return {customer: grouped.get(customer, set()) for customer in customers}
 
 
-def holdout_customers(
-    train: pd.DataFrame, test: pd.DataFrame, *, col_customer: str = CUSTOMER_ID
-) -> list[Hashable]:
+def holdout_customers(train: pd.DataFrame, test: pd.DataFrame, *, col_customer: str = CUSTOMER_ID) -> list[Hashable]:
     """Customers with at least one row in both ``train`` and ``test``, sorted: the ones worth scoring."""
     _require_columns(train, [col_customer])
     _require_columns(test, [col_customer])
-    both = pd.Index(train[col_customer].dropna().unique()).intersection(
-        pd.Index(test[col_customer].dropna().unique())
-    )
+    both = pd.Index(train[col_customer].dropna().unique()).intersection(pd.Index(test[col_customer].dropna().unique()))
     return sorted(both)
 
 

@@ -92,9 +92,7 @@ def novelty_at_k(
                 missing.add(item)
                 continue
             if p > 1.0:
-                raise ValueError(
-                    f"p({item!r}) = {p} exceeds 1: pass total= when item_popularity holds counts"
-                )
+                raise ValueError(f"p({item!r}) = {p} exceeds 1: pass total= when item_popularity holds counts")
             probabilities.append(p)
     if missing and unknown == "raise":
         shown = sorted(map(repr, missing))[:5]

@@ -107,9 +107,7 @@ def test_intra_list_diversity_zero_row_and_duplicates():
 def test_intra_list_diversity_dense_feature_vectors():
     # cos([1, 0], [1, 1]) = 1/sqrt(2); scale does not matter
     vectors = np.array([[2.0, 0.0], [3.0, 3.0]])
-    assert intra_list_diversity_at_k([["x", "y"]], vectors, {"x": 0, "y": 1}, 2) == pytest.approx(
-        1 - 1 / math.sqrt(2)
-    )
+    assert intra_list_diversity_at_k([["x", "y"]], vectors, {"x": 0, "y": 1}, 2) == pytest.approx(1 - 1 / math.sqrt(2))
 
 
 def test_intra_list_diversity_errors():
