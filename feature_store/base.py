@@ -10,9 +10,12 @@ two snapshots. The store knows nothing about models: values are bytes, metadata 
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from feature_store.keys import validate_name
 
 
 class StoreError(RuntimeError):
@@ -171,3 +174,32 @@ class AsyncOnlineStoreReader(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+
+def check_batch(namespace: str, keys: Sequence[str], values: Sequence[bytes]) -> None:
+    """Reject a malformed :meth:`SnapshotWriter.write` call before any of it is stored."""
+    validate_name("namespace", namespace)
+    if len(keys) != len(values):
+        raise ValueError(f"{len(keys)} keys but {len(values)} values for namespace {namespace!r}")
+    if not set(map(type, values)) <= {bytes}:
+        raise TypeError(f"values of namespace {namespace!r} must be bytes")
+    if not set(map(type, keys)) <= {str}:
+        raise TypeError(f"keys of namespace {namespace!r} must be str")
+
+
+class ManifestCache:
+    """Committed manifests never change, so a reader fetches each one once per snapshot id."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._items: dict[str, Manifest] = {}
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, snapshot_id: str) -> Manifest | None:
+        return self._items.get(snapshot_id)
+
+    def put(self, manifest: Manifest) -> None:
+        with self._lock:
+            self._items[manifest.snapshot_id] = manifest
+            while len(self._items) > self._size:
+                del self._items[next(iter(self._items))]
