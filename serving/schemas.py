@@ -21,7 +21,7 @@ class RecommendedItem(BaseModel):
 class RecommendationList(BaseModel):
     customer_id: str | None = Field(None, description="Set on customer recommendations")
     item_id: str | None = Field(None, description="Set on similar items")
-    list: str | None = Field(None, description="Set on popular lists: popular or trending")
+    kind: str | None = Field(None, description="Set on popular lists: popular or trending")
     source: str = Field(description="personalised, fallback, similar_items or popular")
     fallback_reason: str | None = Field(None, description="Why the fallback answered, e.g. unknown_customer")
     items: list[RecommendedItem]

@@ -27,9 +27,11 @@ async def customer_recommendations(customer_id: CustomerId, k: KDep, service: Re
     return FastJSONResponse(answer.to_body(customer_id=customer_id))
 
 
+ListKind = Annotated[Literal["popular", "trending"], Query(description="popular or trending")]
+
+
 @router.get("/items/popular", response_model=RecommendationList, summary="Popular or trending items")
-async def popular_items(k: KDep, service: RecommendationsDep,
-                        kind: Annotated[Literal["popular", "trending"], Query(alias="list")] = "popular"):
+async def popular_items(k: KDep, service: RecommendationsDep, kind: ListKind = "popular"):
     answer = await service.popular(k, kind)
     return FastJSONResponse(answer.to_body())
 

@@ -83,7 +83,7 @@ class RecommendationService:
         view = await self.snapshots.current()
         raw = await self.reader.get(view.snapshot_id, POPULAR, kind)
         items = _decode(view, raw, k) if raw is not None else []
-        return RankedAnswer(items, POPULAR_LIST, view, extra={"list": kind})
+        return RankedAnswer(items, POPULAR_LIST, view, extra={"kind": kind})
 
     async def _fallback(self, view: SnapshotView, k: int, exclude: set[str]) -> list[RankedItem]:
         chosen: list[RankedItem] = []

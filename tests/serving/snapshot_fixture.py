@@ -1,0 +1,40 @@
+"""A hand-made snapshot whose every answer is known, written through the real publishing writer."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.records import Catalog
+from training.publish import RankedBlock, SnapshotLists, write_snapshot
+
+ITEMS = ["A", "B", "C", "D", "E"]
+CATALOG = Catalog(ITEMS, [f"Item {i}" for i in ITEMS], ["mugs", "mugs", "bags", "bags", "toys"],
+                  [1.0, 2.0, 3.0, 4.0, 5.0])
+
+
+def hand_made_lists(customer_lists: dict[str, list[int]] | None = None) -> SnapshotLists:
+    """c1 gets B, C, A; c2 gets only E (so its answer is filled from popular); popular is D, A, B, C, E."""
+    customer_lists = customer_lists or {"c1": [1, 2, 0], "c2": [4]}
+    ids = np.asarray(list(customer_lists), dtype=object)
+    rows = np.full((len(ids), 3), -1)
+    scores = np.full((len(ids), 3), -np.inf, dtype=np.float32)
+    for i, items in enumerate(customer_lists.values()):
+        rows[i, : len(items)] = items
+        scores[i, : len(items)] = np.linspace(0.9, 0.5, len(items))
+    similar = RankedBlock(np.asarray(ITEMS, dtype=object),
+                          np.asarray([[1, 2], [0, 2], [3, 1], [2, 0], [0, 1]]),
+                          np.asarray([[0.8, 0.1]] * 5, dtype=np.float32), "item_knn")
+    popular = RankedBlock(np.asarray(["popular"], dtype=object), np.asarray([[3, 0, 1, 2, 4]]),
+                          np.asarray([[50, 40, 30, 20, 10]], dtype=np.float32), "popular")
+    trending = RankedBlock(np.asarray(["trending"], dtype=object), np.asarray([[4, 3]]),
+                           np.asarray([[5, 4]], dtype=np.float32), "trending")
+    history = sp.csr_matrix((np.ones(2, np.float32), ([0, 0], [0, 1])), shape=(len(ids), len(ITEMS)))
+    return SnapshotLists(CATALOG, [RankedBlock(ids, rows, scores, "als")], [similar],
+                         {"popular": popular, "trending": trending}, ids, history,
+                         ["als", "item_knn", "popular", "trending", "rule"])
+
+
+def publish_hand_made(store, version: str = "7", customer_lists=None):
+    model = {"name": "recsys-recommender", "version": version, "run_id": "run-" + version, "alias": "champion"}
+    return write_snapshot(hand_made_lists(customer_lists), store, {"model": model})

@@ -1,0 +1,140 @@
+"""HTTP behaviour of the storefront API on a hand-made snapshot: bodies, status codes, provenance."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from feature_store import open_store
+from serving.app import create_app
+from serving.settings import ServingSettings
+from tests.serving.snapshot_fixture import publish_hand_made
+
+
+@pytest.fixture
+def store_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'store.sqlite'}"
+
+
+@pytest.fixture
+def published(store_url):
+    store = open_store(store_url, prefix="t")
+    manifest = publish_hand_made(store)
+    yield store, manifest
+    store.close()
+
+
+def client_for(store_url: str, **overrides) -> TestClient:
+    settings = ServingSettings(store_url=store_url, store_prefix="t", snapshot_refresh_seconds=0, **overrides)
+    return TestClient(create_app(settings))
+
+
+def test_known_customer_gets_personal_list_with_provenance(store_url, published):
+    _, manifest = published
+    with client_for(store_url) as client:
+        response = client.get("/v1/customers/c1/recommendations", params={"k": 3})
+    assert response.status_code == 200
+    body = response.json()
+    assert [i["item_id"] for i in body["items"]] == ["B", "C", "A"]
+    assert {i["source"] for i in body["items"]} == {"als"}
+    assert body["source"] == "personalised"
+    assert body["snapshot_id"] == manifest.snapshot_id
+    assert body["model"] == {"name": "recsys-recommender", "version": "7", "run_id": "run-7", "alias": "champion"}
+
+
+def test_short_personal_list_is_filled_from_popular_without_repeats(store_url, published):
+    with client_for(store_url) as client:
+        body = client.get("/v1/customers/c2/recommendations", params={"k": 4}).json()
+    assert [(i["item_id"], i["source"]) for i in body["items"]] == [
+        ("E", "als"), ("D", "popular"), ("A", "popular"), ("B", "popular")]
+    assert body["source"] == "personalised"
+
+
+def test_unknown_customer_gets_popular_fallback(store_url, published):
+    with client_for(store_url) as client:
+        response = client.get("/v1/customers/nobody/recommendations", params={"k": 2})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["source"] == "fallback" and body["fallback_reason"] == "unknown_customer"
+    assert [i["item_id"] for i in body["items"]] == ["D", "A"]
+
+
+def test_default_k_and_bounds(store_url, published):
+    with client_for(store_url, default_k=2, max_k=4) as client:
+        assert len(client.get("/v1/items/popular").json()["items"]) == 2
+        too_big = client.get("/v1/items/popular", params={"k": 5})
+        zero = client.get("/v1/customers/c1/recommendations", params={"k": 0})
+        text = client.get("/v1/customers/c1/recommendations", params={"k": "ten"})
+    assert too_big.status_code == 422 and too_big.json()["detail"][0]["loc"] == ["query", "k"]
+    assert zero.status_code == 422 and zero.json()["detail"][0]["loc"] == ["query", "k"]
+    assert text.status_code == 422 and text.json()["detail"][0]["loc"] == ["query", "k"]
+
+
+def test_similar_items_and_unknown_item(store_url, published):
+    with client_for(store_url) as client:
+        similar = client.get("/v1/items/C/similar", params={"k": 2})
+        missing = client.get("/v1/items/ZZZ/similar")
+    assert similar.status_code == 200
+    assert [i["item_id"] for i in similar.json()["items"]] == ["D", "B"]
+    assert similar.json()["source"] == "similar_items"
+    assert missing.status_code == 404
+    assert "ZZZ" in missing.json()["detail"]
+
+
+def test_popular_and_trending_lists(store_url, published):
+    with client_for(store_url) as client:
+        popular = client.get("/v1/items/popular", params={"k": 3}).json()
+        trending = client.get("/v1/items/popular", params={"k": 3, "kind": "trending"}).json()
+        bad = client.get("/v1/items/popular", params={"kind": "hot"})
+    assert [i["item_id"] for i in popular["items"]] == ["D", "A", "B"]
+    assert [i["item_id"] for i in trending["items"]] == ["E", "D"]
+    assert trending["kind"] == "trending"
+    assert bad.status_code == 422
+
+
+def test_health_before_and_after_publish(store_url):
+    with client_for(store_url) as client:
+        assert client.get("/health/live").status_code == 200
+        not_ready = client.get("/health/ready")
+        assert not_ready.status_code == 503
+        assert client.get("/v1/items/popular").status_code == 503
+        store = open_store(store_url, prefix="t")
+        manifest = publish_hand_made(store)
+        store.close()
+        ready = client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["snapshot_id"] == manifest.snapshot_id
+
+
+def test_rollback_is_served_at_once(store_url, published):
+    store, first = published
+    second = publish_hand_made(store, version="8", customer_lists={"c1": [4, 3, 2]})
+    with client_for(store_url) as client:
+        newer = client.get("/v1/customers/c1/recommendations", params={"k": 3}).json()
+        store.rollback()
+        older = client.get("/v1/customers/c1/recommendations", params={"k": 3}).json()
+    assert (newer["snapshot_id"], newer["model"]["version"]) == (second.snapshot_id, "8")
+    assert [i["item_id"] for i in newer["items"]] == ["E", "D", "C"]
+    assert (older["snapshot_id"], older["model"]["version"]) == (first.snapshot_id, "7")
+    assert [i["item_id"] for i in older["items"]] == ["B", "C", "A"]
+
+
+def test_api_keys_and_scopes(store_url, published):
+    keys = {"reader": ["recommendations:read"], "other": ["segments:read"]}
+    with client_for(store_url, api_keys=keys) as client:
+        path = "/v1/customers/c1/recommendations"
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers={"X-API-Key": "wrong"}).status_code == 401
+        forbidden = client.get(path, headers={"X-API-Key": "other"})
+        assert forbidden.status_code == 403 and "recommendations:read" in forbidden.json()["detail"]
+        assert client.get(path, headers={"X-API-Key": "reader"}).status_code == 200
+        assert client.get("/health/live").status_code == 200
+
+
+def test_openapi_documents_the_routes(store_url, published):
+    with client_for(store_url) as client:
+        spec = client.get("/openapi.json").json()
+        docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "/v1/customers/{customer_id}/recommendations" in spec["paths"]
+    assert "/v1/items/{item_id}/similar" in spec["paths"]
