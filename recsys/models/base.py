@@ -4,18 +4,27 @@ Models work on dense row numbers of a fitted :class:`~recsys.data.interactions.I
 (customer rows, item columns); mapping external ids, fallbacks for unknown customers and business
 rules live outside the models. Results are fixed-width arrays: ``(n, k)`` item rows padded with
 ``-1`` and their scores padded with ``-inf``, so callers never special-case short lists.
+
+Saved models are ``.npz`` archives readable with ``allow_pickle=False``: a ``meta`` entry holding
+one JSON string (model name, constructor parameters, format version), the learned arrays under
+``state__<name>`` and the training matrix under ``seen_*``.
 """
 
 from __future__ import annotations
 
 import abc
+import inspect
+import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
 from recsys.data.interactions import Interactions
+
+FORMAT_VERSION = 1
 
 
 class ModelFitError(RuntimeError):
@@ -27,11 +36,18 @@ class NotFittedError(RuntimeError):
 
 
 class Recommender(abc.ABC):
-    """Top-k recommendations for known customers, and optionally similar items."""
+    """Top-k recommendations for known customers, and optionally similar items.
+
+    Subclasses store each constructor parameter under an attribute of the same name (the
+    scikit-learn convention): :meth:`get_params` reads them back, and :meth:`load` passes them to the
+    constructor again.
+    """
 
     name: ClassVar[str] = "recommender"
     #: whether :meth:`similar_items` is meaningful for this model
     supports_similar_items: ClassVar[bool] = False
+    #: dense score cells computed at once by :meth:`recommend`; bounds memory for any number of rows
+    score_batch_cells: ClassVar[int] = 1 << 22
 
     def __init__(self) -> None:
         self._seen: sp.csr_matrix | None = None
@@ -49,14 +65,19 @@ class Recommender(abc.ABC):
         self, customer_rows: np.ndarray, k: int, *, exclude_seen: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` item rows and scores for each customer row."""
-        customer_rows = np.asarray(customer_rows, dtype=np.int64)
         self._check_fitted()
-        scores = self.score(customer_rows).astype(np.float32, copy=False)
-        if exclude_seen:
-            scores = scores.copy()
-            seen = self._seen[customer_rows]
-            scores[np.repeat(np.arange(len(customer_rows)), np.diff(seen.indptr)), seen.indices] = -np.inf
-        return top_k(scores, k)
+        customer_rows = self._check_customer_rows(customer_rows)
+        check_k(k)
+        item_rows = np.full((len(customer_rows), k), -1, dtype=np.int64)
+        item_scores = np.full((len(customer_rows), k), -np.inf, dtype=np.float32)
+        for batch in self._batches(len(customer_rows)):
+            rows = customer_rows[batch]
+            scores = self.score(rows).astype(np.float32, copy=False)
+            if exclude_seen:
+                scores = scores.copy()
+                mask_seen(scores, self._seen[rows])
+            item_rows[batch], item_scores[batch] = top_k(scores, k)
+        return item_rows, item_scores
 
     def similar_items(self, item_rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` other items for each item row (the item itself excluded)."""
@@ -65,20 +86,50 @@ class Recommender(abc.ABC):
     # -- persistence: plain arrays, never pickles --------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters, for tracking and for :meth:`load`."""
-        return {}
+        params = {}
+        for name, parameter in inspect.signature(type(self).__init__).parameters.items():
+            if name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                continue
+            if not hasattr(self, name):
+                raise AttributeError(
+                    f"{type(self).__name__} keeps no attribute for its constructor parameter {name!r}; "
+                    "store it under that name or override get_params()"
+                )
+            params[name] = getattr(self, name)
+        return params
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Learned arrays needed to score again."""
         return {}
 
+    def _restore_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Inverse of :meth:`state_arrays`, called by :meth:`load` on a freshly constructed model."""
+        if arrays:
+            raise NotImplementedError(f"{type(self).__name__} saves state but cannot restore it")
+
     def save(self, path: str | Path) -> Path:
+        self._check_fitted()
         path = Path(path)
+        meta = {"format": FORMAT_VERSION, "model": self.name, "params": self.get_params()}
         arrays = {f"state__{key}": value for key, value in self.state_arrays().items()}
-        if self._seen is not None:
-            arrays.update(seen_data=self._seen.data, seen_indices=self._seen.indices,
-                          seen_indptr=self._seen.indptr, seen_shape=np.asarray(self._seen.shape))
+        arrays.update(sparse_to_arrays("seen", self._seen))
+        arrays["meta"] = np.array([json.dumps(meta)])
         np.savez(path, **arrays)
         return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """A model saved by :meth:`save`, ready to score without refitting."""
+        with np.load(_npz_path(path), allow_pickle=False) as archive:
+            meta = _read_meta(archive, path)
+            if meta["model"] != cls.name:
+                raise ValueError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
+            arrays = {key: archive[key] for key in archive.files}
+        model = cls(**meta["params"])
+        model._restore_state({key.removeprefix("state__"): value for key, value in arrays.items()
+                              if key.startswith("state__")})
+        model._seen = arrays_to_sparse(arrays, "seen")
+        return model
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _remember_seen(self, data: Interactions) -> None:
@@ -88,10 +139,33 @@ class Recommender(abc.ABC):
         if self._seen is None:
             raise NotFittedError(f"{self.name} is not fitted; call fit() first")
 
+    def _check_customer_rows(self, customer_rows: np.ndarray) -> np.ndarray:
+        return check_rows(customer_rows, self._seen.shape[0], "customer")
+
+    def _check_item_rows(self, item_rows: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return check_rows(item_rows, self._seen.shape[1], "item")
+
+    def _batches(self, n_rows: int) -> Iterator[slice]:
+        size = max(1, self.score_batch_cells // max(1, self.n_items))
+        for start in range(0, n_rows, size):
+            yield slice(start, min(start + size, n_rows))
+
     @property
     def n_items(self) -> int:
         self._check_fitted()
         return self._seen.shape[1]
+
+    @property
+    def n_customers(self) -> int:
+        self._check_fitted()
+        return self._seen.shape[0]
+
+
+def read_model_name(path: str | Path) -> str:
+    """The registry name stored in a saved model, without loading its arrays."""
+    with np.load(_npz_path(path), allow_pickle=False) as archive:
+        return _read_meta(archive, path)["model"]
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,10 +173,11 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
     Entries scoring ``-inf`` are never returned: their slots hold row ``-1``.
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    check_k(k)
     n_rows, n_cols = scores.shape
     width = min(k, n_cols)
+    if n_rows == 0 or width == 0:
+        return np.full((n_rows, k), -1, dtype=np.int64), np.full((n_rows, k), -np.inf, dtype=np.float32)
     if width < n_cols:
         part = np.argpartition(-scores, width - 1, axis=1)[:, :width]
     else:
@@ -117,3 +192,66 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         values = np.pad(values, ((0, 0), (0, k - width)), constant_values=-np.inf)
     rows = np.where(np.isneginf(values), -1, rows)
     return rows.astype(np.int64), values.astype(np.float32)
+
+
+def mask_seen(scores: np.ndarray, seen: sp.csr_matrix) -> None:
+    """Set, in place, the score of every stored entry of ``seen`` (same rows as ``scores``) to -inf."""
+    scores[np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr)), seen.indices] = -np.inf
+
+
+def sparse_scores(matrix: sp.csr_matrix) -> np.ndarray:
+    """Dense float32 copy of ``matrix`` where entries it does not store are ``-inf`` (no evidence)."""
+    matrix = matrix.tocsr()
+    dense = np.full(matrix.shape, -np.inf, dtype=np.float32)
+    dense[np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr)), matrix.indices] = matrix.data
+    return dense
+
+
+def exclude_self(scores: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+    """``scores`` (one row per entry of ``item_rows``) with each item's own column set to -inf."""
+    scores[np.arange(len(item_rows)), item_rows] = -np.inf
+    return scores
+
+
+def check_rows(rows: np.ndarray, n: int, what: str) -> np.ndarray:
+    """``rows`` as a 1-D int64 array, refusing non-integers and rows outside ``[0, n)``."""
+    rows = np.asarray(rows)
+    if rows.size == 0:
+        return rows.reshape(0).astype(np.int64)
+    if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+        raise ValueError(f"{what} rows must be a 1-D integer array, got {rows.shape} {rows.dtype}")
+    bad = (rows < 0) | (rows >= n)
+    if bad.any():
+        raise IndexError(f"{what} rows {rows[bad][:5].tolist()} are outside the fitted range [0, {n})")
+    return rows.astype(np.int64, copy=False)
+
+
+def sparse_to_arrays(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+    return {f"{prefix}_data": matrix.data, f"{prefix}_indices": matrix.indices,
+            f"{prefix}_indptr": matrix.indptr, f"{prefix}_shape": np.asarray(matrix.shape)}
+
+
+def arrays_to_sparse(arrays: dict[str, np.ndarray], prefix: str) -> sp.csr_matrix:
+    return sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
+                         shape=tuple(int(n) for n in arrays[f"{prefix}_shape"]))
+
+
+def check_k(k: int) -> None:
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+
+
+def _npz_path(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists() and path.suffix != ".npz":
+        path = path.with_suffix(path.suffix + ".npz")
+    return path
+
+
+def _read_meta(archive: Any, path: str | Path) -> dict[str, Any]:
+    if "meta" not in archive.files:
+        raise ValueError(f"{path} is not a saved recommender: it has no 'meta' entry")
+    meta = json.loads(str(archive["meta"][0]))
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path} has format {meta.get('format')!r}; this code reads format {FORMAT_VERSION}")
+    return meta
