@@ -70,6 +70,20 @@ class _Tables:
         """
 
 
+def _enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
+    """Switch the file to WAL once; the switch needs the file to itself and ignores the busy timeout."""
+    for _ in range(attempts):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(0.05)
+    raise StoreError("could not switch the SQLite file to WAL mode: another process keeps it busy")
+
+
 class _Connections:
     """One connection per thread (sqlite3 connections are not safe to share), all closed together."""
 
@@ -85,7 +99,7 @@ class _Connections:
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA page_size={_PAGE_SIZE}")
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(conn)
             # WAL with synchronous=NORMAL is durable against process crashes; only an OS crash can lose
             # the last commits, and a lost publish can be republished.
             conn.execute("PRAGMA synchronous=NORMAL")
