@@ -9,6 +9,8 @@ from typing import Any
 
 from recsys.models.als import ALSRecommender
 from recsys.models.base import Recommender, read_model_name
+from recsys.models.bpr import BPRRecommender
+from recsys.models.ease import EASERecommender
 from recsys.models.item_knn import ItemKNNRecommender
 from recsys.models.popularity import PopularityRecommender
 from recsys.models.repeat_buy import RepeatBuyRecommender
@@ -20,6 +22,8 @@ MODEL_CLASSES: dict[str, type[Recommender]] = {
         RepeatBuyRecommender,
         ItemKNNRecommender,
         ALSRecommender,
+        BPRRecommender,
+        EASERecommender,
     )
 }
 

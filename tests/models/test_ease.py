@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data import schema
+from recsys.data.interactions import build_interactions
+from recsys.models.base import ModelFitError
+from recsys.models.ease import EASERecommender
+from tests.models.recommender_contract import RecommenderContract, checkerboard
+
+
+class TestEASEContract(RecommenderContract):
+    def make_model(self):
+        return EASERecommender(l2=10.0)
+
+
+def tiny():
+    """Customers a, b, c over items x, y, z: a: x y, b: x y z (y twice), c: z."""
+    rows = [("o1", "a", "x"), ("o1", "a", "y"), ("o2", "b", "x"), ("o2", "b", "y"), ("o3", "b", "y"),
+            ("o3", "b", "z"), ("o4", "c", "z")]
+    frame = pd.DataFrame(rows, columns=[schema.ORDER_ID, schema.CUSTOMER_ID, schema.ITEM_ID])
+    frame[schema.TIMESTAMP] = pd.Timestamp("2024-01-01")
+    frame[schema.QUANTITY] = 1.0
+    frame[schema.UNIT_PRICE] = 1.0
+    return build_interactions(frame)
+
+
+def test_closed_form_by_hand():
+    # binary X (rows a, b, c; columns x, y, z) = [[1,1,0],[1,1,1],[0,0,1]]
+    # X'X = [[2,2,1],[2,2,1],[1,1,2]]; with l2 = 1: G = [[3,2,1],[2,3,1],[1,1,3]], det G = 13
+    # P = G^-1 = adj(G) / 13 = [[8,-5,-1],[-5,8,-1],[-1,-1,5]] / 13
+    # B_ij = -P_ij / P_jj, diagonal 0
+    expected = np.array([[0, 5 / 8, 1 / 5], [5 / 8, 0, 1 / 5], [1 / 8, 1 / 8, 0]])
+    model = EASERecommender(l2=1.0).fit(tiny())
+    np.testing.assert_allclose(model.weights, expected, rtol=1e-6)
+    # customer c bought z only: scores are row z of B
+    np.testing.assert_allclose(model.score(np.array([2]))[0], expected[2], rtol=1e-6)
+    # similar to z, from column z of B: x and y tie at 1/5
+    rows, scores = model.similar_items(np.array([2]), 2)
+    assert rows.tolist() == [[0, 1]]
+    np.testing.assert_allclose(scores[0], [1 / 5, 1 / 5], rtol=1e-6)
+
+
+def test_weighted_fit_uses_the_counts():
+    # X with b's two orders of y = [[1,1,0],[1,2,1],[0,0,1]]; X'X + I = [[3,3,1],[3,6,2],[1,2,3]]
+    model = EASERecommender(l2=1.0, binary=False).fit(tiny())
+    precision = np.linalg.inv(np.array([[3.0, 3, 1], [3, 6, 2], [1, 2, 3]]))
+    expected = -precision / np.diag(precision)
+    np.fill_diagonal(expected, 0)
+    np.testing.assert_allclose(model.weights, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_stronger_l2_shrinks_the_weights():
+    data = checkerboard()
+    weak, strong = EASERecommender(l2=1.0).fit(data), EASERecommender(l2=1000.0).fit(data)
+    assert np.abs(strong.weights).sum() < np.abs(weak.weights).sum()
+
+
+def test_too_large_a_catalogue_is_refused_before_allocating():
+    with pytest.raises(ModelFitError, match="max_items"):
+        EASERecommender(max_items=5).fit(checkerboard())
+
+
+def test_non_positive_l2_is_refused():
+    with pytest.raises(ValueError, match="l2"):
+        EASERecommender(l2=0)
