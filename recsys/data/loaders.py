@@ -36,9 +36,7 @@ class TransactionSchemaError(ValueError):
     ``values`` are the offending values at those rows. For a missing column both are empty.
     """
 
-    def __init__(
-        self, source: str, column: str, problem: str, rows: Sequence[int] = (), values: Sequence[Any] = ()
-    ):
+    def __init__(self, source: str, column: str, problem: str, rows: Sequence[int] = (), values: Sequence[Any] = ()):
         self.source = source
         self.column = column
         self.rows = tuple(int(r) for r in rows)
@@ -66,22 +64,29 @@ def load_transactions(path: str | PathLike[str], columns: Mapping[str, str] | No
 
     name = path.name.lower()
     if name.endswith(_CSV_SUFFIXES):
-        # Ids must be read as text: a numeric-looking id column with a null becomes float ("17850.0")
-        # and leading zeros vanish.
-        id_sources = {source_of.get(c, c) for c in _ID_COLUMNS}
-        frame = pd.read_csv(
-            path, usecols=lambda c: c in wanted, dtype={c: "string" for c in id_sources}, keep_default_na=True
-        )
+        present = pd.read_csv(path, nrows=0).columns.tolist()
     elif name.endswith(_PARQUET_SUFFIXES):
         import pyarrow.parquet as pq
 
         present = pq.read_schema(path).names
-        frame = pd.read_parquet(path, columns=[c for c in present if c in wanted])
     else:
         raise ValueError(
-            f"{path}: unsupported file type; expected a name ending in one of "
-            f"{list(_CSV_SUFFIXES + _PARQUET_SUFFIXES)}"
+            f"{path}: unsupported file type; expected a name ending in one of {list(_CSV_SUFFIXES + _PARQUET_SUFFIXES)}"
         )
+    # Checked before the full read so that the error lists every column of the file, kept or not.
+    renamed = {rename.get(c, c) for c in present}
+    missing = [c for c in schema.REQUIRED_COLUMNS if c not in renamed]
+    if missing:
+        raise TransactionSchemaError(str(path), missing[0], f"missing required column(s) {missing}; present: {present}")
+
+    keep = [c for c in present if c in wanted]
+    if name.endswith(_CSV_SUFFIXES):
+        # Ids must be read as text: a numeric-looking id column with a null becomes float ("17850.0")
+        # and leading zeros vanish.
+        id_sources = {source_of.get(c, c) for c in _ID_COLUMNS}
+        frame = pd.read_csv(path, usecols=keep, dtype={c: "string" for c in id_sources if c in keep})
+    else:
+        frame = pd.read_parquet(path, columns=keep)
     return validate_transactions(frame.rename(columns=rename), source=str(path))
 
 

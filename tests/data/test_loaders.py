@@ -34,9 +34,7 @@ def test_valid_frame_gets_exact_canonical_columns_and_dtypes():
 
 
 def test_integral_float_ids_lose_the_decimal_and_blank_customer_is_null():
-    frame = _frame(
-        customer_id=[17850.0, np.nan, 12346.0, 17850.0], order_id=[" 1001 ", "1001", "1002", "1003"]
-    )
+    frame = _frame(customer_id=[17850.0, np.nan, 12346.0, 17850.0], order_id=[" 1001 ", "1001", "1002", "1003"])
     out = validate_transactions(frame, source="toy")
     assert out[schema.CUSTOMER_ID].tolist() == ["17850", pd.NA, "12346", "17850"]
     assert out[schema.ORDER_ID].tolist() == ["1001", "1001", "1002", "1003"]
@@ -139,9 +137,27 @@ def test_load_parquet_round_trip(tmp_path):
 
 def test_load_reports_the_file_in_errors(tmp_path):
     path = tmp_path / "bad.csv"
-    path.write_text("order_id,customer_id,item_id,timestamp,quantity\n1,2,3,2011-01-01,1\n")
+    path.write_text("order_id,customer_id,item_id,timestamp,quantity\n1,2,3,2011-01-01,x\n")
     with pytest.raises(TransactionSchemaError, match="bad.csv.*unit_price"):
         load_transactions(path)
+    path.write_text("order_id,customer_id,item_id,timestamp,quantity,unit_price\n1,2,3,2011-01-01,x,1\n")
+    with pytest.raises(TransactionSchemaError, match="bad.csv.*'quantity'.*rows \\[0\\]"):
+        load_transactions(path)
+
+
+def test_missing_column_lists_every_column_of_the_file(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("order_id,Customer,item_id,timestamp,quantity,unit_price\n1,2,3,2011-01-01,1,1\n")
+    with pytest.raises(TransactionSchemaError) as caught:
+        load_transactions(path)
+    assert caught.value.column == "customer_id"
+    assert "'Customer'" in str(caught.value)
+    frame = pd.DataFrame({"Customer": ["7"]}).join(_frame().drop(columns="customer_id").iloc[:1])
+    frame.to_parquet(tmp_path / "orders.parquet")
+    with pytest.raises(TransactionSchemaError, match="'Customer'"):
+        load_transactions(tmp_path / "orders.parquet")
+    renamed = load_transactions(tmp_path / "orders.parquet", {"Customer": "customer_id"})
+    assert renamed["customer_id"].tolist() == ["7"]
 
 
 def test_unsupported_suffix_and_unknown_target_name(tmp_path):
