@@ -8,7 +8,7 @@ names, both stored once per snapshot, so a customer's list costs 9 bytes an entr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
@@ -73,3 +73,44 @@ class Catalog:
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+
+# Customer intelligence namespaces.
+PROFILES = "profile"  # customer id -> CustomerProfile bytes
+SEGMENTS = "segment"  # segment name -> orjson segment definition, size and revenue share
+SEGMENT_MEMBERS = "segment_members"  # "<segment>:<page>" -> orjson list of customer ids
+
+
+@dataclass(frozen=True)
+class CustomerProfile:
+    """What marketers see about one customer, as of the snapshot's training cutoff.
+
+    ``None`` means "not known" (e.g. lifetime-value fields when the fit was degenerate), never zero.
+    ``churn_reasons`` are the top feature contributions: ``[{"feature", "value", "contribution"}]``.
+    """
+
+    customer_id: str
+    segment: str
+    recency_score: int
+    frequency_score: int
+    monetary_score: int
+    cluster: int | None = None
+    cluster_name: str | None = None
+    churn_probability: float | None = None
+    churn_reasons: list[dict] = field(default_factory=list)
+    p_alive: float | None = None
+    expected_purchases: float | None = None
+    clv: float | None = None
+    recency_days: float | None = None
+    frequency: int | None = None
+    monetary: float | None = None
+    country: str | None = None
+    orders: int | None = None
+    days_since_last_purchase: float | None = None
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.__dict__, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> CustomerProfile:
+        return cls(**orjson.loads(value))
