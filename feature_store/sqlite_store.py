@@ -13,6 +13,7 @@ import json
 import sqlite3
 import threading
 import time
+from itertools import repeat
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -339,13 +340,13 @@ class SqliteSnapshotWriter(SnapshotWriter):
         conn = self._store.connections.get()
         sid = self.snapshot_id
         # Rows in key order go to the B-tree's right edge instead of splitting pages all over it.
-        rows = sorted(zip(keys, values, strict=True))
+        order = sorted(range(len(keys)), key=keys.__getitem__)
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(
                 f"INSERT OR REPLACE INTO {self._store.tables.entries} (snapshot_id, namespace, key, value) "
                 "VALUES (?, ?, ?, ?)",
-                [(sid, namespace, k, v) for k, v in rows],
+                zip(repeat(sid), repeat(namespace), map(keys.__getitem__, order), map(values.__getitem__, order)),
             )
             conn.execute("COMMIT")
         except BaseException:

@@ -101,12 +101,10 @@ class CustomerProfile:
     p_alive: float | None = None
     expected_purchases: float | None = None
     clv: float | None = None
-    recency_days: float | None = None
-    frequency: int | None = None
-    monetary: float | None = None
+    recency_days: float | None = None  # days from the last purchase to the cutoff
+    frequency: int | None = None  # distinct orders before the cutoff
+    monetary: float | None = None  # total spend before the cutoff
     country: str | None = None
-    orders: int | None = None
-    days_since_last_purchase: float | None = None
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.__dict__, option=orjson.OPT_SERIALIZE_NUMPY)
