@@ -13,9 +13,9 @@ import json
 import sqlite3
 import threading
 import time
-from itertools import repeat
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
