@@ -4,14 +4,14 @@ computed elsewhere (in parallel, per partition) and written by a fast, dumb writ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from feature_store import Manifest, OnlineStore
+from feature_store import Manifest, OnlineStore, SnapshotWriter
 from recsys.records import (
     CATALOG_KEY,
     HISTORY,
@@ -80,9 +80,18 @@ def score_bundle(bundle: ModelBundle, options: PublishOptions, reporter: Reporte
                          bundle.history, sources)
 
 
+#: Writes further namespaces into the snapshot being built and returns metadata for its manifest.
+SnapshotPart = Callable[[SnapshotWriter], dict[str, Any]]
+
+
 def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str, Any],
-                   reporter: Reporter | None = None, batch_size: int = 50_000) -> Manifest:
-    """Write every namespace under a new snapshot id, then commit; an error aborts and changes nothing."""
+                   reporter: Reporter | None = None, batch_size: int = 50_000,
+                   parts: Sequence[SnapshotPart] = ()) -> Manifest:
+    """Write every namespace under a new snapshot id, then commit; an error aborts and changes nothing.
+
+    ``parts`` add what other jobs produced (customer profiles, the offer catalogue, ...) to the same
+    snapshot, so that a reader never sees recommendations of one run beside profiles of another.
+    """
     reporter = reporter or Reporter()
     code = {name: np.uint8(i) for i, name in enumerate(lists.sources)}
     with store.begin_snapshot() as writer:
@@ -101,18 +110,21 @@ def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str,
                                                                      code[block.source]))
             for name, block in lists.popular.items():
                 writer.write(POPULAR, [name], encode_ranked_rows(block.item_rows, block.scores, code[block.source]))
-        return writer.commit({**metadata, "sources": lists.sources, "customers": len(lists.customer_ids),
+        extra: dict[str, Any] = {}
+        for part in parts:
+            extra.update(part(writer))
+        return writer.commit({**metadata, **extra, "sources": lists.sources, "customers": len(lists.customer_ids),
                               "items": len(lists.catalog)})
 
 
 def publish_bundle(bundle: ModelBundle, store: OnlineStore, model_info: dict[str, Any],
                    options: PublishOptions | None = None, reporter: Reporter | None = None,
-                   extra_metadata: dict[str, Any] | None = None) -> Manifest:
+                   extra_metadata: dict[str, Any] | None = None, parts: Sequence[SnapshotPart] = ()) -> Manifest:
     options = options or PublishOptions()
     lists = score_bundle(bundle, options, reporter)
     metadata = {"model": model_info, "top_n": options.top_n, "similar_n": options.similar_n,
                 "reference_time": bundle.info.get("reference_time"), **(extra_metadata or {})}
-    return write_snapshot(lists, store, metadata, reporter, options.batch_size)
+    return write_snapshot(lists, store, metadata, reporter, options.batch_size, parts)
 
 
 def _batches(total: int, size: int) -> Iterator[np.ndarray]:
