@@ -1,0 +1,1 @@
+"""Customer intelligence: point-in-time features, RFM segments, behavioural clusters and churn."""
