@@ -45,7 +45,8 @@ class EASERecommender(Recommender):
             raise ModelFitError(f"EASE could not invert X'X + l2 I: {exc}") from exc
         weights = -precision / np.diag(precision)[None, :]
         weights[np.diag_indices_from(weights)] = 0.0
-        self.weights = weights.astype(np.float32)
+        # inv() hands back Fortran order; scoring multiplies sparse rows into it, which wants C order
+        self.weights = np.ascontiguousarray(weights, dtype=np.float32)
         self._remember_seen(data)
         return self
 
