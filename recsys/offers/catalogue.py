@@ -1,0 +1,251 @@
+"""The offer catalogue marketers edit: YAML, validated in full before anything uses it.
+
+Every offer is checked on its own so that an error names the offer id and the field, e.g.
+``offer 'winback10': eligibility.churn_probability: min 0.9 is above max 0.5``. The catalogue's
+version is a hash of its validated content, so reformatting or comments do not change it and any
+change of meaning does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class CatalogueError(ValueError):
+    """A catalogue that cannot be used; the message names the offer id and the field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid offer catalogue:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+class OfferType(StrEnum):
+    PERCENTAGE_DISCOUNT = "percentage_discount"
+    FIXED_AMOUNT = "fixed_amount"
+    FREE_SHIPPING = "free_shipping"
+    BUNDLE = "bundle"
+    LOYALTY_POINTS = "loyalty_points"
+
+
+class _Strict(BaseModel):
+    # A misspelled key in YAML must fail, not be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(_Strict):
+    """Inclusive bounds; either may be left out."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+    def contains(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    def describe(self) -> str:
+        if self.min is not None and self.max is not None:
+            return f"in [{self.min:g}, {self.max:g}]"
+        return f">= {self.min:g}" if self.min is not None else f"<= {self.max:g}"
+
+
+class Eligibility(_Strict):
+    """Every rule given must hold; a rule left out does not restrict. A profile lacking the field a
+    rule needs (e.g. no churn probability) is not eligible under that rule."""
+
+    segments: list[str] | None = Field(None, min_length=1)
+    churn_probability: Range | None = None
+    clv: Range | None = None
+    orders: Range | None = None
+    countries: list[str] | None = Field(None, min_length=1)
+    days_since_last_purchase: Range | None = None
+
+    @model_validator(mode="after")
+    def _probability_bounds(self) -> Eligibility:
+        churn = self.churn_probability
+        if churn is not None and any(v is not None and not 0 <= v <= 1 for v in (churn.min, churn.max)):
+            raise ValueError("churn_probability bounds must lie in [0, 1]")
+        return self
+
+
+class Validity(_Strict):
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Validity:
+        start, end = _utc(self.starts_at), _utc(self.ends_at)
+        if start is not None and end is not None and start >= end:
+            raise ValueError(f"starts_at {self.starts_at} is not before ends_at {self.ends_at}")
+        return self
+
+    def contains(self, now: datetime) -> bool:
+        start, end = _utc(self.starts_at), _utc(self.ends_at)
+        return (start is None or now >= start) and (end is None or now < end)
+
+
+class Prior(_Strict):
+    """A marketer's guess of the redemption rate, worth ``strength`` observed impressions."""
+
+    redemption_rate: float = Field(gt=0, lt=1)
+    strength: float = Field(20.0, gt=0)
+
+    @property
+    def alpha(self) -> float:
+        return self.redemption_rate * self.strength
+
+    @property
+    def beta(self) -> float:
+        return (1 - self.redemption_rate) * self.strength
+
+
+class Budget(_Strict):
+    """The offer stops once either limit is reached; money is turned into redemptions at ``cost`` each."""
+
+    max_redemptions: int | None = Field(None, ge=1)
+    total: float | None = Field(None, gt=0, description="money, in the same unit as value and cost")
+
+
+class ContactPolicy(_Strict):
+    """How often one customer may be shown offers at all, across the whole catalogue."""
+
+    max_offers: int = Field(1, ge=1)
+    window_days: float = Field(7, gt=0)
+
+
+class Offer(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    name: str = Field(min_length=1)
+    type: OfferType
+    description: str = ""
+    discount_percent: float | None = Field(None, gt=0, le=100)
+    amount: float | None = Field(None, gt=0)
+    points: int | None = Field(None, gt=0)
+    value: float = Field(ge=0, description="incremental margin when the offer is redeemed")
+    cost: float = Field(ge=0, description="what making the offer costs per customer shown it")
+    eligibility: Eligibility = Field(default_factory=Eligibility)
+    validity: Validity = Field(default_factory=Validity)
+    prior: Prior
+    segment_priors: dict[str, Prior] = Field(default_factory=dict)
+    repeat_after_days: float = Field(30, gt=0, description="the same offer is not shown again sooner")
+    budget: Budget | None = None
+
+    @model_validator(mode="after")
+    def _terms_match_type(self) -> Offer:
+        needs = {OfferType.PERCENTAGE_DISCOUNT: "discount_percent", OfferType.BUNDLE: "discount_percent",
+                 OfferType.FIXED_AMOUNT: "amount", OfferType.LOYALTY_POINTS: "points"}
+        required = needs.get(self.type)
+        for name in ("discount_percent", "amount", "points"):
+            given = getattr(self, name) is not None
+            if name == required and not given:
+                raise ValueError(f"{name} is required for type {self.type.value}")
+            if given and name != required:
+                raise ValueError(f"{name} does not apply to type {self.type.value}")
+        return self
+
+    def prior_for(self, segment: str | None) -> Prior:
+        return self.segment_priors.get(segment, self.prior) if segment is not None else self.prior
+
+    @property
+    def redemption_limit(self) -> int | None:
+        """Redemptions the budget allows, or None for no limit."""
+        if self.budget is None:
+            return None
+        limits = [self.budget.max_redemptions] if self.budget.max_redemptions is not None else []
+        if self.budget.total is not None and self.cost > 0:
+            limits.append(math.floor(self.budget.total / self.cost))
+        return min(limits) if limits else None
+
+
+class Catalogue(_Strict):
+    offers: tuple[Offer, ...]
+    contact: ContactPolicy = Field(default_factory=ContactPolicy)
+
+    def __getitem__(self, offer_id: str) -> Offer:
+        for offer in self.offers:
+            if offer.id == offer_id:
+                return offer
+        raise KeyError(offer_id)
+
+    def __contains__(self, offer_id: object) -> bool:
+        return any(offer.id == offer_id for offer in self.offers)
+
+    @property
+    def version(self) -> str:
+        return hashlib.sha256(self.canonical_bytes()).hexdigest()[:16]
+
+    def canonical_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+
+    def to_bytes(self) -> bytes:
+        return self.canonical_bytes()
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> Catalogue:
+        return parse_catalogue(orjson.loads(value))
+
+
+def parse_catalogue(data: Any) -> Catalogue:
+    """Validate a decoded catalogue; every problem found is reported, each naming its offer and field."""
+    if not isinstance(data, dict) or not isinstance(data.get("offers"), list) or not data["offers"]:
+        raise CatalogueError(["the catalogue must be a mapping with a non-empty list under 'offers'"])
+    unknown = set(data) - {"offers", "contact"}
+    problems = [f"catalogue: unknown field {name!r}" for name in sorted(unknown)]
+    try:
+        contact = ContactPolicy.model_validate(data.get("contact") or {})
+    except ValidationError as exc:
+        problems += _describe("catalogue", "contact", exc)
+        contact = ContactPolicy()
+    offers: list[Offer] = []
+    seen: set[str] = set()
+    for position, raw in enumerate(data["offers"]):
+        offer_id = raw.get("id") if isinstance(raw, dict) else None
+        label = f"offer {offer_id!r}" if offer_id else f"offer #{position + 1} (no id)"
+        if offer_id and offer_id in seen:
+            problems.append(f"{label}: id: appears more than once")
+        seen.add(offer_id)
+        try:
+            offers.append(Offer.model_validate(raw))
+        except ValidationError as exc:
+            problems += _describe(label, "", exc)
+    if problems:
+        raise CatalogueError(problems)
+    return Catalogue(offers=tuple(offers), contact=contact)
+
+
+def load_catalogue(path: str | Path) -> Catalogue:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CatalogueError([f"{path}: not valid YAML: {exc}"]) from exc
+    return parse_catalogue(data)
+
+
+def _describe(label: str, base: str, exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"])
+        field = ".".join(p for p in (base, loc) if p) or "(offer)"
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{label}: {field}: {message}")
+    return problems
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
