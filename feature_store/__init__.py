@@ -11,8 +11,15 @@ from feature_store.base import (
     StoreError,
 )
 from feature_store.factory import open_async_reader, open_store
+from feature_store.limits import Acquired, Claim, Event, Increment, LimitsStore, open_limits
 
 __all__ = [
+    "Acquired",
+    "Claim",
+    "Event",
+    "Increment",
+    "LimitsStore",
+    "open_limits",
     "AsyncOnlineStoreReader",
     "Manifest",
     "NoPreviousSnapshotError",

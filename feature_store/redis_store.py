@@ -35,6 +35,7 @@ from feature_store.base import (
     check_batch,
 )
 from feature_store.keys import DEFAULT_N_BUCKETS, KeyScheme, bucket_of, new_snapshot_id, validate_name
+from feature_store.multiplexed import MultiplexedRedis
 
 # Creates a bucket and gives it its TTL in one atomic step; a plain HSET followed by EXPIRE could be
 # cut in two by a publisher killed mid-pipeline and leave a hash that never expires.
@@ -378,6 +379,7 @@ class AsyncRedisReader(AsyncOnlineStoreReader):
         self.url = url
         self.keys = KeyScheme(prefix)
         self._client: aredis.Redis | None = None
+        self._fast = MultiplexedRedis(url)
         self._manifests = ManifestCache()
 
     @property
@@ -387,7 +389,7 @@ class AsyncRedisReader(AsyncOnlineStoreReader):
         return self._client
 
     async def current_snapshot_id(self) -> str | None:
-        return _decode(await self.client.get(self.keys.current))
+        return _decode(await self._fast.execute("GET", self.keys.current))
 
     async def get_manifest(self, snapshot_id: str) -> Manifest | None:
         manifest = self._manifests.get(snapshot_id)
@@ -405,7 +407,7 @@ class AsyncRedisReader(AsyncOnlineStoreReader):
 
     async def get(self, snapshot_id: str, namespace: str, key: str) -> bytes | None:
         bucket = bucket_of(key, await self._n_buckets(snapshot_id))
-        return await self.client.hget(self.keys.bucket(snapshot_id, namespace, bucket), key)
+        return await self._fast.execute("HGET", self.keys.bucket(snapshot_id, namespace, bucket), key)
 
     async def get_many(self, snapshot_id: str, namespace: str, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
@@ -447,6 +449,7 @@ class AsyncRedisReader(AsyncOnlineStoreReader):
             return False
 
     async def close(self) -> None:
+        await self._fast.close()
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -14,10 +14,9 @@ import numpy as np
 import orjson
 
 # Namespaces of a snapshot: training writes them, serving reads them.
-RECOMMENDATIONS = "rec"
+RECOMMENDATIONS = "rec"  # customer id -> customer record (ranked list + purchase history)
 SIMILAR = "similar"
 POPULAR = "popular"
-HISTORY = "history"
 META = "meta"
 CATALOG_KEY = "catalog"
 
@@ -51,6 +50,33 @@ def decode_ranked(value: bytes) -> np.ndarray:
     if len(value) % RANKED_DTYPE.itemsize:
         raise ValueError(f"ranked list of {len(value)} bytes is not a multiple of {RANKED_DTYPE.itemsize}")
     return np.frombuffer(value, dtype=RANKED_DTYPE)
+
+
+def encode_customer_records(item_rows: np.ndarray, scores: np.ndarray, sources: np.ndarray,
+                            history_indptr: np.ndarray, history_indices: np.ndarray) -> list[bytes]:
+    """One value per customer: ``uint16`` list length, the ranked list, then the item rows the customer
+    bought (``uint32``), so a single read serves both the list and "exclude already bought" rules.
+
+    ``history_indptr``/``history_indices`` are the CSR parts of the customers' rows of the history matrix.
+    """
+    ranked = encode_ranked_rows(item_rows, scores, sources)
+    history = np.asarray(history_indices, dtype="<u4").tobytes()
+    offsets = ((np.asarray(history_indptr) - history_indptr[0]) * 4).tolist()
+    size = RANKED_DTYPE.itemsize
+    return [(len(r) // size).to_bytes(2, "little") + r + history[a:b]
+            for r, a, b in zip(ranked, offsets[:-1], offsets[1:], strict=True)]
+
+
+def decode_customer_record(value: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The ranked list (as :func:`decode_ranked`) and the bought item rows of a customer record."""
+    if len(value) < 2:
+        raise ValueError(f"customer record of {len(value)} bytes has no header")
+    count = int.from_bytes(value[:2], "little")
+    end = 2 + count * RANKED_DTYPE.itemsize
+    if len(value) < end or (len(value) - end) % 4:
+        raise ValueError(f"customer record of {len(value)} bytes does not hold {count} ranked entries and a history")
+    return (np.frombuffer(value, dtype=RANKED_DTYPE, count=count, offset=2),
+            np.frombuffer(value, dtype="<u4", offset=end))
 
 
 @dataclass(frozen=True)

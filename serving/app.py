@@ -10,7 +10,9 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from feature_store import open_async_reader
-from serving.routers import health, recommendations
+from serving.auth import scope_dependencies
+from serving.routers import customers, health, recommendations, segments
+from serving.services.customers import CustomerService
 from serving.services.recommendations import RecommendationService
 from serving.settings import ServingSettings, get_settings
 from serving.snapshots import NoSnapshotError, SnapshotCache
@@ -31,6 +33,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         app.state.reader = reader
         app.state.snapshots = snapshots
         app.state.recommendations = RecommendationService(reader, snapshots)
+        app.state.customers = CustomerService(reader, snapshots)
         try:
             yield
         finally:
@@ -44,7 +47,10 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
     app.include_router(health.router)
-    app.include_router(recommendations.router)
+    app.include_router(recommendations.router,
+                       dependencies=scope_dependencies(recommendations.SCOPE, settings))
+    app.include_router(customers.router)
+    app.include_router(segments.router)
     return app
 
 

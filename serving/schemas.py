@@ -38,3 +38,80 @@ class Health(BaseModel):
     snapshot_id: str | None = None
     model: ModelInfo | None = None
     detail: str | None = None
+
+
+class ChurnReason(BaseModel):
+    feature: str
+    value: float | str | None = None
+    contribution: float = Field(description="How much this feature raised (+) or lowered (-) the churn score")
+
+
+class RfmScores(BaseModel):
+    recency_score: int = Field(description="1 (long ago) to 5 (recent)")
+    frequency_score: int
+    monetary_score: int
+    recency_days: float | None = Field(None, description="Days from the last purchase to the training cutoff")
+    frequency: int | None = Field(None, description="Distinct orders before the cutoff")
+    monetary: float | None = Field(None, description="Total spend before the cutoff")
+
+
+class ClusterRef(BaseModel):
+    id: int
+    name: str | None = None
+
+
+class Churn(BaseModel):
+    probability: float | None = Field(None, description="P(no purchase in the churn window); null when unknown")
+    reasons: list[ChurnReason] = Field(description="Top contributions to this customer's churn score")
+
+
+class CustomerProfileOut(BaseModel):
+    customer_id: str
+    segment: str
+    rfm: RfmScores
+    cluster: ClusterRef | None = None
+    churn: Churn
+    p_alive: float | None = Field(None, description="BG/NBD probability that the customer is still active")
+    expected_purchases: float | None = Field(None, description="Expected purchases over the model's horizon")
+    clv: float | None = Field(None, description="Discounted customer lifetime value; null when the fit failed")
+    country: str | None = None
+    snapshot_id: str
+    model: ModelInfo
+    intelligence: dict = Field(description="What the customer models reported when published (e.g. clv_status)")
+
+
+class SegmentOut(BaseModel):
+    model_config = {"extra": "allow"}
+
+    name: str
+    slug: str = Field(description="Accepted in paths in place of the name, e.g. cant-lose-them")
+    definition: str | dict | None = None
+    size: int
+    revenue_share: float | None = None
+
+
+class SegmentList(BaseModel):
+    segments: list[SegmentOut]
+    clusters: list[dict]
+    profiles: int
+    snapshot_id: str
+    model: ModelInfo
+    intelligence: dict
+
+
+class SegmentMember(BaseModel):
+    model_config = {"extra": "allow"}
+
+    customer_id: str
+    segment: str
+    churn_probability: float | None = None
+    clv: float | None = None
+    churn_reasons: list[ChurnReason]
+
+
+class SegmentMembers(BaseModel):
+    segment: str = Field(description="The segment's name (or 'all')")
+    items: list[SegmentMember]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null after the last member. "
+                                                "A page may hold fewer than limit items before the end.")
+    snapshot_id: str = Field(description="Every page of a listing comes from this snapshot")

@@ -14,12 +14,12 @@ import scipy.sparse as sp
 from feature_store import Manifest, OnlineStore, SnapshotWriter
 from recsys.records import (
     CATALOG_KEY,
-    HISTORY,
     META,
     POPULAR,
     RECOMMENDATIONS,
     SIMILAR,
     Catalog,
+    encode_customer_records,
     encode_ranked_rows,
 )
 from training.bundle import ModelBundle
@@ -85,8 +85,7 @@ SnapshotPart = Callable[[SnapshotWriter], dict[str, Any]]
 
 
 def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str, Any],
-                   reporter: Reporter | None = None, batch_size: int = 50_000,
-                   parts: Sequence[SnapshotPart] = ()) -> Manifest:
+                   reporter: Reporter | None = None, parts: Sequence[SnapshotPart] = ()) -> Manifest:
     """Write every namespace under a new snapshot id, then commit; an error aborts and changes nothing.
 
     ``parts`` add what other jobs produced (customer profiles, the offer catalogue, ...) to the same
@@ -96,15 +95,17 @@ def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str,
     code = {name: np.uint8(i) for i, name in enumerate(lists.sources)}
     with store.begin_snapshot() as writer:
         writer.write(META, [CATALOG_KEY], [lists.catalog.to_bytes()])
+        history = lists.history
         with reporter.counting("Writing customer recommendations", len(lists.customer_ids)) as advance:
+            start = 0
             for block in lists.customers:
-                writer.write(RECOMMENDATIONS, block.keys, encode_ranked_rows(block.item_rows, block.scores,
-                                                                             code[block.source]))
+                indptr = history.indptr[start:start + len(block.keys) + 1]
+                values = encode_customer_records(block.item_rows, block.scores, code[block.source], indptr,
+                                                 history.indices[indptr[0]:indptr[-1]])
+                writer.write(RECOMMENDATIONS, block.keys, values)
+                start += len(block.keys)
                 advance(len(block.keys))
-        with reporter.step("Writing purchase histories, similar items and popular lists"):
-            for start in range(0, len(lists.customer_ids), batch_size):
-                stop = min(start + batch_size, len(lists.customer_ids))
-                writer.write(HISTORY, lists.customer_ids[start:stop], _history_values(lists.history, start, stop))
+        with reporter.step("Writing similar items and popular lists"):
             for block in lists.similar:
                 writer.write(SIMILAR, block.keys, encode_ranked_rows(block.item_rows, block.scores,
                                                                      code[block.source]))
@@ -124,17 +125,9 @@ def publish_bundle(bundle: ModelBundle, store: OnlineStore, model_info: dict[str
     lists = score_bundle(bundle, options, reporter)
     metadata = {"model": model_info, "top_n": options.top_n, "similar_n": options.similar_n,
                 "reference_time": bundle.info.get("reference_time"), **(extra_metadata or {})}
-    return write_snapshot(lists, store, metadata, reporter, options.batch_size, parts)
+    return write_snapshot(lists, store, metadata, reporter, parts)
 
 
 def _batches(total: int, size: int) -> Iterator[np.ndarray]:
     for start in range(0, total, size):
         yield np.arange(start, min(total, start + size), dtype=np.int64)
-
-
-def _history_values(history: sp.csr_matrix, start: int, stop: int) -> list[bytes]:
-    """Each customer's bought item rows (uint32), for 'exclude already bought' rules at serving time."""
-    indptr = history.indptr[start:stop + 1]
-    buffer = history.indices[indptr[0]:indptr[-1]].astype("<u4").tobytes()
-    offsets = (indptr - indptr[0]) * 4
-    return [buffer[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 
-from serving.auth import require_scope
-from serving.deps import KDep, RecommendationsDep
+from serving.deps import KQuery, resolve_k
 from serving.responses import FastJSONResponse
 from serving.schemas import Problem, RecommendationList
 from serving.services.recommendations import UnknownItemError
 
-router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[require_scope("recommendations:read")])
+SCOPE = "recommendations:read"
+router = APIRouter(prefix="/v1", tags=["recommendations"])
 
 CustomerId = Annotated[str, Path(min_length=1, max_length=128, description="External customer id")]
 ItemId = Annotated[str, Path(min_length=1, max_length=128, description="External item id")]
@@ -22,8 +22,8 @@ ItemId = Annotated[str, Path(min_length=1, max_length=128, description="External
             summary="Top-k items for a customer",
             description="Personalised list from the current snapshot; an unknown customer gets the popular "
                         "fallback (source=fallback). Each item names its generator.")
-async def customer_recommendations(customer_id: CustomerId, k: KDep, service: RecommendationsDep):
-    answer = await service.for_customer(customer_id, k)
+async def customer_recommendations(request: Request, customer_id: CustomerId, k: KQuery = None):
+    answer = await request.app.state.recommendations.for_customer(customer_id, resolve_k(request, k))
     return FastJSONResponse(answer.to_body(customer_id=customer_id))
 
 
@@ -31,17 +31,17 @@ ListKind = Annotated[Literal["popular", "trending"], Query(description="popular 
 
 
 @router.get("/items/popular", response_model=RecommendationList, summary="Popular or trending items")
-async def popular_items(k: KDep, service: RecommendationsDep, kind: ListKind = "popular"):
-    answer = await service.popular(k, kind)
+async def popular_items(request: Request, k: KQuery = None, kind: ListKind = "popular"):
+    answer = await request.app.state.recommendations.popular(resolve_k(request, k), kind)
     return FastJSONResponse(answer.to_body())
 
 
 @router.get("/items/{item_id}/similar", response_model=RecommendationList,
             responses={404: {"model": Problem, "description": "Item not in the current catalogue"}},
             summary="Items similar to an item (co-purchase similarity)")
-async def similar_items(item_id: ItemId, k: KDep, service: RecommendationsDep):
+async def similar_items(request: Request, item_id: ItemId, k: KQuery = None):
     try:
-        answer = await service.similar(item_id, k)
+        answer = await request.app.state.recommendations.similar(item_id, resolve_k(request, k))
     except UnknownItemError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     return FastJSONResponse(answer.to_body(item_id=item_id))

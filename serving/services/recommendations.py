@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from feature_store import AsyncOnlineStoreReader
-from recsys.records import POPULAR, RECOMMENDATIONS, SIMILAR, decode_ranked
+from recsys.records import POPULAR, RECOMMENDATIONS, SIMILAR, decode_customer_record, decode_ranked
 from serving.snapshots import SnapshotCache, SnapshotView
 
 PERSONALISED = "personalised"
@@ -65,7 +65,8 @@ class RecommendationService:
         if raw is None:
             items = await self._fallback(view, k, exclude=set())
             return RankedAnswer(items, FALLBACK, view, fallback_reason="unknown_customer")
-        items = _decode(view, raw, k)
+        ranked, _bought = decode_customer_record(raw)
+        items = _items(view, ranked[:k])
         if len(items) < k:
             # Too few personal items: fill from the fallback chain rather than answer short.
             items += await self._fallback(view, k - len(items), exclude={i.item_id for i in items})
@@ -101,7 +102,10 @@ class RecommendationService:
 
 
 def _decode(view: SnapshotView, raw: bytes, k: int) -> list[RankedItem]:
-    ranked = decode_ranked(raw)[:k]
+    return _items(view, decode_ranked(raw)[:k])
+
+
+def _items(view: SnapshotView, ranked: np.ndarray) -> list[RankedItem]:
     ids, sources = view.catalog.item_ids, view.sources
     scores = ranked["score"].astype(np.float64).tolist()
     return [RankedItem(ids[item], score, sources[source] if source < len(sources) else "unknown")

@@ -1,0 +1,129 @@
+"""A minimal asyncio Redis client for the serving hot path: one connection per worker, multiplexed.
+
+Redis answers the commands of one connection in order, so every request of a worker can share a
+single connection: commands are written back to back and each caller awaits the reply at its place
+in the queue. Compared with a pooled ``redis.asyncio`` client this skips per-command pool checkout,
+retry wrappers and argument encoding in Python, which on a two-core machine is the difference
+between Redis and the web framework dominating a request's cost. Used only for single reads
+(``GET``/``HGET``); pipelines, scans and writes go through redis-py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from typing import Any
+
+import hiredis
+from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+
+
+class RedisUnavailableError(ConnectionError):
+    """The connection to Redis failed, closed or timed out."""
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self._reader = hiredis.Reader()
+        self._waiters: deque[asyncio.Future] = deque()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while (reply := self._reader.gets()) is not False:
+            waiter = self._waiters.popleft()
+            if waiter.done():  # its caller timed out or was cancelled; the reply is simply dropped
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                waiter.set_exception(RedisUnavailableError(str(reply)))
+            else:
+                waiter.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(RedisUnavailableError(f"connection to Redis lost: {exc or 'closed'}"))
+
+    def send(self, packed: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+        if self.closed or self.transport is None:
+            raise RedisUnavailableError("connection to Redis is closed")
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        self.transport.write(packed)
+        return waiter
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class MultiplexedRedis:
+    """``await client.execute("HGET", key, field)`` over one shared connection, reconnecting on demand."""
+
+    def __init__(self, url: str, timeout_seconds: float = 2.0) -> None:
+        self._options: dict[str, Any] = parse_url(url)
+        self.timeout_seconds = timeout_seconds
+        self._protocol: _Protocol | None = None
+        self._lock = asyncio.Lock()
+
+    async def _connect(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        options = self._options
+        if options.get("connection_class") is UnixDomainSocketConnection:
+            _, protocol = await loop.create_unix_connection(_Protocol, options["path"])
+        else:
+            tls = ssl.create_default_context() if options.get("connection_class") is SSLConnection else None
+            _, protocol = await loop.create_connection(_Protocol, options.get("host", "localhost"),
+                                                       int(options.get("port", 6379)), ssl=tls)
+        setup = []
+        if options.get("password"):
+            auth = [options["username"], options["password"]] if options.get("username") else [options["password"]]
+            setup.append(("AUTH", *auth))
+        if int(options.get("db", 0)):
+            setup.append(("SELECT", str(options["db"])))
+        for command in setup:
+            await self._await(protocol.send(hiredis.pack_command(command), loop), protocol)
+        return protocol
+
+    async def _protocol_ready(self) -> _Protocol:
+        protocol = self._protocol
+        if protocol is not None and not protocol.closed:
+            return protocol
+        async with self._lock:
+            if self._protocol is None or self._protocol.closed:
+                try:
+                    self._protocol = await asyncio.wait_for(self._connect(), self.timeout_seconds)
+                except (OSError, TimeoutError) as exc:
+                    raise RedisUnavailableError(f"cannot connect to Redis: {exc}") from exc
+            return self._protocol
+
+    async def execute(self, *args: str | bytes) -> Any:
+        protocol = await self._protocol_ready()
+        return await self._await(protocol.send(hiredis.pack_command(args), asyncio.get_running_loop()), protocol)
+
+    async def _await(self, waiter: asyncio.Future, protocol: _Protocol) -> Any:
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(self.timeout_seconds, _expire, waiter, protocol)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+
+    async def close(self) -> None:
+        if self._protocol is not None:
+            self._protocol.close()
+            self._protocol = None
+
+
+def _expire(waiter: asyncio.Future, protocol: _Protocol) -> None:
+    if not waiter.done():
+        waiter.set_exception(RedisUnavailableError("Redis did not answer in time"))
+        # A stalled connection would hold every later reply hostage: drop it and reconnect.
+        protocol.close()
