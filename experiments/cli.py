@@ -1,0 +1,51 @@
+"""``recsys experiment run CONFIG``, and the ``recsys`` command with every training command beside it.
+
+Training may not import experiments, so the console command's entry point is this module's ``app``:
+the training app with the ``experiment`` group added.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from training.cli import app
+
+experiment_app = typer.Typer(help="Offline experiments: tune on validation, score once on test, log to MLflow.",
+                             no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+console = Console()
+
+
+@experiment_app.command("run")
+def run(
+    config: Annotated[Path, typer.Argument(help="Experiment config (YAML); see experiments/configs/")],
+    data: Annotated[Path | None, typer.Option(help="Run on this transactions file instead of the config's")] = None,
+    data_format: Annotated[str | None, typer.Option("--format", help="canonical or online-retail, with --data")] = None,
+    output: Annotated[Path | None, typer.Option(help="Also keep the table, curves and plots in this folder")] = None,
+) -> None:
+    """Run a config under one MLflow parent run; print the comparison table and one RESULT line per setting."""
+    from experiments.config import ConfigError, load_config
+    from experiments.runner import run_experiment, to_markdown
+    from training.settings import get_settings
+
+    try:
+        parsed = load_config(config, data=data, data_format=data_format)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    start = time.perf_counter()
+    result = run_experiment(parsed, get_settings(), report=_print, config_text=config.read_text(), output_dir=output)
+    print(to_markdown(result.table), end="")
+    console.print(f"MLflow parent run [bold]{result.run_id}[/bold] (experiment {parsed.experiment}); "
+                  f"{time.perf_counter() - start:.1f}s", soft_wrap=True)
+    for line in result.result_lines:
+        print(line)
+
+
+def _print(line: str) -> None:
+    console.print(line, highlight=False, soft_wrap=True)

@@ -1,0 +1,322 @@
+"""The YAML file behind ``recsys experiment run``: data, protocol, settings, models and metrics.
+
+A config looks like this (every key but ``data.path`` and ``models`` has a default)::
+
+    name: online-retail
+    seed: 0
+    data:
+      path: ../../../shared/data/online_retail.parquet  # relative to this file
+      format: online-retail                                # or canonical (the documented schema)
+      cleaning: {non_product_items: [POST, M]}             # CleaningRules fields; omitted = defaults
+    protocol:
+      kind: temporal                                       # or stratified, leave_last_out
+      validation_cutoff: 2011-06-09
+      test_cutoff: 2011-09-09
+    settings: [A, B]
+    metrics: [ndcg@10, recall@10, recall@20, precision@10, map@10, coverage@10]
+    selection: ndcg@10                                     # or {A: ndcg@10, B: recall@20}
+    models:
+      - model: item_knn
+        label: item_knn_bm25
+        params: {similarity: bm25, neighbours: [50, 200]}  # lists expand to a grid
+      - model: als
+        params: {iterations: 15}
+        search:                                            # an Optuna search instead of a grid
+          n_trials: 8
+          space:
+            factors: {type: int, low: 16, high: 128, log: true}
+            regularization: {type: float, low: 0.001, high: 1.0, log: true}
+
+Errors are :class:`ConfigError`: they name the file and the dotted path of each bad field.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from recsys.data import CleaningRules
+from recsys.models.registry import model_params
+
+METRIC_NAMES = ("ndcg", "recall", "precision", "map", "coverage")
+DEFAULT_METRICS = ("ndcg@10", "recall@10", "recall@20", "precision@10", "map@10", "coverage@10")
+_METRIC = re.compile(r"^(?P<name>[a-z]+)@(?P<k>[1-9][0-9]*)$")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be run; the message names the file and each bad field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CleaningConfig(_Strict):
+    """Fields of :class:`recsys.data.CleaningRules`; anything omitted keeps its default."""
+
+    drop_missing_customer: bool | None = None
+    drop_cancellations: bool | None = None
+    cancellation_prefix: str | None = None
+    drop_non_positive_quantity: bool | None = None
+    drop_non_positive_price: bool | None = None
+    non_product_items: list[str] | None = None
+
+    def rules(self) -> CleaningRules:
+        given = {key: value for key, value in self.model_dump().items() if value is not None}
+        if "non_product_items" in given:
+            given["non_product_items"] = frozenset(given["non_product_items"])
+        return CleaningRules(**given)
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> CleaningConfig:
+        self.rules()
+        return self
+
+
+class DataConfig(_Strict):
+    path: Path = Field(description="CSV/Parquet transactions file; relative paths start at the config file")
+    format: Literal["canonical", "online-retail"] = "canonical"
+    cleaning: CleaningConfig = CleaningConfig()
+    weighting: Literal["orders", "quantity", "binary", "lines"] = "orders"
+
+
+def _as_date_string(value: Any) -> Any:
+    # YAML reads 2011-06-09 as a date; keep one type whatever the author typed.
+    return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+class TemporalConfig(_Strict):
+    """Train before each cut-off: validation in [validation_cutoff, test_cutoff), test in [test_cutoff, end)."""
+
+    kind: Literal["temporal"]
+    validation_cutoff: str
+    test_cutoff: str
+    end: str | None = None
+
+    _dates = field_validator("validation_cutoff", "test_cutoff", "end", mode="before")(_as_date_string)
+
+    @model_validator(mode="after")
+    def _check_order(self) -> TemporalConfig:
+        from recsys.evaluation import TemporalProtocol
+
+        TemporalProtocol(self.validation_cutoff, self.test_cutoff, self.end)
+        return self
+
+
+class StratifiedConfig(_Strict):
+    """Per-customer random split of all rows into train+validation and test at ``ratio``; validation is
+    carved from train+validation by the same split (same ratio and seed)."""
+
+    kind: Literal["stratified"]
+    ratio: float = Field(default=0.75, gt=0.0, lt=1.0)
+    seed: int = 42
+    min_rating: int = Field(default=1, ge=1)
+
+
+class LeaveLastOutConfig(_Strict):
+    """Each customer's last ``n`` orders (or rows) are test; the ``n`` before them are validation."""
+
+    kind: Literal["leave_last_out"]
+    n: int = Field(default=1, ge=1)
+    by: Literal["order", "row"] = "order"
+
+
+ProtocolConfig = Annotated[TemporalConfig | StratifiedConfig | LeaveLastOutConfig, Field(discriminator="kind")]
+
+
+class ParamSpace(_Strict):
+    """One dimension of an Optuna search space."""
+
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> ParamSpace:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical dimension needs a non-empty 'choices' list")
+            if self.low is not None or self.high is not None:
+                raise ValueError("a categorical dimension takes 'choices', not 'low'/'high'")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError(f"an {self.type} dimension needs both 'low' and 'high'")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-scaled dimension needs low > 0, got {self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("'step' and 'log' cannot be combined")
+        if self.choices is not None:
+            raise ValueError(f"an {self.type} dimension takes 'low'/'high', not 'choices'")
+        if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high)):
+            raise ValueError("an int dimension needs whole-number 'low' and 'high'")
+        return self
+
+
+class SearchConfig(_Strict):
+    """An Optuna search: a TPE sampler seeded with ``seed`` (default: the config's seed), ``n_trials`` trials.
+
+    The sampler maximises the selection metric of ``setting`` (default: the first setting); every trial is
+    still scored under every setting, and each setting picks its own best trial.
+    """
+
+    n_trials: int = Field(ge=1)
+    seed: int | None = None
+    setting: Literal["A", "B"] | None = None
+    space: dict[str, ParamSpace] = Field(min_length=1)
+
+
+class ModelConfig(_Strict):
+    """A registry model with fixed parameters, a grid (list values) and/or an Optuna ``search``."""
+
+    model: str
+    label: str | None = None
+    params: dict[str, Any] = {}
+    search: SearchConfig | None = None
+
+    @property
+    def name(self) -> str:
+        return self.label or self.model
+
+    @model_validator(mode="after")
+    def _check_params(self) -> ModelConfig:
+        try:
+            valid = model_params(self.model)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        named = list(self.params) + list(self.search.space if self.search else ())
+        unknown = [key for key in named if key not in valid]
+        if unknown:
+            raise ValueError(f"model {self.model!r} has no parameter(s) {', '.join(map(repr, unknown))}; "
+                             f"valid parameters: {', '.join(valid)}")
+        if self.search:
+            both = sorted(set(self.search.space) & set(self.params))
+            if both:
+                raise ValueError(f"parameter(s) {both} are both fixed in 'params' and searched in 'search.space'")
+            grids = sorted(key for key, value in self.params.items() if isinstance(value, list))
+            if grids:
+                raise ValueError(f"parameter(s) {grids} are grids; with 'search' give fixed 'params' only")
+        for key, value in self.params.items():
+            if isinstance(value, list) and not value:
+                raise ValueError(f"parameter {key!r} has an empty grid")
+        return self
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every combination of the list-valued parameters, in file order (the last key varies fastest)."""
+        keys = list(self.params)
+        axes = [value if isinstance(value, list) else [value] for value in self.params.values()]
+        return [dict(zip(keys, combination, strict=True)) for combination in itertools.product(*axes)]
+
+
+def parse_metric(metric: str) -> tuple[str, int]:
+    """``"ndcg@10"`` -> ``("ndcg", 10)``; anything else is a ValueError naming the valid metrics."""
+    match = _METRIC.match(metric)
+    if not match or match["name"] not in METRIC_NAMES:
+        raise ValueError(f"{metric!r} is not a metric; use <name>@<k> with name in {', '.join(METRIC_NAMES)}")
+    return match["name"], int(match["k"])
+
+
+class ExperimentConfig(_Strict):
+    name: str = Field(default="experiment", min_length=1)
+    experiment: str = Field(default="recsys-experiments", description="MLflow experiment of the runs")
+    seed: int = 0
+    data: DataConfig
+    protocol: ProtocolConfig
+    settings: list[Literal["A", "B"]] = Field(default=["A", "B"], min_length=1)
+    metrics: list[str] = Field(default=list(DEFAULT_METRICS), min_length=1)
+    selection: str | dict[str, str] = "ndcg@10"
+    curve_max_k: int = Field(default=20, ge=1, le=100)
+    models: list[ModelConfig] = Field(min_length=1)
+
+    @field_validator("metrics")
+    @classmethod
+    def _check_metrics(cls, metrics: list[str]) -> list[str]:
+        for metric in metrics:
+            parse_metric(metric)
+        if len(set(metrics)) != len(metrics):
+            raise ValueError("metrics are listed twice")
+        return metrics
+
+    @field_validator("settings")
+    @classmethod
+    def _check_settings(cls, settings: list[str]) -> list[str]:
+        if len(set(settings)) != len(settings):
+            raise ValueError("settings are listed twice")
+        return settings
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> ExperimentConfig:
+        if isinstance(self.selection, dict):
+            extra = sorted(set(self.selection) - set(self.settings))
+            if extra:
+                raise ValueError(f"selection names setting(s) {extra} that are not in settings {self.settings}")
+        for setting in self.settings:
+            parse_metric(self.selection_metric(setting))
+        labels = [model.name for model in self.models]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"model label(s) {repeated} are used twice; give each entry a distinct 'label'")
+        for model in self.models:
+            if model.search and model.search.setting and model.search.setting not in self.settings:
+                raise ValueError(f"model {model.name!r} searches setting {model.search.setting!r}, "
+                                 f"which is not in settings {self.settings}")
+        return self
+
+    def selection_metric(self, setting: str) -> str:
+        if isinstance(self.selection, str):
+            return self.selection
+        return self.selection.get(setting, "ndcg@10")
+
+    @property
+    def ks(self) -> list[int]:
+        """Cut-offs the metrics and the selection need."""
+        needed = {parse_metric(metric)[1] for metric in self.metrics}
+        needed |= {parse_metric(self.selection_metric(setting))[1] for setting in self.settings}
+        return sorted(needed)
+
+
+def load_config(path: str | Path, data: str | Path | None = None, data_format: str | None = None) -> ExperimentConfig:
+    """Read and validate ``path``; ``data.path`` is resolved against the config file's folder.
+
+    ``data`` and ``data_format`` replace the file's ``data.path`` and ``data.format`` (a relative ``data``
+    starts at the working directory), so one config runs on any file in the documented schema.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
+    if data is not None or data_format is not None:
+        section = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+        raw = {**raw, "data": {**section, **({"path": str(Path(data).resolve())} if data is not None else {}),
+                               **({"format": data_format} if data_format is not None else {})}}
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {exc.error_count()} invalid field(s):\n{_describe(exc)}") from None
+    data_path = config.data.path if config.data.path.is_absolute() else (path.parent / config.data.path)
+    return config.model_copy(update={"data": config.data.model_copy(update={"path": data_path.resolve()})})
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        location = [str(part) for part in error["loc"]]
+        where = ".".join(location) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from experiments.config import ConfigError, ExperimentConfig, ModelConfig, load_config, parse_metric
+from recsys.data import CleaningRules
+from tests.experiments.conftest import SMALL_CONFIG, write_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "experiments" / "configs"
+
+
+def _with(**changes) -> dict:
+    return {**SMALL_CONFIG, **changes}
+
+
+def _error(tmp_path: Path, config: dict) -> str:
+    path = write_config(tmp_path, config)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(str(path)), "every error names the file"
+    return message
+
+
+def test_small_config_loads_and_resolves_the_data_path_against_the_file(small_config_path):
+    config = load_config(small_config_path)
+    assert config.data.path == small_config_path.parent / "transactions.csv"
+    assert config.data.cleaning.rules() == CleaningRules()
+    assert config.ks == [10, 20]
+    assert config.selection_metric("B") == "ndcg@10"
+
+
+def test_data_override_replaces_path_and_format(small_config_path, tmp_path):
+    config = load_config(small_config_path, data=tmp_path / "other.parquet", data_format="online-retail")
+    assert config.data.path == (tmp_path / "other.parquet").resolve()
+    assert config.data.format == "online-retail"
+
+
+@pytest.mark.parametrize("name", ["online_retail.yaml", "synthetic_stratified.yaml"])
+def test_checked_in_configs_are_valid(name):
+    config = load_config(CONFIGS / name)
+    assert config.models and config.settings == ["A", "B"]
+
+
+@pytest.mark.parametrize(("change", "where", "words"), [
+    ({"data": {"path": "x.csv", "format": "parquet"}}, "data.format", "canonical"),
+    ({"data": {"path": "x.csv", "cleaning": {"drop_cancelations": True}}}, "data.cleaning.drop_cancelations",
+     "Extra inputs"),
+    ({"protocol": {"kind": "temporal", "validation_cutoff": "2011-09-09", "test_cutoff": "2011-06-09"}},
+     "protocol.temporal", "must be before"),
+    ({"protocol": {"kind": "stratified", "ratio": 1.5}}, "protocol.stratified.ratio", "less than 1"),
+    ({"protocol": {"kind": "random"}}, "protocol", "temporal"),
+    ({"settings": ["A", "C"]}, "settings.1", "'A' or 'B'"),
+    ({"metrics": ["ndcg@10", "hits@5"]}, "metrics", "'hits@5' is not a metric"),
+    ({"selection": {"C": "ndcg@10"}}, "(top level)", "not in settings"),
+    ({"models": [{"model": "alz"}]}, "models.0", "did you mean 'als'"),
+    ({"models": [{"model": "item_knn", "params": {"neighbors": [1, 2]}}]}, "models.0", "'neighbors'"),
+    ({"models": [{"model": "ease", "params": {"l2": []}}]}, "models.0", "empty grid"),
+    ({"models": [{"model": "als", "search": {"n_trials": 2, "space": {
+        "factors": {"type": "int", "low": 0, "high": 8, "log": True}}}}]},
+     "models.0.search.space.factors", "low > 0"),
+    ({"models": [{"model": "als", "search": {"n_trials": 2, "space": {
+        "factors": {"type": "categorical"}}}}]}, "models.0.search.space.factors", "choices"),
+    ({"models": [{"model": "als", "params": {"factors": 8}, "search": {"n_trials": 2, "space": {
+        "factors": {"type": "int", "low": 4, "high": 8}}}}]}, "models.0", "both fixed"),
+    ({"models": [{"model": "ease"}, {"model": "ease"}]}, "(top level)", "used twice"),
+])
+def test_errors_name_the_field_path(tmp_path, change, where, words):
+    message = _error(tmp_path, _with(**change))
+    line = next((line for line in message.splitlines() if line.strip().startswith(f"{where}:")), None)
+    assert line is not None, message
+    assert words in line
+
+
+def test_several_errors_are_reported_together(tmp_path):
+    message = _error(tmp_path, _with(settings=["C"], metrics=["x"]))
+    assert "2 invalid field(s)" in message
+
+
+def test_missing_file_and_bad_yaml_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [\n")
+    with pytest.raises(ConfigError, match=f"{bad}: not valid YAML"):
+        load_config(bad)
+
+
+def test_grid_expands_lists_in_file_order_last_key_fastest():
+    entry = ModelConfig(model="item_knn", params={"similarity": ["cosine", "bm25"], "neighbours": [10, 50],
+                                                   "num_threads": 1})
+    assert entry.grid() == [
+        {"similarity": "cosine", "neighbours": 10, "num_threads": 1},
+        {"similarity": "cosine", "neighbours": 50, "num_threads": 1},
+        {"similarity": "bm25", "neighbours": 10, "num_threads": 1},
+        {"similarity": "bm25", "neighbours": 50, "num_threads": 1},
+    ]
+    assert ModelConfig(model="popularity").grid() == [{}]
+
+
+def test_selection_per_setting_and_ks_cover_it():
+    config = ExperimentConfig.model_validate(_with(selection={"B": "recall@30"}, metrics=["ndcg@10"]))
+    assert config.selection_metric("A") == "ndcg@10"
+    assert config.selection_metric("B") == "recall@30"
+    assert config.ks == [10, 30]
+
+
+def test_parse_metric():
+    assert parse_metric("map@20") == ("map", 20)
+    for bad in ("ndcg", "ndcg@0", "auc@10", "NDCG@10"):
+        with pytest.raises(ValueError):
+            parse_metric(bad)
