@@ -13,6 +13,7 @@ from recsys.models.bpr import BPRRecommender
 from recsys.models.ease import EASERecommender
 from recsys.models.item_knn import ItemKNNRecommender
 from recsys.models.popularity import PopularityRecommender
+from recsys.models.ranker import TwoStageRanker
 from recsys.models.repeat_buy import RepeatBuyRecommender
 
 MODEL_CLASSES: dict[str, type[Recommender]] = {
@@ -24,6 +25,7 @@ MODEL_CLASSES: dict[str, type[Recommender]] = {
         ALSRecommender,
         BPRRecommender,
         EASERecommender,
+        TwoStageRanker,
     )
 }
 

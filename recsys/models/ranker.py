@@ -1,0 +1,253 @@
+"""Two-stage recommendations: candidates from several recommenders, re-ranked by LightGBM LambdaRank.
+
+Training labels never leak: :meth:`TwoStageRanker.fit` cuts the given data ``label_days`` before its
+reference time, fits the candidate generators and builds the features on the earlier part only, and
+labels each candidate by whether the customer bought it in the later part. The generators and the
+features are then rebuilt on all the data for scoring, with the trees kept as learned.
+
+Two rankers are learned from the same split: one over every candidate (bought before or not, for
+``exclude_seen=False``) and one over candidates the customer never bought, labelled by new items
+only (for ``exclude_seen=True``), since what predicts a first purchase differs from what predicts a
+repeat. When no customer bought anything new in the label window, the first serves both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.data import schema
+from recsys.data.interactions import Interactions
+from recsys.models.base import (
+    ModelFitError,
+    Recommender,
+    arrays_to_sparse,
+    check_k,
+    sparse_to_arrays,
+    top_k,
+)
+from recsys.models.candidates import Candidates, generate_candidates, generator_feature_names, make_generators
+from recsys.models.ranker_features import FEATURE_NAMES, FeatureTables, build_features
+
+DEFAULT_GENERATORS: dict[str, dict[str, Any]] = {
+    "repeat_buy": {"recency_half_life_days": 60.0},
+    "ease": {"l2": 100.0, "binary": False},
+    "item_knn": {"similarity": "bm25", "neighbours": 100, "num_threads": 2},
+    "als": {"factors": 64, "iterations": 15, "num_threads": 2},
+    "popularity": {"window_days": 30},
+}
+_MODES = ("all", "new")
+
+
+class TwoStageRanker(Recommender):
+    """Union of each generator's top ``candidates_per_generator`` items, re-scored by LambdaRank.
+
+    ``generators`` maps registry model names to their parameters (default
+    :data:`DEFAULT_GENERATORS`). The re-ranker sees each generator's score and rank plus the customer,
+    item and pair features of :mod:`recsys.models.ranker_features`. Items outside every generator's
+    list score ``-inf``. Fitting is deterministic for a given ``random_state`` and ``num_threads``.
+    """
+
+    name = "ranker"
+
+    def __init__(
+        self,
+        generators: Mapping[str, Mapping[str, Any]] | None = None,
+        candidates_per_generator: int = 50,
+        label_days: int = 60,
+        n_estimators: int = 150,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_child_samples: int = 50,
+        random_state: int = 0,
+        num_threads: int = 2,
+    ) -> None:
+        super().__init__()
+        if candidates_per_generator < 1 or label_days < 1 or n_estimators < 1:
+            raise ValueError("candidates_per_generator, label_days and n_estimators must be >= 1")
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1 (a fixed count keeps the trees reproducible), "
+                             f"got {num_threads}")
+        self.generators = None if generators is None else {k: dict(v) for k, v in generators.items()}
+        self.candidates_per_generator = candidates_per_generator
+        self.label_days = label_days
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self._models: dict[str, Recommender] = {}
+        self._features: FeatureTables | None = None
+        self._boosters: dict[str, lgb.Booster] = {}
+
+    @property
+    def generator_specs(self) -> dict[str, dict[str, Any]]:
+        return DEFAULT_GENERATORS if self.generators is None else self.generators
+
+    # -- fitting --------------------------------------------------------------------------------------
+    def fit(self, data: Interactions) -> TwoStageRanker:
+        history, labels = split_for_labels(data, self.label_days)
+        learners = _learners(history, labels)
+        if not len(learners):
+            raise ModelFitError(f"no customer bought both before and within the last {self.label_days} days "
+                                "of the training data; lower label_days or give more history")
+        models = self._fit_generators(history)
+        features = build_features(history)
+        boosters = {}
+        for mode in _MODES:
+            candidates = self._candidates(models, features, learners, mode, history.matrix)
+            booster = self._train_booster(candidates, labels)
+            if booster is not None:
+                boosters[mode] = booster
+        if "all" not in boosters:
+            raise ModelFitError("no candidate was bought in the label window; raise candidates_per_generator")
+        self._boosters = boosters
+        self._models = self._fit_generators(data)
+        self._features = build_features(data)
+        self._remember_seen(data)
+        return self
+
+    def training_examples(self, data: Interactions, mode: str = "all") -> pd.DataFrame:
+        """The labelled candidates :meth:`fit` learns from, for inspection: one row per candidate with
+        ``customer_idx``, ``item_idx``, ``label`` and every feature."""
+        history, labels = split_for_labels(data, self.label_days)
+        candidates = self._candidates(self._fit_generators(history), build_features(history),
+                                      _learners(history, labels), mode, history.matrix)
+        frame = pd.DataFrame(candidates.features, columns=self.feature_names)
+        frame.insert(0, "customer_idx", candidates.customers)
+        frame.insert(1, "item_idx", candidates.items)
+        frame.insert(2, "label", _labels_of(candidates, labels))
+        return frame
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(generator_feature_names(sorted(self.generator_specs))) + list(FEATURE_NAMES)
+
+    def _fit_generators(self, data: Interactions) -> dict[str, Recommender]:
+        return {name: model.fit(data) for name, model in make_generators(self.generator_specs).items()}
+
+    def _candidates(self, models, features: FeatureTables, customers: np.ndarray, mode: str,
+                    seen: sp.csr_matrix) -> Candidates:
+        found = generate_candidates(models, customers, self.candidates_per_generator,
+                                    exclude_seen=mode == "new", seen=seen)
+        table = features.gather(found.customers, found.items)
+        return Candidates(found.customers, found.items, np.hstack([found.features, table]))
+
+    def _train_booster(self, candidates: Candidates, labels: sp.csr_matrix) -> lgb.Booster | None:
+        y = _labels_of(candidates, labels)
+        customers = candidates.customers
+        # customers whose candidates hold no purchase give LambdaRank no pair to order
+        positives = np.bincount(customers, weights=y, minlength=labels.shape[0])
+        keep = positives[customers] > 0
+        if not keep.any():
+            return None
+        x, y, customers = candidates.features[keep], y[keep], customers[keep]
+        _, group = np.unique(customers, return_counts=True)  # candidates come grouped by customer
+        dataset = lgb.Dataset(x, y, group=group, feature_name=self.feature_names, free_raw_data=True)
+        params = {
+            "objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "lambdarank_truncation_level": 20,
+            "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples, "feature_fraction": 0.9, "bagging_fraction": 0.8,
+            "bagging_freq": 1, "seed": self.random_state, "deterministic": True, "force_row_wise": True,
+            "num_threads": self.num_threads, "verbosity": -1,
+        }
+        return lgb.train(params, dataset, num_boost_round=self.n_estimators)
+
+    # -- scoring --------------------------------------------------------------------------------------
+    def score(self, customer_rows: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return self._dense_scores(np.asarray(customer_rows, dtype=np.int64), "all")
+
+    def recommend(
+        self, customer_rows: np.ndarray, k: int, *, exclude_seen: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if not exclude_seen:
+            return super().recommend(customer_rows, k)
+        # new items only: candidates drawn among unseen items, ordered by the new-item ranker
+        self._check_fitted()
+        customer_rows = self._check_customer_rows(customer_rows)
+        check_k(k)
+        item_rows = np.full((len(customer_rows), k), -1, dtype=np.int64)
+        item_scores = np.full((len(customer_rows), k), -np.inf, dtype=np.float32)
+        for batch in self._batches(len(customer_rows)):
+            scores = self._dense_scores(customer_rows[batch], "new")
+            item_rows[batch], item_scores[batch] = top_k(scores, k)
+        return item_rows, item_scores
+
+    def _dense_scores(self, customer_rows: np.ndarray, mode: str) -> np.ndarray:
+        candidates = self._candidates(self._models, self._features, customer_rows, mode, self._seen)
+        scores = np.full((len(customer_rows), self.n_items), -np.inf, dtype=np.float32)
+        if len(candidates.customers):
+            # a shop where nobody tried anything new in the label window teaches no new-item ranker
+            booster = self._boosters.get(mode, self._boosters["all"])
+            predicted = booster.predict(candidates.features, num_threads=self.num_threads)
+            # candidates name customers by row; the same row may be asked for twice
+            position = {row: i for i, row in enumerate(customer_rows.tolist())}
+            local = np.fromiter((position[c] for c in candidates.customers.tolist()), np.int64,
+                                count=len(candidates.customers))
+            scores[local, candidates.items] = predicted.astype(np.float32)
+            duplicates = len(position) < len(customer_rows)
+            if duplicates:
+                first = np.asarray([position[row] for row in customer_rows.tolist()])
+                scores = scores[first]
+        return scores
+
+    # -- persistence ----------------------------------------------------------------------------------
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {f"booster_{mode}": np.array([booster.model_to_string()]) for mode, booster in self._boosters.items()}
+        arrays.update({f"features__{key}": value for key, value in self._features.to_arrays().items()})
+        arrays.update(sparse_to_arrays("generator_seen", self._seen))
+        for name, model in self._models.items():
+            arrays.update({f"generator__{name}__{key}": value for key, value in model.state_arrays().items()})
+        return arrays
+
+    def _restore_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self._boosters = {mode: lgb.Booster(model_str=str(arrays[f"booster_{mode}"][0]))
+                          for mode in _MODES if f"booster_{mode}" in arrays}
+        self._features = FeatureTables.from_arrays(
+            {key.removeprefix("features__"): value for key, value in arrays.items() if key.startswith("features__")})
+        seen = arrays_to_sparse(arrays, "generator_seen")
+        self._models = make_generators(self.generator_specs)
+        for name, model in self._models.items():
+            prefix = f"generator__{name}__"
+            model._restore_state({key.removeprefix(prefix): value for key, value in arrays.items()
+                                  if key.startswith(prefix)})
+            model._seen = seen
+
+
+def split_for_labels(data: Interactions, label_days: int) -> tuple[Interactions, sp.csr_matrix]:
+    """``data`` before ``reference_time - label_days`` (same customer and item rows, that cut as its
+    reference time, weighted by distinct orders), and the customers x items matrix of what was bought
+    from the cut on."""
+    cut = data.reference_time - pd.Timedelta(days=label_days)
+    frame = data.transactions
+    before = frame[frame[schema.TIMESTAMP] < cut]
+    after = frame[frame[schema.TIMESTAMP] >= cut]
+    shape = (data.n_customers, data.n_items)
+    pairs = before.drop_duplicates(["customer_idx", "item_idx", schema.ORDER_ID])
+    matrix = sp.csr_matrix((np.ones(len(pairs), np.float32), (pairs["customer_idx"], pairs["item_idx"])),
+                           shape=shape)
+    matrix.sum_duplicates()
+    labels = sp.csr_matrix((np.ones(len(after), np.float32), (after["customer_idx"], after["item_idx"])),
+                           shape=shape)
+    labels.sum_duplicates()
+    labels.data[:] = 1.0
+    history = Interactions(data.customers, data.items, matrix, before, cut)
+    return history, labels
+
+
+def _learners(history: Interactions, labels: sp.csr_matrix) -> np.ndarray:
+    """Customer rows with purchases on both sides of the label cut: the ones a ranker can learn from."""
+    return np.flatnonzero((np.diff(labels.indptr) > 0) & (np.diff(history.matrix.indptr) > 0)).astype(np.int64)
+
+
+def _labels_of(candidates: Candidates, labels: sp.csr_matrix) -> np.ndarray:
+    if not len(candidates.customers):
+        return np.zeros(0)
+    return (np.asarray(labels[candidates.customers, candidates.items]).ravel() > 0).astype(np.float64)

@@ -1,0 +1,130 @@
+"""Customer, item and customer x item features for the re-ranker, all measured at one reference time.
+
+Everything is computed from purchases strictly before ``reference_time`` and kept as plain arrays
+(dense per customer and per item, sparse per pair), so a fitted ranker saves them beside its trees
+and scores without the transactions. Missing values are NaN, which LightGBM routes on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.data import schema
+from recsys.data.interactions import Interactions
+from recsys.models.base import arrays_to_sparse, sparse_to_arrays
+
+SECONDS_PER_DAY = 86_400.0
+CUSTOMER_FEATURES = ("c_orders", "c_items", "c_recency_days", "c_tenure_days", "c_spend", "c_order_value",
+                     "c_unit_price")
+ITEM_FEATURES = ("i_buyers", "i_buyers_30d", "i_buyers_90d", "i_trend", "i_price", "i_age_days",
+                 "i_last_sold_days", "i_repeat_share")
+PAIR_FEATURES = ("p_orders", "p_days_since", "p_quantity", "p_first_days", "p_price_ratio", "p_due")
+FEATURE_NAMES = CUSTOMER_FEATURES + ITEM_FEATURES + PAIR_FEATURES
+
+
+@dataclass(frozen=True)
+class FeatureTables:
+    """Per-customer and per-item rows, and per-pair sparse matrices (stored value = feature + 1, so
+    that an explicit 0 is told apart from "never bought")."""
+
+    customer: np.ndarray
+    item: np.ndarray
+    pair_orders: sp.csr_matrix
+    pair_days_since: sp.csr_matrix
+    pair_quantity: sp.csr_matrix
+    pair_first_days: sp.csr_matrix
+
+    def gather(self, customers: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Feature rows in :data:`FEATURE_NAMES` order (float32, NaN where unknown) for the pairs
+        ``(customers[j], items[j])``."""
+        pairs = [_lookup(matrix, customers, items)
+                 for matrix in (self.pair_orders, self.pair_days_since, self.pair_quantity, self.pair_first_days)]
+        customer = self.customer[customers]
+        item = self.item[items]
+        price_ratio = item[:, ITEM_FEATURES.index("i_price")] / customer[:, CUSTOMER_FEATURES.index("c_unit_price")]
+        # days since the last purchase over the customer's usual gap for it (tenure / orders):
+        # near or above 1 means a repeat is due
+        gap = pairs[3] / np.maximum(pairs[0], 1.0)
+        due = pairs[1] / np.where(pairs[0] > 1, gap, np.nan)
+        return np.column_stack([customer, item, *pairs, price_ratio, due]).astype(np.float32)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"customer": self.customer, "item": self.item}
+        for name in ("pair_orders", "pair_days_since", "pair_quantity", "pair_first_days"):
+            arrays.update(sparse_to_arrays(name, getattr(self, name)))
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> FeatureTables:
+        return cls(arrays["customer"], arrays["item"],
+                   *(arrays_to_sparse(arrays, name)
+                     for name in ("pair_orders", "pair_days_since", "pair_quantity", "pair_first_days")))
+
+
+def build_features(data: Interactions) -> FeatureTables:
+    """Feature tables from ``data.transactions`` as seen at ``data.reference_time``."""
+    frame = data.transactions
+    now = data.reference_time
+    frame = frame.assign(_days=(now - frame[schema.TIMESTAMP]).dt.total_seconds().to_numpy() / SECONDS_PER_DAY,
+                         _spend=frame[schema.QUANTITY].to_numpy(float) * frame[schema.UNIT_PRICE].to_numpy(float))
+    return FeatureTables(_customer_table(frame, data.n_customers), _item_table(frame, data.n_items),
+                         *_pair_tables(frame, data.n_customers, data.n_items))
+
+
+def _customer_table(frame: pd.DataFrame, n: int) -> np.ndarray:
+    grouped = frame.groupby("customer_idx")
+    stats = pd.DataFrame({
+        "c_orders": grouped[schema.ORDER_ID].nunique(),
+        "c_items": grouped["item_idx"].nunique(),
+        "c_recency_days": grouped["_days"].min(),
+        "c_tenure_days": grouped["_days"].max(),
+        "c_spend": grouped["_spend"].sum(),
+    })
+    stats["c_order_value"] = stats["c_spend"] / stats["c_orders"]
+    stats["c_unit_price"] = grouped[schema.UNIT_PRICE].median()
+    return _dense(stats[list(CUSTOMER_FEATURES)], n)
+
+
+def _item_table(frame: pd.DataFrame, n: int) -> np.ndarray:
+    grouped = frame.groupby("item_idx")
+    recent = frame[frame["_days"] < 30].groupby("item_idx")["customer_idx"].nunique()
+    quarter = frame[frame["_days"] < 90].groupby("item_idx")["customer_idx"].nunique()
+    orders_per_buyer = frame.groupby(["item_idx", "customer_idx"])[schema.ORDER_ID].nunique()
+    stats = pd.DataFrame({
+        "i_buyers": grouped["customer_idx"].nunique(),
+        "i_buyers_30d": recent,
+        "i_buyers_90d": quarter,
+        "i_price": grouped[schema.UNIT_PRICE].median(),
+        "i_age_days": grouped["_days"].max(),
+        "i_last_sold_days": grouped["_days"].min(),
+        "i_repeat_share": (orders_per_buyer > 1).groupby(level=0).mean(),
+    })
+    stats[["i_buyers_30d", "i_buyers_90d"]] = stats[["i_buyers_30d", "i_buyers_90d"]].fillna(0.0)
+    stats["i_trend"] = (stats["i_buyers_30d"] + 1.0) / (stats["i_buyers_90d"] / 3.0 + 1.0)
+    return _dense(stats[list(ITEM_FEATURES)], n)
+
+
+def _pair_tables(frame: pd.DataFrame, n_customers: int, n_items: int) -> list[sp.csr_matrix]:
+    pairs = frame.groupby(["customer_idx", "item_idx"], sort=True).agg(
+        orders=(schema.ORDER_ID, "nunique"), last=("_days", "min"), quantity=(schema.QUANTITY, "sum"),
+        first=("_days", "max")).reset_index()
+    rows, cols = pairs["customer_idx"].to_numpy(), pairs["item_idx"].to_numpy()
+    return [sp.csr_matrix((pairs[column].to_numpy(np.float64) + 1.0, (rows, cols)),
+                          shape=(n_customers, n_items), dtype=np.float64)
+            for column in ("orders", "last", "quantity", "first")]
+
+
+def _dense(stats: pd.DataFrame, n: int) -> np.ndarray:
+    table = np.full((n, stats.shape[1]), np.nan, dtype=np.float64)
+    table[stats.index.to_numpy(np.int64)] = stats.to_numpy(np.float64)
+    return table
+
+
+def _lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    values = np.asarray(matrix[rows, cols]).ravel() - 1.0
+    # stored values were shifted by one; an absent entry reads 0 - 1 = -1, i.e. "never bought"
+    return np.where(values < 0, np.nan, values)
