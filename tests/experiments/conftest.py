@@ -46,3 +46,9 @@ def synthetic_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_config_path(synthetic_folder) -> Path:
     return write_config(synthetic_folder, SMALL_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def var_dir(tmp_path_factory) -> Path:
+    """One embedded tracking store for every run of these tests: creating its schema is the slow part."""
+    return tmp_path_factory.mktemp("var")

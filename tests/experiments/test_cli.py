@@ -11,15 +11,16 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def isolated_settings(tmp_path, monkeypatch):
+def isolated_settings(var_dir, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("RECSYS_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("RECSYS_VAR_DIR", str(var_dir))
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
 
 
-def test_run_prints_the_table_and_one_result_line_per_setting(synthetic_folder, tmp_path, isolated_settings):
+def test_run_prints_the_table_and_one_result_line_per_setting(synthetic_folder, tmp_path, var_dir,
+                                                               isolated_settings):
     config = {**SMALL_CONFIG, "models": [{"model": "popularity"}, {"model": "ease", "params": {"l2": 50.0}}]}
     path = write_config(tmp_path, config)
     result = CliRunner().invoke(app, ["experiment", "run", str(path), "--data",
@@ -29,7 +30,7 @@ def test_run_prints_the_table_and_one_result_line_per_setting(synthetic_folder, 
     assert any(line.startswith("| setting | model |") for line in lines)
     results = [line for line in lines if line.startswith("RESULT ")]
     assert [line.split()[1] for line in results] == ["setting=A", "setting=B"]
-    assert (tmp_path / "var" / "mlflow.db").exists()
+    assert (var_dir / "mlflow.db").exists()
 
 
 def test_a_bad_config_exits_2_naming_file_and_field(tmp_path, isolated_settings):

@@ -20,8 +20,8 @@ RESULT = re.compile(r"^RESULT setting=(?P<setting>[AB]) model=(?P<model>\S+) ndc
 
 
 @pytest.fixture(scope="module")
-def runs(small_config_path, tmp_path_factory):
-    """The same config run twice, each into its own tracking store and output folder."""
+def runs(small_config_path, var_dir, tmp_path_factory):
+    """The same config run twice into one tracking store, each with its own output folder."""
     config = load_config(small_config_path)
     text = small_config_path.read_text()
     results = []
@@ -30,7 +30,7 @@ def runs(small_config_path, tmp_path_factory):
         patch.delenv("MLFLOW_REGISTRY_URI", raising=False)
         for attempt in range(2):
             root = tmp_path_factory.mktemp(f"run{attempt}")
-            settings = TrainingSettings(var_dir=root / "var")
+            settings = TrainingSettings(var_dir=var_dir)
             result = run_experiment(config, settings, config_text=text, output_dir=root / "out")
             results.append((result, settings, root / "out", mlflow.get_tracking_uri()))
     return results
