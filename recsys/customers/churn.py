@@ -174,6 +174,9 @@ class ChurnModel:
         y = np.asarray(examples.labels, dtype=np.int64)
         if len(np.unique(y)) < 2:
             raise ChurnDataError(f"training labels are all {y[0] if len(y) else 'missing'}: nothing to learn")
+        n_customers = len(np.unique(np.asarray(examples.customers, dtype=str)))
+        if n_customers < 2 * self.config.n_folds:
+            raise ChurnDataError(f"{n_customers} customers are too few for {self.config.n_folds} calibration folds")
         self.columns_ = list(self.config.features) if self.config.features else model_columns(examples.features)
         x = examples.features[self.columns_].to_numpy(dtype=np.float64)
         fold = _customer_folds(examples.customers, self.config.n_folds, self.config.seed)
