@@ -1,0 +1,100 @@
+"""Serving benchmark: publish a snapshot of 1,000,000 synthetic customers to Redis, then drive
+GET recommendations for random customers with wrk and compare with a bare FastAPI endpoint on the
+same server settings, measured in the same run.
+
+    .venv/bin/python benchmarks/serving.py [--customers 1000000] [--duration 20] [--workers 2]
+
+Ends with two lines:
+    RESULT publish_customers_per_s=... publish_s=... score_s=... customers=...
+    RESULT rps=... p50_ms=... p99_ms=... bare_rps=... bare_p99_ms=... ratio=...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._harness import run_wrk, server  # noqa: E402
+from feature_store import open_store  # noqa: E402
+from recsys.data import clean_transactions, generate_transactions  # noqa: E402
+from recsys.data.interactions import build_interactions  # noqa: E402
+from recsys.models.registry import create_model  # noqa: E402
+from training.bundle import ModelBundle, build_catalog, history_of  # noqa: E402
+from training.publish import PublishOptions, score_bundle, write_snapshot  # noqa: E402
+
+
+def build_snapshot(args) -> tuple[list[str], list[str], float, float]:
+    started = time.perf_counter()
+    raw = generate_transactions(n_customers=args.customers, n_items=args.items, seed=7)
+    cleaned = clean_transactions(raw).transactions
+    data = build_interactions(cleaned)
+    print(f"generated and cleaned {len(cleaned):,} lines for {data.n_customers:,} customers, "
+          f"{data.n_items:,} items in {time.perf_counter() - started:.1f}s", flush=True)
+    started = time.perf_counter()
+    models = {
+        "personal": create_model("als", factors=32, iterations=8, random_state=0).fit(data),
+        "similar": create_model("item_knn", similarity="cosine").fit(data),
+        "popular": create_model("popularity").fit(data),
+        "trending": create_model("popularity", window_days=30).fit(data),
+    }
+    print(f"fitted models in {time.perf_counter() - started:.1f}s", flush=True)
+    bundle = ModelBundle(data.customers, data.items, build_catalog(cleaned, data.items), history_of(data), models,
+                         {"reference_time": str(data.reference_time)})
+    started = time.perf_counter()
+    lists = score_bundle(bundle, PublishOptions(top_n=args.top_n))
+    score_s = time.perf_counter() - started
+    print(f"scored {data.n_customers:,} customers in {score_s:.1f}s", flush=True)
+
+    store = open_store(args.redis_url, prefix=args.prefix, retain=2)
+    started = time.perf_counter()
+    manifest = write_snapshot(lists, store, {"model": {"name": "benchmark", "version": "0"}})
+    publish_s = time.perf_counter() - started
+    store.close()
+    print(f"published snapshot {manifest.snapshot_id} ({manifest.counts}) in {publish_s:.1f}s", flush=True)
+    return list(data.customers.ids), list(data.items.ids), score_s, publish_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--items", type=int, default=5_000)
+    parser.add_argument("--top-n", type=int, default=50)
+    parser.add_argument("--duration", type=int, default=20, help="seconds of load per endpoint")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--redis-url", default=os.environ.get("RECSYS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument("--prefix", default="recsys-bench")
+    parser.add_argument("--port", type=int, default=8911)
+    args = parser.parse_args()
+
+    customers, _, score_s, publish_s = build_snapshot(args)
+    rng = random.Random(3)
+    paths = [f"/v1/customers/{rng.choice(customers)}/recommendations?k=10" for _ in range(100_000)]
+    env = {"RECSYS_SERVING_STORE_URL": args.redis_url, "RECSYS_SERVING_STORE_PREFIX": args.prefix}
+    with server("serving.app:create_app", args.port, args.workers, env, ready_path="/health/ready") as url:
+        run_wrk(url, paths[:2000], args.connections, 3)  # warm-up
+        recs = run_wrk(url, paths, args.connections, args.duration)
+    with server("serving.app:create_bare_app", args.port + 1, args.workers, ready_path="/bare") as url:
+        run_wrk(url, ["/bare"], args.connections, 3)
+        bare = run_wrk(url, ["/bare"], args.connections, args.duration)
+
+    print(recs.line("GET recommendations"))
+    print(bare.line("GET bare constant body"))
+    if recs.errors or recs.non2xx:
+        print(f"WARNING: {recs.errors} socket errors and {recs.non2xx} non-2xx answers under load")
+    ratio = recs.rps / bare.rps
+    rate = len(customers) / publish_s
+    print(f"RESULT publish_customers_per_s={rate:.0f} publish_s={publish_s:.2f} score_s={score_s:.2f} "
+          f"customers={len(customers)}")
+    print(f"RESULT rps={recs.rps:.0f} p50_ms={recs.p50_ms:.2f} p99_ms={recs.p99_ms:.2f} bare_rps={bare.rps:.0f} "
+          f"bare_p99_ms={bare.p99_ms:.2f} ratio={ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
