@@ -64,21 +64,25 @@ class ChurnDataError(ValueError):
     """The data cannot support the requested churn labels (e.g. the label window has not passed)."""
 
 
-def churn_labels(transactions: pd.DataFrame, cutoff: str | pd.Timestamp, window_days: int = 90) -> pd.Series:
+def churn_labels(transactions: pd.DataFrame, cutoff: str | pd.Timestamp, window_days: int = 90,
+                 observed_until: str | pd.Timestamp | None = None) -> pd.Series:
     """1 for each customer with a purchase before ``cutoff`` and none in ``[cutoff, cutoff + window_days)``.
 
-    Indexed by customer id, sorted. Raises :class:`ChurnDataError` when the data end before the window
-    does (the label would count customers as churned for lack of data).
+    Indexed by customer id, sorted. ``observed_until`` is when the data stop (default: midnight after the
+    last purchase); a window ending after it raises :class:`ChurnDataError`, since the label would count
+    customers as churned for lack of data.
     """
     if window_days <= 0:
         raise ValueError(f"window_days must be positive, got {window_days}")
     cutoff = pd.Timestamp(cutoff)
     end = cutoff + pd.Timedelta(days=window_days)
     timestamps = pd.to_datetime(transactions[schema.TIMESTAMP])
-    last = timestamps.max()
-    # The last day with data counts as observed: a window ending at midnight after it has passed.
-    if pd.isna(last) or end > last.normalize() + pd.Timedelta(days=1):
-        raise ChurnDataError(f"the label window [{cutoff}, {end}) ends after the data ({last})")
+    if observed_until is None:
+        last = timestamps.max()
+        # The last day with data counts as observed: a window ending at midnight after it has passed.
+        observed_until = last.normalize() + pd.Timedelta(days=1) if pd.notna(last) else None
+    if observed_until is None or end > pd.Timestamp(observed_until):
+        raise ChurnDataError(f"the label window [{cutoff}, {end}) ends after the data ({observed_until})")
     customers = transactions[schema.CUSTOMER_ID].astype("string")
     population = pd.Index(customers[(timestamps < cutoff).to_numpy()].unique()).sort_values()
     returned = set(customers[((timestamps >= cutoff) & (timestamps < end)).to_numpy()].unique())
@@ -106,14 +110,16 @@ def churn_examples(
     returns: pd.DataFrame | None = None,
     window_days: int = 90,
     feature_windows: Sequence[int] = (30, 90, 180),
+    observed_until: str | pd.Timestamp | None = None,
 ) -> ChurnExamples:
-    """Features as of each cutoff with the churn label of the window after it, stacked."""
+    """Features as of each cutoff with the churn label of the window after it, stacked
+    (``observed_until`` as in :func:`churn_labels`)."""
     if not len(cutoffs):
         raise ValueError("need at least one cutoff")
     blocks, labels, customers, stamps = [], [], [], []
     for cutoff in cutoffs:
         cutoff = pd.Timestamp(cutoff)
-        y = churn_labels(transactions, cutoff, window_days)
+        y = churn_labels(transactions, cutoff, window_days, observed_until)
         x = customer_features(transactions, cutoff, returns, feature_windows).reindex(y.index)
         blocks.append(x.reset_index(drop=True))
         labels.append(y.to_numpy())
@@ -289,6 +295,45 @@ def training_cutoffs(cutoff: str | pd.Timestamp, window_days: int, n_cutoffs: in
     return [latest - pd.Timedelta(days=spacing_days * k) for k in reversed(range(n_cutoffs))]
 
 
+@dataclass(frozen=True)
+class ChurnEvaluation:
+    """One out-of-time evaluation: the model trained on labels ending by ``cutoff``, scored at it."""
+
+    cutoff: pd.Timestamp
+    training_cutoffs: list[pd.Timestamp]
+    n_train: int
+    metrics: dict[str, float]
+    labels: np.ndarray
+    probabilities: np.ndarray
+
+
+def evaluate_at(
+    transactions: pd.DataFrame,
+    cutoff: str | pd.Timestamp,
+    returns: pd.DataFrame | None = None,
+    config: ChurnConfig | None = None,
+    n_training_cutoffs: int = 1,
+    spacing_days: int = 30,
+    observed_until: str | pd.Timestamp | None = None,
+) -> ChurnEvaluation:
+    """Train on :func:`training_cutoffs` of ``cutoff`` (labels ending by it), score the population at
+    ``cutoff`` and compare with what happened in the window after it."""
+    config = config or ChurnConfig()
+    cutoff = pd.Timestamp(cutoff)
+    first = pd.to_datetime(transactions[schema.TIMESTAMP]).min()
+    train_at = [c for c in training_cutoffs(cutoff, config.window_days, n_training_cutoffs, spacing_days)
+                if c > first]
+    if not train_at:
+        raise ChurnDataError(f"no training cutoff before {cutoff} has data before it (data start {first})")
+    train = churn_examples(transactions, train_at, returns, config.window_days, config.feature_windows,
+                           observed_until)
+    test = churn_examples(transactions, [cutoff], returns, config.window_days, config.feature_windows,
+                          observed_until)
+    probabilities = ChurnModel(config).fit(train).predict_proba(test.features)
+    return ChurnEvaluation(cutoff, train_at, len(train), classification_metrics(test.labels, probabilities),
+                           test.labels, probabilities)
+
+
 def backtest(
     transactions: pd.DataFrame,
     cutoffs: Sequence[str | pd.Timestamp],
@@ -296,27 +341,19 @@ def backtest(
     config: ChurnConfig | None = None,
     n_training_cutoffs: int = 1,
     spacing_days: int = 30,
+    observed_until: str | pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """Rolling-origin evaluation: one row of :func:`classification_metrics` per evaluation cutoff.
-
-    At each cutoff the model is trained on :func:`training_cutoffs` (labels ending by the cutoff) and
-    scored on the population at the cutoff against the following window. Cutoffs whose training data
-    start before the data are skipped.
-    """
-    config = config or ChurnConfig()
-    first = pd.to_datetime(transactions[schema.TIMESTAMP]).min()
+    """Rolling-origin evaluation: one row per cutoff (``cutoff``, ``n_train`` and
+    :func:`classification_metrics`), each from :func:`evaluate_at`. Cutoffs the data cannot support
+    (no history to train on, a label window past the data, a single class) are skipped."""
     rows = []
     for cutoff in cutoffs:
-        cutoff = pd.Timestamp(cutoff)
-        train_at = [c for c in training_cutoffs(cutoff, config.window_days, n_training_cutoffs, spacing_days)
-                    if c > first]
-        if not train_at:
+        try:
+            result = evaluate_at(transactions, cutoff, returns, config, n_training_cutoffs, spacing_days,
+                                 observed_until)
+        except ChurnDataError:
             continue
-        train = churn_examples(transactions, train_at, returns, config.window_days, config.feature_windows)
-        test = churn_examples(transactions, [cutoff], returns, config.window_days, config.feature_windows)
-        model = ChurnModel(config).fit(train)
-        rows.append({"cutoff": cutoff, "n_train": len(train),
-                     **classification_metrics(test.labels, model.predict_proba(test.features))})
+        rows.append({"cutoff": result.cutoff, "n_train": result.n_train, **result.metrics})
     return pd.DataFrame(rows)
 
 

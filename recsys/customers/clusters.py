@@ -21,8 +21,9 @@ previous id, so "cluster 2" means the same kind of customer after a retrain.
 
 Names. A cluster is named after its two most distinctive features: those whose centroid lies furthest
 from the overall mean in standard deviations, each turned into a word ("Frequent", "lapsed", ...), e.g.
-"Frequent, high-value customers". Each description also carries the cluster's size, share and the
-mean of every feature in original units.
+"Frequent, high-value customers". After a retrain a cluster keeps its previous name while the features
+it was named after still lie on the same side of the mean (``named_after`` records them). Each
+description also carries the cluster's size, share and the mean of every feature in original units.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ _WORDS: dict[str, tuple[str, str]] = {
     "n_items": ("wide-range", "narrow-range"),
 }
 _SILHOUETTE_SAMPLE = 4000
+# A retrained cluster keeps its name while each feature it was named after stays this far (in standard
+# deviations) from the mean on the same side: names should not flip when two features are nearly tied.
+_KEEP_NAME_Z = 0.25
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,7 @@ def fit_clusters(
     order = np.argsort(ids)
     ids, centroids_log = ids[order], centroids_log[order]
     labels = pd.Series(ids[np.argsort(order)][model.labels_], index=features.index, name="cluster")
-    descriptions = _describe(features, columns, labels, ids, (centroids_log - mean) / scale)
+    descriptions = _describe(features, columns, labels, ids, (centroids_log - mean) / scale, previous)
     clusters = CustomerClusters(columns, tuple(int(i) for i in ids), centroids_log, mean, scale,
                                 descriptions, selection)
     return clusters, labels
@@ -181,14 +185,32 @@ def _stable_ids(centres_z: np.ndarray, previous: CustomerClusters | None, mean, 
     return np.array([i if i >= 0 else next(fresh) for i in ids])
 
 
-def _describe(features, columns, labels, ids, centres_z) -> tuple[dict, ...]:
+def _kept_name(previous: CustomerClusters | None, cluster: int, z: dict) -> str | None:
+    """The previous name of ``cluster`` while the features it was named after still point the same way."""
+    if previous is None:
+        return None
+    before = next((d for d in previous.descriptions if d.get("id") == cluster), None)
+    if not before or "named_after" not in before:
+        return None
+    same = all(np.sign(z.get(c, 0.0)) == np.sign(sign) and abs(z.get(c, 0.0)) >= _KEEP_NAME_Z
+               for c, sign in before["named_after"])
+    return before["name"] if same else None
+
+
+def _describe(features, columns, labels, ids, centres_z, previous=None) -> tuple[dict, ...]:
     names: list[str] = []
     out = []
     for row, cluster in enumerate(ids):
         z = dict(zip(columns, centres_z[row], strict=True))
         ranked = sorted(columns, key=lambda c: -abs(z[c]))
+        named_after = [(c, 1 if z[c] > 0 else -1) for c in ranked[:2]]
         words = [_WORDS.get(c, (f"high {c}", f"low {c}"))[0 if z[c] > 0 else 1] for c in ranked]
         name = f"{words[0].capitalize()}, {words[1]} customers"
+        kept = _kept_name(previous, int(cluster), z)
+        if kept is not None and kept not in names:
+            name = kept
+            named_after = [tuple(pair) for pair in next(d for d in previous.descriptions
+                                                        if d.get("id") == cluster)["named_after"]]
         if name in names:
             name = f"{words[0].capitalize()}, {words[1]}, {words[2]} customers"
         if name in names:
@@ -198,6 +220,7 @@ def _describe(features, columns, labels, ids, centres_z) -> tuple[dict, ...]:
         out.append({
             "id": int(cluster),
             "name": name,
+            "named_after": [[c, int(sign)] for c, sign in named_after],
             "size": int(members.sum()),
             "share": float(members.mean()) if len(labels) else 0.0,
             "means": {c: float(features.loc[members, c].mean()) for c in columns},

@@ -1,0 +1,75 @@
+"""The customer-intelligence job on a small synthetic shop: profiles, segments, and what MLflow recorded."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from recsys.customers.churn import ChurnConfig
+from recsys.customers.rfm import SEGMENTS
+from recsys.data import clean_transactions, generate_transactions
+from recsys.records import CustomerProfile
+from training.customers import CustomerIntelligenceConfig, run_customer_intelligence
+from training.settings import TrainingSettings
+
+FAST = CustomerIntelligenceConfig(churn=ChurnConfig(num_boost_round=100, n_folds=3), churn_training_cutoffs=2,
+                                  backtest_cutoffs=2, k_range=(4, 5))
+ONE_WINDOW = CustomerIntelligenceConfig(churn=FAST.churn, churn_training_cutoffs=1, backtest_cutoffs=1)
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    return TrainingSettings(var_dir=tmp_path / "var", mlflow_experiment="customers-test")
+
+
+def test_job_builds_profiles_and_logs_the_run(settings):
+    cleaned = clean_transactions(generate_transactions(n_customers=1200, n_items=120, start="2023-01-01",
+                                                       end="2024-06-30", seed=2))
+    cutoff = pd.Timestamp("2024-06-01")
+    result = run_customer_intelligence(cleaned.transactions, cleaned.returns, cutoff, settings, config=FAST)
+
+    profiles = result.profiles
+    assert profiles and all(isinstance(p, CustomerProfile) for p in profiles)
+    assert len({p.customer_id for p in profiles}) == len(profiles)
+    assert all(p.segment in SEGMENTS and 1 <= p.recency_score <= 5 for p in profiles)
+    assert all(0.0 <= p.churn_probability <= 1.0 and len(p.churn_reasons) <= 3 for p in profiles)
+    assert all(p.cluster_name for p in profiles)
+    if result.clv_status == "ok":
+        assert all(p.clv is not None and p.p_alive is not None for p in profiles)
+    else:
+        assert result.clv_status.startswith("degenerate") and all(p.clv is None for p in profiles)
+    frame = result.profiles_frame()
+    assert len(frame) == len(profiles) and frame.index.name == "customer_id"
+    assert sum(s["size"] for s in result.segments) == len(profiles)
+    assert {"name", "definition", "size", "revenue_share"} <= set(result.segments[0])
+    assert all("centroid" in c and "name" in c for c in result.clusters)
+    assert result.churn_metrics["status"] == "ok" and len(result.churn_metrics["backtest"]) == 2
+    assert 0.5 < result.churn_metrics["latest"]["roc_auc"] <= 1.0
+
+    run = mlflow.get_run(result.run_id)
+    assert run.data.params["cutoff"] == str(cutoff)
+    metrics = run.data.metrics
+    assert metrics["customers"] == len(profiles)
+    assert metrics["segment.champions.size"] == next(s["size"] for s in result.segments if s["name"] == "Champions")
+    assert "segment.cant_lose_them.revenue_share" in metrics
+    assert {"churn.latest.roc_auc", "churn.latest.brier", "churn.backtest.1.pr_auc"} <= set(metrics)
+    assert "clv.bgnbd.r" in metrics and metrics["clv.degenerate"] == float(result.clv_status != "ok")
+    assert run.data.tags["clv_status"] == result.clv_status
+    client = MlflowClient()
+    artifacts = {a.path for folder in ("plots", "segments", "clusters")
+                 for a in client.list_artifacts(result.run_id, folder)}
+    assert {"plots/cohort_retention.png", "plots/segments.png", "plots/churn_calibration.png",
+            "segments/segments.csv", "clusters/model.json"} <= artifacts
+
+    # The logged cluster model keeps ids on the next run.
+    model = json.loads(mlflow.artifacts.load_text(f"runs:/{result.run_id}/clusters/model.json"))
+    again = run_customer_intelligence(cleaned.transactions, cleaned.returns, cutoff + pd.Timedelta(days=14),
+                                      settings, previous_clusters=model, config=ONE_WINDOW)
+    assert [c["id"] for c in again.clusters] == [c["id"] for c in result.clusters]
+    assert [c["name"] for c in again.clusters] == [c["name"] for c in result.clusters]
