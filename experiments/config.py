@@ -32,6 +32,7 @@ Errors are :class:`ConfigError`: they name the file and the dotted path of each 
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 from datetime import date, datetime
@@ -190,14 +191,13 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_params(self) -> ModelConfig:
-        try:
-            valid = model_params(self.model)
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
+        valid = model_params(self.model)
         named = list(self.params) + list(self.search.space if self.search else ())
         unknown = [key for key in named if key not in valid]
         if unknown:
-            raise ValueError(f"model {self.model!r} has no parameter(s) {', '.join(map(repr, unknown))}; "
+            hints = "".join(f" (did you mean {close[0]!r}?)" for key in unknown
+                            if (close := difflib.get_close_matches(key, list(valid), n=1)))
+            raise ValueError(f"model {self.model!r} has no parameter(s) {', '.join(map(repr, unknown))}{hints}; "
                              f"valid parameters: {', '.join(valid)}")
         if self.search:
             both = sorted(set(self.search.space) & set(self.params))

@@ -56,7 +56,8 @@ def test_checked_in_configs_are_valid(name):
     ({"metrics": ["ndcg@10", "hits@5"]}, "metrics", "'hits@5' is not a metric"),
     ({"selection": {"C": "ndcg@10"}}, "(top level)", "not in settings"),
     ({"models": [{"model": "alz"}]}, "models.0", "did you mean 'als'"),
-    ({"models": [{"model": "item_knn", "params": {"neighbors": [1, 2]}}]}, "models.0", "'neighbors'"),
+    ({"models": [{"model": "item_knn", "params": {"neighbors": [1, 2]}}]}, "models.0",
+     "'neighbors' (did you mean 'neighbours'?)"),
     ({"models": [{"model": "ease", "params": {"l2": []}}]}, "models.0", "empty grid"),
     ({"models": [{"model": "als", "search": {"n_trials": 2, "space": {
         "factors": {"type": "int", "low": 0, "high": 8, "log": True}}}}]},
