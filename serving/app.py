@@ -9,10 +9,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from feature_store import open_async_reader
+from feature_store import open_async_reader, open_limits
+from recsys.offers import load_catalogue
 from serving.auth import scope_dependencies
-from serving.routers import customers, health, recommendations, segments
+from serving.routers import customers, health, offers, recommendations, segments
 from serving.services.customers import CustomerService
+from serving.services.offers import OfferService
 from serving.services.recommendations import RecommendationService
 from serving.settings import ServingSettings, get_settings
 from serving.snapshots import NoSnapshotError, SnapshotCache
@@ -32,11 +34,17 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         snapshots = SnapshotCache(reader, settings.snapshot_refresh_seconds)
         app.state.reader = reader
         app.state.snapshots = snapshots
-        app.state.recommendations = RecommendationService(reader, snapshots)
+        app.state.recommendations = RecommendationService(reader, snapshots, settings.fallback_chain)
         app.state.customers = CustomerService(reader, snapshots)
+        limits = open_limits(settings.resolved_limits_url(), prefix=settings.limits_prefix or settings.store_prefix)
+        fallback = load_catalogue(settings.offer_catalogue_path) if settings.offer_catalogue_path else None
+        app.state.offers = OfferService(reader, snapshots, limits, fallback_catalogue=fallback,
+                                        seed=settings.offers_seed, event_log_max=settings.offers_event_log_max,
+                                        outcomes_refresh_seconds=settings.offers_outcomes_refresh_seconds)
         try:
             yield
         finally:
+            await app.state.offers.close()
             await reader.close()
 
     app = FastAPI(title="recsys-service", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
@@ -51,6 +59,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                        dependencies=scope_dependencies(recommendations.SCOPE, settings))
     app.include_router(customers.router)
     app.include_router(segments.router)
+    app.include_router(offers.router)
     return app
 
 

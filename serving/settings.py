@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recsys.rules import RuleSet
 
 SCOPES = ("recommendations:read", "customers:read", "segments:read", "offers:read", "offers:write")
 
@@ -20,10 +23,53 @@ class ServingSettings(BaseSettings):
     snapshot_refresh_seconds: float = Field(
         default=1.0, ge=0, description="How often a worker re-reads which snapshot is current"
     )
+    limits_url: str | None = Field(
+        default=None,
+        description="Offer caps, budgets, outcome counters and decision log: redis://... or sqlite:///file; "
+                    "default: the snapshot store when that is Redis, else sqlite:///var/limits.sqlite",
+    )
+    limits_prefix: str | None = Field(default=None, description="Key prefix of the limits store; default store_prefix")
+    offer_catalogue_path: Path | None = Field(
+        default=None, description="Offer catalogue YAML used only while the current snapshot carries none"
+    )
+    offers_seed: int | None = Field(default=None, description="Seed of Thompson sampling (tests, replays)")
+    offers_outcomes_refresh_seconds: float = Field(
+        default=1.0, ge=0, description="How often a worker re-reads the offer outcome counters"
+    )
+    offers_event_log_max: int = Field(default=1_000_000, ge=1, description="Decisions and events kept in the log")
+    fallback_chain: list[str] = Field(
+        default=["popular", "trending"], description="Lists that fill short answers, in order"
+    )
+    placements: dict[str, dict] = Field(
+        default_factory=dict,
+        description='Named rule sets, e.g. {"basket": {"exclude_purchased": true, "max_per_category": 2}}',
+    )
     api_keys: dict[str, list[str]] = Field(
         default_factory=dict,
         description='API key -> scopes, e.g. {"k1": ["recommendations:read"]}; empty switches auth off',
     )
+
+    def resolved_limits_url(self) -> str:
+        if self.limits_url:
+            return self.limits_url
+        if (self.store_url or "").split(":", 1)[0].lower() in ("redis", "rediss", "unix"):
+            return str(self.store_url)
+        return "sqlite:///var/limits.sqlite"
+
+
+    @field_validator("placements")
+    @classmethod
+    def _valid_placements(cls, value: dict[str, dict]) -> dict[str, dict]:
+        for name, rules in value.items():
+            RuleSet.from_mapping(rules, where=f"placement {name!r}")
+        return value
+
+    def placement_rules(self, name: str | None) -> RuleSet:
+        if name is None:
+            return RuleSet()
+        if name not in self.placements:
+            raise KeyError(name)
+        return RuleSet.from_mapping(self.placements[name], where=f"placement {name!r}")
 
 
 @lru_cache

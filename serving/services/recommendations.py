@@ -9,6 +9,7 @@ import numpy as np
 
 from feature_store import AsyncOnlineStoreReader
 from recsys.records import POPULAR, RECOMMENDATIONS, SIMILAR, decode_customer_record, decode_ranked
+from recsys.rules import RuleFilter, RuleSet
 from serving.snapshots import SnapshotCache, SnapshotView
 
 PERSONALISED = "personalised"
@@ -48,6 +49,7 @@ class RankedAnswer:
             "items": [{"item_id": i.item_id, "score": round(i.score, 6), "source": i.source} for i in self.items],
             "snapshot_id": self.snapshot.snapshot_id,
             "model": self.snapshot.model,
+            "rules": [],
             **self.extra,
         }
 
@@ -59,9 +61,12 @@ class RecommendationService:
         self.snapshots = snapshots
         self.fallback_chain = tuple(fallback_chain)
 
-    async def for_customer(self, customer_id: str, k: int) -> RankedAnswer:
+    async def for_customer(self, customer_id: str, k: int, rules: RuleSet | None = None) -> RankedAnswer:
         view = await self.snapshots.current()
         raw = await self.reader.get(view.snapshot_id, RECOMMENDATIONS, customer_id)
+        active = rules.active if rules is not None else []
+        if active:
+            return await self._with_rules(view, customer_id, raw, k, rules, active)
         if raw is None:
             items = await self._fallback(view, k, exclude=set())
             return RankedAnswer(items, FALLBACK, view, fallback_reason="unknown_customer")
@@ -71,6 +76,20 @@ class RecommendationService:
             # Too few personal items: fill from the fallback chain rather than answer short.
             items += await self._fallback(view, k - len(items), exclude={i.item_id for i in items})
         return RankedAnswer(items, PERSONALISED, view)
+
+    async def _with_rules(self, view: SnapshotView, customer_id: str, raw: bytes | None, k: int, rules: RuleSet,
+                          active: list[str]) -> RankedAnswer:
+        ranked, bought = decode_customer_record(raw) if raw is not None else (None, ())
+        rule_filter = RuleFilter(rules, view.catalog.categories, view.catalog.item_ids, bought)
+        items = _admitted(view, ranked, rule_filter, k) if ranked is not None else []
+        for kind in self.fallback_chain:
+            if len(items) >= k:
+                break
+            fallback = await self.reader.get(view.snapshot_id, POPULAR, kind)
+            if fallback is not None:
+                items += _admitted(view, decode_ranked(fallback), rule_filter, k - len(items))
+        source, reason = (PERSONALISED, None) if raw is not None else (FALLBACK, "unknown_customer")
+        return RankedAnswer(items, source, view, fallback_reason=reason, extra={"rules": active})
 
     async def similar(self, item_id: str, k: int) -> RankedAnswer:
         view = await self.snapshots.current()
@@ -99,6 +118,17 @@ class RecommendationService:
                     if len(chosen) == k:
                         return chosen
         return chosen
+
+
+def _admitted(view: SnapshotView, ranked: np.ndarray, rule_filter: RuleFilter, k: int) -> list[RankedItem]:
+    """The first ``k`` entries of ``ranked`` that pass the rules, in order."""
+    keep = []
+    for position, row in enumerate(ranked["item"].tolist()):
+        if rule_filter.admit(row):
+            keep.append(position)
+            if len(keep) == k:
+                break
+    return _items(view, ranked[keep])
 
 
 def _decode(view: SnapshotView, raw: bytes, k: int) -> list[RankedItem]:

@@ -138,3 +138,52 @@ def test_openapi_documents_the_routes(store_url, published):
     assert docs.status_code == 200
     assert "/v1/customers/{customer_id}/recommendations" in spec["paths"]
     assert "/v1/items/{item_id}/similar" in spec["paths"]
+
+
+def ids_and_sources(body):
+    return [(i["item_id"], i["source"]) for i in body["items"]]
+
+
+def test_exclude_purchased_fills_from_the_fallback_chain(store_url, published):
+    # c1's list is B, C, A and c1 bought A and B; popular is D, A, B, C, E.
+    with client_for(store_url) as client:
+        body = client.get("/v1/customers/c1/recommendations", params={"k": 3, "exclude_purchased": True}).json()
+    assert ids_and_sources(body) == [("C", "als"), ("D", "popular"), ("E", "popular")]
+    assert body["rules"] == ["exclude_purchased"] and body["source"] == "personalised"
+
+
+def test_category_cap_and_category_filter(store_url, published):
+    with client_for(store_url) as client:
+        capped = client.get("/v1/customers/c1/recommendations", params={"k": 3, "max_per_category": 1}).json()
+        bags = client.get("/v1/customers/c1/recommendations", params={"k": 3, "categories": "bags"}).json()
+        lists = client.get("/v1/customers/c1/recommendations",
+                           params=[("k", 5), ("exclude_items", "B"), ("exclude_items", "D")]).json()
+    # categories: A, B mugs; C, D bags; E toys
+    assert ids_and_sources(capped) == [("B", "als"), ("C", "als"), ("E", "popular")]
+    assert ids_and_sources(bags) == [("C", "als"), ("D", "popular")]  # no third bag anywhere
+    assert [i["item_id"] for i in lists["items"]] == ["C", "A", "E"]
+
+
+def test_placements_are_configuration_and_requests_refine_them(store_url, published):
+    placements = {"basket": {"exclude_purchased": True}}
+    with client_for(store_url, placements=placements) as client:
+        basket = client.get("/v1/customers/c1/recommendations", params={"k": 2, "placement": "basket"}).json()
+        refined = client.get("/v1/customers/c1/recommendations",
+                             params={"k": 3, "placement": "basket", "exclude_categories": "bags"}).json()
+        unknown = client.get("/v1/customers/c1/recommendations", params={"placement": "home"})
+    assert [i["item_id"] for i in basket["items"]] == ["C", "D"]
+    assert [i["item_id"] for i in refined["items"]] == ["E"]  # all else bought or a bag
+    assert unknown.status_code == 422
+    problem = unknown.json()["detail"][0]
+    assert problem["loc"] == ["query", "placement"] and "basket" in problem["msg"]
+
+
+def test_rules_apply_to_unknown_customers_too(store_url, published):
+    with client_for(store_url) as client:
+        body = client.get("/v1/customers/nobody/recommendations", params={"k": 2, "exclude_items": "D"}).json()
+    assert body["source"] == "fallback" and [i["item_id"] for i in body["items"]] == ["A", "B"]
+
+
+def test_bad_placement_configuration_is_rejected_at_start():
+    with pytest.raises(ValueError, match="placement 'home': unknown rule"):
+        ServingSettings(placements={"home": {"exclude_bought": True}})
