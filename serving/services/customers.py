@@ -128,8 +128,9 @@ class Position:
         segment, page, row = self.segment, self.page, self.row
         while segment < len(walk):
             size, page_size = walk[segment]["size"], walk[segment]["page_size"]
-            if page * page_size + row < size:
-                return Position(segment, page, row)
+            member = page * page_size + row
+            if member < size:
+                return Position(segment, *divmod(member, page_size))
             segment, page, row = segment + 1, 0, 0
         return None
 
