@@ -201,7 +201,7 @@ def _churn(transactions, returns, cutoff, features, config: CustomerIntelligence
     try:
         latest = evaluate_at(transactions, evaluation_cutoffs[0], returns, config.churn,
                              config.churn_training_cutoffs, config.spacing_days, cutoff)
-        out["latest"] = {"cutoff": str(latest.cutoff), **latest.metrics}
+        out["latest"] = {"cutoff": str(latest.cutoff), "n_train": latest.n_train, **latest.metrics}
         out["calibration"] = calibration_table(latest.labels, latest.probabilities)
     except ChurnDataError as exc:
         out["status"] = f"trained; not evaluated: {exc}"
