@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from recsys.models.registry import load_model
 
 from recsys.data import schema
 from recsys.data.interactions import IdIndex, Interactions
 from recsys.models.base import Recommender
+from recsys.models.registry import load_model
 from recsys.records import Catalog
 
 BUNDLE_FORMAT = 1

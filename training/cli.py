@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
@@ -27,6 +28,7 @@ FormatOpt = Annotated[str, typer.Option("--format", help="canonical (documented 
 CustomersOpt = Annotated[int, typer.Option("--customers", help="Synthetic customers (with --data synthetic)")]
 ItemsOpt = Annotated[int, typer.Option("--items", help="Synthetic items (with --data synthetic)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the synthetic generator")]
+CatalogueOpt = Annotated[Path | None, typer.Option(help="Offer catalogue YAML (default RECSYS_OFFER_CATALOGUE)")]
 
 
 def _store():
@@ -47,67 +49,63 @@ def train(
     holdout_days: Annotated[int, typer.Option(help="Days held out for evaluation")] = 90,
     keep_non_products: Annotated[bool, typer.Option(help="Keep non-product codes (POST, M, ...)")] = False,
     publish: Annotated[bool, typer.Option(help="Publish a snapshot after training")] = True,
+    customers_job: Annotated[bool, typer.Option("--customers-job/--no-customers-job",
+                                                help="Also compute segments, churn and lifetime value")] = True,
+    catalogue: CatalogueOpt = None,
 ) -> None:
-    """Train, evaluate on a temporal holdout, log to MLflow, register, and (by default) publish."""
-    from training.pipeline import TrainConfig, run_training
-    from training.progress import RichReporter
+    """Train recommendations and customer intelligence, log to MLflow, register, and publish one snapshot."""
+    from training.pipeline import TrainConfig
 
-    settings = get_settings()
     rules = CleaningRules(non_product_items=frozenset()) if keep_non_products else CleaningRules()
     config = TrainConfig(source=DataSource(data, data_format, customers, items, seed), cleaning=rules,
                          cutoff=cutoff, holdout_days=holdout_days)
-    reporter = RichReporter()
-    result = run_training(config, settings, reporter)
-    _print_metrics(result.metrics)
-    console.print(f"MLflow run [bold]{result.run_id}[/bold]; registered {result.registered.name} "
-                  f"version {result.registered.version} as @{result.registered.alias}")
-    if publish:
-        _publish_result(result, reporter)
+    _run_jobs(config, customers_job, publish, catalogue)
 
 
-def _publish_result(result, reporter) -> str:
-    from training.publish import PublishOptions, publish_bundle
+def _run_jobs(config, customers_job: bool, publish: bool, catalogue: Path | None, run_name: str = "train"):
+    from training.jobs import run_all
+    from training.progress import RichReporter
 
-    settings = get_settings()
-    store = _store()
-    try:
-        manifest = publish_bundle(result.bundle, store, _model_info(result.registered),
-                                  PublishOptions(top_n=settings.publish_top_n), reporter)
-    finally:
-        store.close()
-    console.print(f"Published snapshot [bold]{manifest.snapshot_id}[/bold] {manifest.counts}")
-    return manifest.snapshot_id
-
-
-def _model_info(registered) -> dict:
-    return {"name": registered.name, "version": registered.version, "run_id": registered.run_id,
-            "alias": registered.alias}
+    result = run_all(config, get_settings(), RichReporter(), customers=customers_job, publish=publish,
+                     catalogue=catalogue, run_name=run_name)
+    _print_metrics(result.train.metrics)
+    registered = result.train.registered
+    console.print(f"MLflow run [bold]{result.train.run_id}[/bold]; registered {registered.name} "
+                  f"version {registered.version} as @{registered.alias}")
+    if result.customers is not None:
+        sizes = ", ".join(f"{s['name']} {s['size']:,}" for s in result.customers.segments if s["size"])
+        console.print(f"Segments: {sizes}\nLifetime value: {result.customers.clv_status}; "
+                      f"churn: {result.customers.churn_metrics.get('status')}")
+    if result.manifest is not None:
+        console.print(f"Published snapshot [bold]{result.manifest.snapshot_id}[/bold] {result.manifest.counts}")
+    return result
 
 
 @app.command("publish")
 def publish_command(
     model: Annotated[str, typer.Option(help="Registry alias or version number to publish")] = "",
+    catalogue: CatalogueOpt = None,
 ) -> None:
     """Publish a registered model version (default: the configured alias) as the current snapshot."""
     from training import tracking
     from training.bundle import ModelBundle
+    from training.jobs import customer_part_of_run, model_info, publish_snapshot
     from training.pipeline import BUNDLE_ARTIFACT
     from training.progress import RichReporter
-    from training.publish import PublishOptions, publish_bundle
+    from training.publish_offers import offer_catalogue_part_from_file
 
     settings = get_settings()
+    parts = [offer_catalogue_part_from_file(catalogue or settings.offer_catalogue)]
     tracking.configure_tracking(settings)
     registered = tracking.resolve_version(settings.registered_model, model or settings.model_alias)
     reporter = RichReporter()
     with tempfile.TemporaryDirectory() as tmp, reporter.step(f"Loading model version {registered.version}"):
         folder = tracking.download_run_artifacts(registered.run_id, BUNDLE_ARTIFACT, Path(tmp))
         bundle = ModelBundle.load(folder)
-    store = _store()
-    try:
-        manifest = publish_bundle(bundle, store, _model_info(registered),
-                                  PublishOptions(top_n=settings.publish_top_n), reporter)
-    finally:
-        store.close()
+        customer_part, metadata = customer_part_of_run(registered.run_id)
+    if customer_part is not None:
+        parts.insert(0, customer_part)
+    manifest = publish_snapshot(bundle, model_info(registered), settings, reporter, parts, metadata)
     console.print(f"Published snapshot [bold]{manifest.snapshot_id}[/bold] {manifest.counts}")
 
 
@@ -135,22 +133,25 @@ def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the server at the end")] = True,
 ) -> None:
     """Generate a synthetic shop, train, publish, print example requests and serve."""
-    from training.pipeline import TrainConfig, run_training
-    from training.progress import RichReporter
+    from training.pipeline import TrainConfig
 
     settings = get_settings()
     config = TrainConfig(source=DataSource("synthetic", "canonical", customers, items, seed))
-    result = run_training(config, settings, RichReporter(), run_name="demo")
-    _print_metrics(result.metrics)
-    snapshot_id = _publish_result(result, RichReporter())
+    result = _run_jobs(config, customers_job=True, publish=True, catalogue=None, run_name="demo")
+    snapshot_id = result.manifest.snapshot_id
     base = f"http://127.0.0.1:{port}"
-    customer = str(result.bundle.customers.ids[0])
-    item = str(result.bundle.items.ids[0])
+    customer = str(result.train.bundle.customers.ids[0])
+    item = str(result.train.bundle.items.ids[0])
+    segment = next(s["name"] for s in result.customers.segments if s["size"])
     console.print(f"\n[bold]Snapshot {snapshot_id} is current.[/bold] Try, once the server is up:")
     for path in (f"/v1/customers/{customer}/recommendations?k=5", "/v1/customers/NEW-CUSTOMER/recommendations?k=5",
-                 f"/v1/items/{item}/similar?k=5", "/v1/items/popular?k=5", "/health/ready"):
-        console.print(f"  curl -s '{base}{path}'")
-    console.print(f"  open {base}/docs")
+                 f"/v1/customers/{customer}/recommendations?k=5&exclude_purchased=true&max_per_category=2",
+                 f"/v1/items/{item}/similar?k=5", "/v1/items/popular?k=5&kind=trending",
+                 f"/v1/customers/{customer}/profile", f"/v1/customers/{customer}/offers?k=2",
+                 "/v1/segments", f"/v1/segments/{quote(segment)}/customers?limit=5",
+                 f"/v1/segments/{quote(segment)}/customers?format=csv", "/health/ready"):
+        print(f"  curl -s '{base}{path}'")
+    print(f"  open {base}/docs", flush=True)
     if serve_after:
         if settings.store_url and not os.environ.get("RECSYS_SERVING_STORE_URL"):
             os.environ["RECSYS_SERVING_STORE_URL"] = settings.store_url

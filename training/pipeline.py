@@ -10,10 +10,10 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-from recsys.models.registry import create_model
 
-from recsys.data import CleaningRules, clean_transactions, schema
+from recsys.data import CleaningResult, CleaningRules, clean_transactions, schema
 from recsys.data.interactions import build_interactions
+from recsys.models.registry import create_model
 from training import tracking
 from training.bundle import ModelBundle, build_catalog, history_of
 from training.evaluation import evaluate_models, make_holdout
@@ -75,17 +75,24 @@ def summarize(transactions: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def load_and_clean(config: TrainConfig, reporter: Reporter | None = None) -> CleaningResult:
+    reporter = reporter or Reporter()
+    with reporter.step("Loading transactions"):
+        raw = load_source(config.source)
+    with reporter.step("Cleaning transactions"):
+        cleaned = clean_transactions(raw, config.cleaning)
+    return cleaned
+
+
 def run_training(config: TrainConfig, settings: TrainingSettings, reporter: Reporter | None = None,
-                 run_name: str = "train") -> TrainResult:
+                 run_name: str = "train", cleaned: CleaningResult | None = None) -> TrainResult:
+    """The recommendation job; ``cleaned`` skips loading when the caller already has the data."""
     reporter = reporter or Reporter()
     with tracking.training_run(settings, run_name, tags={"job": "train"}) as run:
         tracking.log_params({"data": config.source.describe(), "cleaning": _rules_params(config.cleaning),
                              "holdout_days": config.holdout_days, "cutoff": config.cutoff,
                              "roles": {role: {"model": s.name, **s.params} for role, s in config.roles.items()}})
-        with reporter.step("Loading transactions"):
-            raw = load_source(config.source)
-        with reporter.step("Cleaning transactions"):
-            cleaned = clean_transactions(raw, config.cleaning)
+        cleaned = cleaned or load_and_clean(config, reporter)
         report = cleaned.report.to_dict()
         tracking.log_metrics(report, prefix="data.")
         summary = summarize(cleaned.transactions)

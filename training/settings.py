@@ -22,6 +22,10 @@ class TrainingSettings(BaseSettings):
     model_alias: str = Field(default="champion", description="Registry alias that marks the served version")
     var_dir: Path = Field(default=Path("var"), description="Local folder for the embedded stores")
     publish_top_n: int = Field(default=50, ge=1, le=500, description="Recommendations stored per customer")
+    offer_catalogue: Path = Field(
+        default=Path(__file__).resolve().parents[1] / "recsys" / "offers" / "example_catalogue.yaml",
+        description="Offer catalogue (YAML) published with every snapshot",
+    )
 
     @property
     def default_tracking_uri(self) -> str:

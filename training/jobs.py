@@ -1,0 +1,131 @@
+"""The whole batch: recommendations and customer intelligence from one cleaned data set, published
+together with the offer catalogue as ONE snapshot, so that every answer of the API comes from the same
+training run."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from feature_store import Manifest, open_store
+from recsys.customers.clusters import CustomerClusters
+from recsys.data import schema
+from recsys.records import CustomerProfile
+from training import tracking
+from training.customers import RUN_NAME as CUSTOMERS_RUN_NAME
+from training.customers import CustomerIntelligence, run_customer_intelligence
+from training.pipeline import TrainConfig, TrainResult, load_and_clean, run_training
+from training.progress import Reporter
+from training.publish import PublishOptions, SnapshotPart, publish_bundle
+from training.publish_customers import customer_snapshot_part
+from training.publish_offers import offer_catalogue_part_from_file
+from training.settings import TrainingSettings
+
+CUSTOMER_PART_ARTIFACT = "snapshot_part"
+CUSTOMER_RUN_TAG = "customer_intelligence_run_id"
+
+
+@dataclass
+class JobResult:
+    train: TrainResult
+    customers: CustomerIntelligence | None
+    manifest: Manifest | None
+
+
+def run_all(config: TrainConfig, settings: TrainingSettings, reporter: Reporter | None = None, *,
+            customers: bool = True, publish: bool = True, catalogue: Path | None = None,
+            run_name: str = "train") -> JobResult:
+    reporter = reporter or Reporter()
+    # Validate the catalogue before hours of training, not after.
+    offers_part = offer_catalogue_part_from_file(catalogue or settings.offer_catalogue) if publish else None
+    cleaned = load_and_clean(config, reporter)
+    train = run_training(config, settings, reporter, run_name=run_name, cleaned=cleaned)
+    intelligence = None
+    if customers:
+        with reporter.step("Customer intelligence: segments, clusters, churn, lifetime value"):
+            cutoff = cleaned.transactions[schema.TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
+            intelligence = run_customer_intelligence(cleaned.transactions, cleaned.returns, cutoff, settings,
+                                                     previous_clusters=previous_cluster_model(settings))
+            log_customer_part(intelligence)
+            MlflowClient().set_tag(train.run_id, CUSTOMER_RUN_TAG, intelligence.run_id)
+    manifest = None
+    if publish:
+        parts = [offers_part]
+        if intelligence is not None:
+            parts.insert(0, customer_snapshot_part(intelligence.profiles, intelligence.segments,
+                                                   intelligence.clusters))
+        manifest = publish_snapshot(train.bundle, model_info(train.registered), settings, reporter, parts,
+                           customer_metadata(intelligence))
+    return JobResult(train, intelligence, manifest)
+
+
+def publish_snapshot(bundle, model: dict[str, Any], settings: TrainingSettings, reporter: Reporter,
+            parts: list[SnapshotPart], extra_metadata: dict[str, Any] | None = None) -> Manifest:
+    store = open_store(settings.store_url, prefix=settings.store_prefix, retain=settings.snapshots_retained)
+    try:
+        return publish_bundle(bundle, store, model, PublishOptions(top_n=settings.publish_top_n), reporter,
+                              extra_metadata=extra_metadata, parts=parts)
+    finally:
+        store.close()
+
+
+def model_info(registered: tracking.RegisteredVersion) -> dict[str, Any]:
+    return {"name": registered.name, "version": registered.version, "run_id": registered.run_id,
+            "alias": registered.alias}
+
+
+def customer_metadata(intelligence: CustomerIntelligence | None) -> dict[str, Any]:
+    if intelligence is None:
+        return {}
+    return {"customer_intelligence": {"run_id": intelligence.run_id, "cutoff": str(intelligence.cutoff),
+                                      "clv_status": intelligence.clv_status,
+                                      "churn_status": intelligence.churn_metrics.get("status")}}
+
+
+def previous_cluster_model(settings: TrainingSettings) -> CustomerClusters | None:
+    """The cluster model of the latest customer-intelligence run, so cluster ids stay the same."""
+    tracking.configure_tracking(settings)
+    experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
+    if experiment is None:
+        return None
+    runs = mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.job = '{CUSTOMERS_RUN_NAME}'",
+                              order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
+    if not runs:
+        return None
+    try:
+        text = mlflow.artifacts.load_text(f"{runs[0].info.artifact_uri}/clusters/model.json")
+    except Exception:  # an older run without the artifact: clusters are then numbered afresh
+        return None
+    return CustomerClusters.from_dict(json.loads(text))
+
+
+def log_customer_part(intelligence: CustomerIntelligence) -> None:
+    """Keep what the snapshot needs in the run, so `recsys publish` can republish it later."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "profiles.jsonl").write_bytes(b"\n".join(p.to_bytes() for p in intelligence.profiles))
+        (folder / "segments.json").write_text(json.dumps(intelligence.segments, default=str))
+        (folder / "clusters.json").write_text(json.dumps(intelligence.clusters, default=str))
+        MlflowClient().log_artifacts(intelligence.run_id, str(folder), CUSTOMER_PART_ARTIFACT)
+
+
+def customer_part_of_run(train_run_id: str) -> tuple[SnapshotPart | None, dict[str, Any]]:
+    """The customer part logged beside a training run (see :func:`log_customer_part`), if any."""
+    run = mlflow.get_run(train_run_id)
+    ci_run_id = run.data.tags.get(CUSTOMER_RUN_TAG)
+    if not ci_run_id:
+        return None, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tracking.download_run_artifacts(ci_run_id, CUSTOMER_PART_ARTIFACT, Path(tmp)))
+        profiles = [CustomerProfile.from_bytes(line) for line in (folder / "profiles.jsonl").read_bytes().splitlines()
+                    if line]
+        segments = json.loads((folder / "segments.json").read_text())
+        clusters = json.loads((folder / "clusters.json").read_text())
+    return customer_snapshot_part(profiles, segments, clusters), {"customer_intelligence": {"run_id": ci_run_id}}
