@@ -149,7 +149,7 @@ def demo(
                  f"/v1/items/{item}/similar?k=5", "/v1/items/popular?k=5&kind=trending",
                  f"/v1/customers/{customer}/profile", f"/v1/customers/{customer}/offers?k=2",
                  "/v1/segments", f"/v1/segments/{quote(segment)}/customers?limit=5",
-                 f"/v1/segments/{quote(segment)}/customers?format=csv", "/health/ready"):
+                 f"/v1/segments/{quote(segment)}/export.csv", "/health/ready"):
         print(f"  curl -s '{base}{path}'")
     print(f"  open {base}/docs", flush=True)
     if serve_after:

@@ -9,13 +9,12 @@ import redis
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
-from feature_store import open_store
 from recsys.data import CleaningRules
 from serving.app import create_app
 from serving.settings import ServingSettings
 from tests.conftest import redis_url
-from training.pipeline import TrainConfig, run_training
-from training.publish import PublishOptions, publish_bundle
+from training.jobs import run_all
+from training.pipeline import TrainConfig
 from training.settings import TrainingSettings
 from training.sources import DataSource
 
@@ -23,15 +22,17 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 @pytest.fixture
-def settings(tmp_path, monkeypatch):
+def settings(tmp_path, monkeypatch, redis_prefix):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return TrainingSettings(var_dir=tmp_path / "var", registered_model="e2e-recommender")
+    return TrainingSettings(var_dir=tmp_path / "var", registered_model="e2e-recommender", store_url=redis_url(),
+                            store_prefix=redis_prefix, publish_top_n=20)
 
 
 def test_train_publish_serve(settings, redis_prefix):
     config = TrainConfig(source=DataSource("synthetic", "canonical", synthetic_customers=600, synthetic_items=150,
                                            seed=3), cleaning=CleaningRules(), holdout_days=60)
-    result = run_training(config, settings)
+    job = run_all(config, settings)
+    result, manifest = job.train, job.manifest
 
     # MLflow: one run with parameters, data summary, holdout metrics, the bundle, a registered version.
     run = mlflow.get_run(result.run_id)
@@ -44,16 +45,17 @@ def test_train_publish_serve(settings, redis_prefix):
     version = MlflowClient().get_model_version_by_alias("e2e-recommender", "champion")
     assert str(version.version) == result.registered.version and version.run_id == result.run_id
 
-    store = open_store(redis_url(), prefix=redis_prefix)
-    model_info = {"name": "e2e-recommender", "version": result.registered.version, "run_id": result.run_id}
-    manifest = publish_bundle(result.bundle, store, model_info, PublishOptions(top_n=20))
-    store.close()
+    # The customer-intelligence run is linked to the training run and logged its own metrics.
+    customers_run = mlflow.get_run(run.data.tags["customer_intelligence_run_id"])
+    assert customers_run.data.tags["job"] == "customer-intelligence"
 
     # Redis: the pointer, the manifest and per-customer values are there under the prefix.
     client = redis.Redis.from_url(redis_url())
     assert client.get(f"{redis_prefix}:current").decode() == manifest.snapshot_id
     assert manifest.counts["rec"] == len(result.bundle.customers)
     assert manifest.metadata["model"]["version"] == result.registered.version
+    assert manifest.counts["profile"] == len(job.customers.profiles) > 0
+    assert manifest.metadata["offer_catalogue_version"]
 
     customer = str(result.bundle.customers.ids[0])
     serving = ServingSettings(store_url=redis_url(), store_prefix=redis_prefix)
@@ -62,6 +64,8 @@ def test_train_publish_serve(settings, redis_prefix):
         personal = http.get(f"/v1/customers/{customer}/recommendations", params={"k": 5})
         unknown = http.get("/v1/customers/not-a-customer/recommendations", params={"k": 5})
         similar = http.get(f"/v1/items/{result.bundle.items.ids[0]}/similar", params={"k": 5})
+        profile = http.get(f"/v1/customers/{customer}/profile")
+        segments = http.get("/v1/segments")
     assert ready.status_code == 200 and ready.json()["snapshot_id"] == manifest.snapshot_id
     body = personal.json()
     assert personal.status_code == 200 and body["source"] == "personalised"
@@ -69,3 +73,5 @@ def test_train_publish_serve(settings, redis_prefix):
     assert body["snapshot_id"] == manifest.snapshot_id and body["model"]["version"] == result.registered.version
     assert unknown.json()["source"] == "fallback" and len(unknown.json()["items"]) == 5
     assert similar.status_code == 200 and similar.json()["items"]
+    assert profile.status_code == 200 and profile.json()["snapshot_id"] == manifest.snapshot_id
+    assert profile.json()["segment"] in {s["name"] for s in segments.json()["segments"]}
