@@ -157,7 +157,7 @@ def run_customer_intelligence(
         scores = rfm_scores(features)
         cluster_model, cluster_ids = fit_clusters(features, config.k_range, previous_clusters, seed=config.seed)
         churn = _churn(transactions, returns, cutoff, features, config)
-        clv, clv_status, clv_params = _lifetime_value(transactions, cutoff, features.index, config)
+        clv, clv_status, clv_params = lifetime_value(transactions, cutoff, features.index, config)
         retention = cohort_retention(transactions, freq="M")
 
         segments = segment_summary(scores, features["monetary_total"])
@@ -213,7 +213,14 @@ def _churn(transactions, returns, cutoff, features, config: CustomerIntelligence
     return out
 
 
-def _lifetime_value(transactions, cutoff, customers, config: CustomerIntelligenceConfig):
+def lifetime_value(transactions: pd.DataFrame, cutoff: pd.Timestamp, customers: pd.Index,
+                   config: CustomerIntelligenceConfig) -> tuple[dict, str, dict[str, dict[str, float]]]:
+    """BG/NBD and Gamma-Gamma values per customer of ``customers`` (each with a purchase before ``cutoff``).
+
+    Returns ``(values, status, params)``: ``values`` maps ``p_alive``, ``expected`` (purchases in
+    ``horizon_days``) and ``clv`` to arrays in ``customers`` order, or to ``None`` where a fit it needs is
+    degenerate; ``status`` is ``"ok"`` or ``"degenerate: <why>"``; ``params`` holds the fitted parameters.
+    """
     summary = summarize_purchases(transactions, cutoff).reindex(customers)
     x, t_x, T, m = (summary[c].to_numpy() for c in ("frequency", "recency", "T", "monetary_value"))
     empty = {"p_alive": None, "expected": None, "clv": None}

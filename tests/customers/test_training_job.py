@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from recsys.customers.churn import ChurnConfig
 from recsys.customers.rfm import SEGMENTS
-from recsys.data import clean_transactions, generate_transactions
+from recsys.data import clean_transactions, generate_transactions, schema
 from recsys.records import CustomerProfile
-from training.customers import CustomerIntelligenceConfig, run_customer_intelligence
+from training.customers import CustomerIntelligenceConfig, lifetime_value, run_customer_intelligence
 from training.settings import TrainingSettings
 
 FAST = CustomerIntelligenceConfig(churn=ChurnConfig(num_boost_round=100, n_folds=3), churn_training_cutoffs=2,
@@ -73,3 +74,38 @@ def test_job_builds_profiles_and_logs_the_run(settings):
                                       settings, previous_clusters=model, config=ONE_WINDOW)
     assert [c["id"] for c in again.clusters] == [c["id"] for c in result.clusters]
     assert [c["name"] for c in again.clusters] == [c["name"] for c in result.clusters]
+
+
+def test_lifetime_value_is_served_only_from_usable_fits():
+    cutoff = pd.Timestamp("2024-06-01")
+    healthy = clean_transactions(generate_transactions(n_customers=3000, n_items=60, start="2022-01-01",
+                                                       end="2024-05-31", seed=1)).transactions
+    customers = pd.Index(sorted(healthy["customer_id"].unique()))
+    values, status, params = lifetime_value(healthy, cutoff, customers, FAST)
+    assert status == "ok" and set(params) == {"bgnbd", "gamma_gamma"}
+    assert len(values["clv"]) == len(customers) and (values["clv"] > 0).all()
+    assert ((values["p_alive"] > 0) & (values["p_alive"] <= 1)).all() and (values["expected"] >= 0).all()
+
+    # Nobody ever lapses: everyone keeps buying up to the cutoff, so dropout is not identified.
+    steady = _steady_shop(cutoff)
+    customers = pd.Index(sorted(steady["customer_id"].unique()))
+    values, status, params = lifetime_value(steady, cutoff, customers, FAST)
+    assert status.startswith("degenerate: BG/NBD") and "bgnbd" in params
+    assert values == {"p_alive": None, "expected": None, "clv": None}
+
+
+def _steady_shop(cutoff: pd.Timestamp) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for customer in range(300):
+        gap = rng.integers(5, 40)
+        day = cutoff - pd.Timedelta(days=int(rng.integers(1, gap + 1)))
+        while day > cutoff - pd.Timedelta(days=365):
+            rows.append((f"o{len(rows)}", f"c{customer}", day))
+            day -= pd.Timedelta(days=int(gap))
+    order, customer, time = zip(*rows, strict=True)
+    return pd.DataFrame({
+        schema.ORDER_ID: pd.Series(order, dtype="string"), schema.CUSTOMER_ID: pd.Series(customer, dtype="string"),
+        schema.ITEM_ID: pd.Series(["x"] * len(rows), dtype="string"), schema.TIMESTAMP: pd.to_datetime(list(time)),
+        schema.QUANTITY: np.ones(len(rows)), schema.UNIT_PRICE: np.full(len(rows), 10.0),
+    })
