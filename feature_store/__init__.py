@@ -9,6 +9,7 @@ from feature_store.base import (
     SnapshotStateError,
     SnapshotWriter,
     StoreError,
+    StoreUnavailableError,
 )
 from feature_store.factory import open_async_reader, open_store
 from feature_store.limits import Acquired, Claim, Event, Increment, LimitsStore, open_limits
@@ -28,6 +29,7 @@ __all__ = [
     "SnapshotStateError",
     "SnapshotWriter",
     "StoreError",
+    "StoreUnavailableError",
     "open_async_reader",
     "open_store",
 ]

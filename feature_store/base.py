@@ -22,6 +22,10 @@ class StoreError(RuntimeError):
     """Base class of the online store's errors."""
 
 
+class StoreUnavailableError(StoreError, ConnectionError):
+    """The backend did not answer (connection refused or lost, timeout): callers may degrade gracefully."""
+
+
 class SnapshotNotFoundError(StoreError):
     """The named snapshot does not exist (never committed, or expired)."""
 

@@ -18,8 +18,10 @@ from typing import Any
 import hiredis
 from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 
+from feature_store.base import StoreUnavailableError
 
-class RedisUnavailableError(ConnectionError):
+
+class RedisUnavailableError(StoreUnavailableError):
     """The connection to Redis failed, closed or timed out."""
 
 

@@ -32,6 +32,7 @@ from feature_store.base import (
     SnapshotStateError,
     SnapshotWriter,
     StoreError,
+    StoreUnavailableError,
     check_batch,
 )
 from feature_store.keys import DEFAULT_N_BUCKETS, KeyScheme, bucket_of, new_snapshot_id, validate_name
@@ -391,10 +392,17 @@ class AsyncRedisReader(AsyncOnlineStoreReader):
     async def current_snapshot_id(self) -> str | None:
         return _decode(await self._fast.execute("GET", self.keys.current))
 
+    async def _redis(self, awaitable):
+        """Await a redis-py call, reporting connection trouble as :class:`StoreUnavailableError`."""
+        try:
+            return await awaitable
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailableError(f"Redis at {self.url} is unavailable: {exc}") from exc
+
     async def get_manifest(self, snapshot_id: str) -> Manifest | None:
         manifest = self._manifests.get(snapshot_id)
         if manifest is None:
-            manifest = _parse_manifest(await self.client.get(self.keys.manifest(snapshot_id)))
+            manifest = _parse_manifest(await self._redis(self.client.get(self.keys.manifest(snapshot_id))))
             if manifest is not None:
                 self._manifests.put(manifest)
         return manifest
@@ -417,7 +425,7 @@ class AsyncRedisReader(AsyncOnlineStoreReader):
         async with self.client.pipeline(transaction=False) as pipe:
             for bucket, positions in groups.items():
                 pipe.hmget(self.keys.bucket(snapshot_id, namespace, bucket), [keys[i] for i in positions])
-            results = await pipe.execute()
+            results = await self._redis(pipe.execute())
         out: list[bytes | None] = [None] * len(keys)
         for positions, values in zip(groups.values(), results, strict=True):
             for i, value in zip(positions, values, strict=True):

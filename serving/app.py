@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from feature_store import open_async_reader, open_limits
+from feature_store import StoreUnavailableError, open_async_reader, open_limits
 from recsys.offers import load_catalogue
 from serving.auth import scope_dependencies
 from serving.routers import customers, health, offers, recommendations, segments
@@ -53,6 +53,11 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     @app.exception_handler(NoSnapshotError)
     async def no_snapshot(_: Request, exc: NoSnapshotError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_unavailable(_: Request, exc: StoreUnavailableError) -> JSONResponse:
+        return JSONResponse({"detail": f"the online store is unavailable; retry shortly ({exc})"}, status_code=503,
+                            headers={"Retry-After": "1"})
 
     app.include_router(health.router)
     app.include_router(recommendations.router,

@@ -4,11 +4,17 @@ the per-snapshot catalogue, decoded once. A request pins one :class:`SnapshotVie
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from feature_store import AsyncOnlineStoreReader, Manifest
-from recsys.records import CATALOG_KEY, META, Catalog
+import numpy as np
+
+from feature_store import AsyncOnlineStoreReader, Manifest, StoreUnavailableError
+from recsys.records import CATALOG_KEY, META, POPULAR, Catalog, decode_ranked
+
+log = logging.getLogger("recsys.serving")
+POPULAR_LISTS = ("popular", "trending")
 
 
 class NoSnapshotError(RuntimeError):
@@ -21,6 +27,9 @@ class SnapshotView:
     catalog: Catalog
     item_index: dict[str, int]
     sources: list[str]
+    #: popular and trending lists, held in memory: they answer unknown customers and fill short lists
+    #: without a store read, and keep answering while the store is unreachable
+    popular: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def snapshot_id(self) -> str:
@@ -51,7 +60,15 @@ class SnapshotCache:
         return self._current
 
     async def _refresh(self) -> None:
-        snapshot_id = await self.reader.current_snapshot_id()
+        try:
+            snapshot_id = await self.reader.current_snapshot_id()
+        except StoreUnavailableError as exc:
+            # Keep serving the snapshot we know rather than failing every request; retry after the interval.
+            self._checked_at = time.monotonic()
+            if self._current is None:
+                raise NoSnapshotError(f"the snapshot store is unreachable: {exc}") from exc
+            log.warning("snapshot store unreachable, still serving %s: %s", self._current.snapshot_id, exc)
+            return
         self._checked_at = time.monotonic()
         if snapshot_id is None:
             self._current = None
@@ -70,5 +87,7 @@ class SnapshotCache:
         if manifest is None or raw_catalog is None:
             raise NoSnapshotError(f"snapshot {snapshot_id} is current but incomplete in the store")
         catalog = Catalog.from_bytes(raw_catalog)
+        lists = await self.reader.get_many(snapshot_id, POPULAR, list(POPULAR_LISTS))
+        popular = {name: decode_ranked(raw) for name, raw in zip(POPULAR_LISTS, lists, strict=True) if raw is not None}
         return SnapshotView(manifest, catalog, {item: row for row, item in enumerate(catalog.item_ids)},
-                            list(manifest.metadata.get("sources", [])))
+                            list(manifest.metadata.get("sources", [])), popular)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from feature_store import AsyncOnlineStoreReader
-from recsys.records import POPULAR, RECOMMENDATIONS, SIMILAR, decode_customer_record, decode_ranked
+from feature_store import AsyncOnlineStoreReader, StoreUnavailableError
+from recsys.records import RECOMMENDATIONS, SIMILAR, decode_customer_record, decode_ranked
 from recsys.rules import RuleFilter, RuleSet
 from serving.snapshots import SnapshotCache, SnapshotView
+
+log = logging.getLogger("recsys.serving")
 
 PERSONALISED = "personalised"
 FALLBACK = "fallback"
@@ -63,18 +66,29 @@ class RecommendationService:
 
     async def for_customer(self, customer_id: str, k: int, rules: RuleSet | None = None) -> RankedAnswer:
         view = await self.snapshots.current()
-        raw = await self.reader.get(view.snapshot_id, RECOMMENDATIONS, customer_id)
+        try:
+            raw = await self.reader.get(view.snapshot_id, RECOMMENDATIONS, customer_id)
+        except StoreUnavailableError as exc:
+            # A storefront must always get a list: the popular one held in memory, marked as such.
+            log.warning("store unavailable, answering %s from the fallback: %s", customer_id, exc)
+            rules_filter = RuleFilter(rules or RuleSet(), view.catalog.categories, view.catalog.item_ids)
+            items = self._fallback(view, k, rules_filter)
+            return RankedAnswer(items, FALLBACK, view, fallback_reason="store_unavailable",
+                                extra={"rules": rules.active if rules else []})
         active = rules.active if rules is not None else []
         if active:
             return await self._with_rules(view, customer_id, raw, k, rules, active)
         if raw is None:
-            items = await self._fallback(view, k, exclude=set())
+            items = self._fallback(view, k, RuleFilter(RuleSet(), view.catalog.categories, view.catalog.item_ids))
             return RankedAnswer(items, FALLBACK, view, fallback_reason="unknown_customer")
         ranked, _bought = decode_customer_record(raw)
         items = _items(view, ranked[:k])
         if len(items) < k:
             # Too few personal items: fill from the fallback chain rather than answer short.
-            items += await self._fallback(view, k - len(items), exclude={i.item_id for i in items})
+            rule_filter = RuleFilter(RuleSet(), view.catalog.categories, view.catalog.item_ids)
+            for row in ranked["item"][:k].tolist():
+                rule_filter.admit(row)
+            items += self._fallback(view, k - len(items), rule_filter)
         return RankedAnswer(items, PERSONALISED, view)
 
     async def _with_rules(self, view: SnapshotView, customer_id: str, raw: bytes | None, k: int, rules: RuleSet,
@@ -82,12 +96,7 @@ class RecommendationService:
         ranked, bought = decode_customer_record(raw) if raw is not None else (None, ())
         rule_filter = RuleFilter(rules, view.catalog.categories, view.catalog.item_ids, bought)
         items = _admitted(view, ranked, rule_filter, k) if ranked is not None else []
-        for kind in self.fallback_chain:
-            if len(items) >= k:
-                break
-            fallback = await self.reader.get(view.snapshot_id, POPULAR, kind)
-            if fallback is not None:
-                items += _admitted(view, decode_ranked(fallback), rule_filter, k - len(items))
+        items += self._fallback(view, k - len(items), rule_filter)
         source, reason = (PERSONALISED, None) if raw is not None else (FALLBACK, "unknown_customer")
         return RankedAnswer(items, source, view, fallback_reason=reason, extra={"rules": active})
 
@@ -101,22 +110,19 @@ class RecommendationService:
 
     async def popular(self, k: int, kind: str = "popular") -> RankedAnswer:
         view = await self.snapshots.current()
-        raw = await self.reader.get(view.snapshot_id, POPULAR, kind)
-        items = _decode(view, raw, k) if raw is not None else []
+        ranked = view.popular.get(kind)
+        items = _items(view, ranked[:k]) if ranked is not None else []
         return RankedAnswer(items, POPULAR_LIST, view, extra={"kind": kind})
 
-    async def _fallback(self, view: SnapshotView, k: int, exclude: set[str]) -> list[RankedItem]:
+    def _fallback(self, view: SnapshotView, k: int, rule_filter: RuleFilter) -> list[RankedItem]:
+        """Up to ``k`` items from the fallback chain, in order, that pass ``rule_filter``."""
         chosen: list[RankedItem] = []
         for kind in self.fallback_chain:
-            raw = await self.reader.get(view.snapshot_id, POPULAR, kind)
-            if raw is None:
-                continue
-            for item in _decode(view, raw, len(view.catalog)):
-                if item.item_id not in exclude:
-                    exclude.add(item.item_id)
-                    chosen.append(item)
-                    if len(chosen) == k:
-                        return chosen
+            if len(chosen) >= k:
+                break
+            ranked = view.popular.get(kind)
+            if ranked is not None:
+                chosen += _admitted(view, ranked, rule_filter, k - len(chosen))
         return chosen
 
 
