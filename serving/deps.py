@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Query, Request, status
 
 from serving.services.customers import CustomerService
+from serving.services.offers import OfferService
 from serving.services.recommendations import RecommendationService
 from serving.settings import ServingSettings
 
@@ -17,6 +18,10 @@ async def get_app_settings(request: Request) -> ServingSettings:
 
 async def get_recommendations(request: Request) -> RecommendationService:
     return request.app.state.recommendations
+
+
+async def get_offers(request: Request) -> OfferService:
+    return request.app.state.offers
 
 
 K_QUERY = Query(ge=1, description="How many items: 1 to max_k (100 unless configured); default default_k (10)")
@@ -50,3 +55,4 @@ def get_customers(request: Request) -> CustomerService:
 
 
 CustomersDep = Annotated[CustomerService, Depends(get_customers)]
+OffersDep = Annotated[OfferService, Depends(get_offers)]

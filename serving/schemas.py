@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -115,3 +117,65 @@ class SegmentMembers(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null after the last member. "
                                                 "A page may hold fewer than limit items before the end.")
     snapshot_id: str = Field(description="Every page of a listing comes from this snapshot")
+
+
+class OfferPosterior(BaseModel):
+    alpha: float
+    beta: float
+
+
+class RankedOffer(BaseModel):
+    rank: int
+    offer_id: str
+    name: str
+    type: str = Field(description="percentage_discount, fixed_amount, free_shipping, bundle or loyalty_points")
+    segment: str
+    p_redeem: float = Field(description="P(redeem) the ranking used: a Thompson draw from the posterior")
+    p_mean: float = Field(description="Posterior mean of P(redeem) for this offer in this segment")
+    posterior: OfferPosterior
+    value: float
+    cost: float
+    expected_value: float = Field(description="p_redeem x value - cost")
+    reasons: list[str] = Field(description="The eligibility rules that held for this customer")
+    recommended_item: str | None = Field(None, description="Bundles: the customer's top recommendation")
+
+
+class OfferList(BaseModel):
+    customer_id: str
+    segment: str
+    policy: str
+    offers: list[RankedOffer]
+    capped: list[str] = Field(description="Eligible offers skipped because a contact, repeat or budget cap is used up")
+    eligible: int = Field(description="How many offers the customer was eligible for")
+    snapshot_id: str
+    catalogue_version: str
+
+
+class OfferEventIn(BaseModel):
+    event_id: str = Field(min_length=1, max_length=128, description="Unique id; a replay is answered, not counted")
+    type: Literal["impression", "redemption", "dismissal"]
+    customer_id: str = Field(min_length=1, max_length=128)
+
+
+class OfferEventOut(BaseModel):
+    event_id: str
+    offer_id: str
+    type: str
+    duplicate: bool = Field(description="True when this event id was already recorded (nothing counted again)")
+    segment: str | None = None
+
+
+class OfferPreviewRow(BaseModel):
+    offer_id: str
+    name: str
+    type: str
+    eligible_customers: int
+    redemption_limit: int | None
+    redemptions_used: int
+
+
+class OfferPreview(BaseModel):
+    snapshot_id: str
+    catalogue_version: str
+    customers: int
+    offers: list[OfferPreviewRow]

@@ -1,0 +1,77 @@
+"""Personalised offers: a customer's next best offers, outcome events, and an eligibility preview."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from serving.auth import require_scope
+from serving.deps import OffersDep
+from serving.responses import FastJSONResponse
+from serving.schemas import OfferEventIn, OfferEventOut, OfferList, OfferPreview, Problem
+from serving.services.offers import (
+    BudgetExhaustedError,
+    NoCatalogueError,
+    OfferEvent,
+    UnknownCustomerError,
+    UnknownOfferError,
+)
+
+router = APIRouter(prefix="/v1", tags=["offers"])
+
+CustomerId = Annotated[str, Path(min_length=1, max_length=128, description="External customer id")]
+OfferId = Annotated[str, Path(min_length=1, max_length=64, description="Offer id from the catalogue")]
+OfferK = Annotated[int, Query(ge=1, le=20, description="Most offers to show (the contact cap may allow fewer)")]
+NO_CATALOGUE = {503: {"model": Problem, "description": "No snapshot, or the snapshot carries no catalogue"}}
+
+
+@router.get("/customers/{customer_id}/offers", response_model=OfferList,
+            dependencies=[require_scope("offers:read")],
+            responses={404: {"model": Problem, "description": "Customer has no profile"}, **NO_CATALOGUE},
+            summary="Next best offers for a customer",
+            description="Eligible offers ranked by P(redeem) x value - cost, P(redeem) drawn from the Beta "
+                        "posterior of the offer in the customer's segment. Each offer returned is an "
+                        "impression: it uses the customer's contact cap and the offer's repeat cap atomically. "
+                        "Offers whose caps or budget are used up are not returned (listed in `capped`).")
+async def customer_offers(customer_id: CustomerId, service: OffersDep, k: OfferK = 1):
+    try:
+        body = await service.for_customer(customer_id, k)
+    except UnknownCustomerError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except NoCatalogueError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    return FastJSONResponse(body)
+
+
+@router.post("/offers/{offer_id}/events", response_model=OfferEventOut,
+             dependencies=[require_scope("offers:write")],
+             responses={404: {"model": Problem, "description": "Offer not in the current catalogue"},
+                        409: {"model": Problem, "description": "Redemption refused: the offer's budget is used up"},
+                        **NO_CATALOGUE},
+             summary="Record an impression, redemption or dismissal",
+             description="Idempotent by `event_id`: a replay answers 200 with `duplicate: true` and counts "
+                         "nothing. A redemption uses one unit of the offer's budget atomically (409 when none "
+                         "is left). Outcomes update the offer's Beta posterior for the customer's segment.")
+async def offer_event(offer_id: OfferId, event: OfferEventIn, service: OffersDep):
+    try:
+        body = await service.record_event(offer_id, OfferEvent(event.event_id, event.type, event.customer_id))
+    except UnknownOfferError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except BudgetExhaustedError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except NoCatalogueError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    return FastJSONResponse(body)
+
+
+@router.get("/offers/preview", response_model=OfferPreview, dependencies=[require_scope("offers:read")],
+            responses=NO_CATALOGUE, summary="Eligible customers per offer on the current snapshot",
+            description="Counts every profile of the current snapshot once per snapshot (the first call on a "
+                        "large snapshot takes seconds), with each offer's budget use.")
+async def offers_preview(service: OffersDep):
+    try:
+        body = await service.preview()
+    except NoCatalogueError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    return FastJSONResponse(body)

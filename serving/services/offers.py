@@ -1,0 +1,245 @@
+"""Next best offers from the current snapshot, within contact caps and budgets. No web framework here.
+
+Showing an offer is an impression: it uses the customer's contact cap (catalogue ``contact``), the
+per-customer repeat cap of that offer (``repeat_after_days``) and needs budget left, all checked and used
+in one atomic step of the limits store. An offer whose caps are exhausted is skipped and the next best
+one is tried, so a capped request answers quickly with fewer (or no) offers and names what was capped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import numpy as np
+import orjson
+
+from feature_store import Acquired, Claim, Event, Increment, LimitsStore
+from feature_store.base import AsyncOnlineStoreReader
+from recsys.offers import (
+    CATALOGUE_KEY,
+    OFFERS_NAMESPACE,
+    UNKNOWN_SEGMENT,
+    Catalogue,
+    Offer,
+    OfferDecision,
+    OfferType,
+    count_eligible,
+    outcome_fields,
+    outcomes_from_fields,
+    rank_offers,
+)
+from recsys.records import PROFILES, RECOMMENDATIONS, CustomerProfile, decode_customer_record
+from serving.snapshots import SnapshotCache, SnapshotView
+
+DAY = 86_400.0
+DECISIONS_STREAM = "offer_decisions"
+EVENTS_STREAM = "offer_events"
+EventType = Literal["impression", "redemption", "dismissal"]
+
+
+class NoCatalogueError(LookupError):
+    """The current snapshot carries no offer catalogue and no fallback file is configured."""
+
+
+class UnknownCustomerError(LookupError):
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(f"customer {customer_id!r} has no profile in the current snapshot")
+
+
+class UnknownOfferError(LookupError):
+    def __init__(self, offer_id: str, version: str) -> None:
+        super().__init__(f"offer {offer_id!r} is not in the current catalogue (version {version})")
+
+
+class BudgetExhaustedError(RuntimeError):
+    def __init__(self, offer_id: str, limit: int) -> None:
+        super().__init__(f"offer {offer_id!r} has used its budget of {limit} redemptions")
+
+
+@dataclass(frozen=True)
+class OfferEvent:
+    event_id: str
+    type: EventType
+    customer_id: str
+
+
+def contact_claim(catalogue: Catalogue, customer_id: str) -> Claim:
+    return Claim(f"contact:{customer_id}", catalogue.contact.max_offers, catalogue.contact.window_days * DAY)
+
+
+def repeat_claim(offer: Offer, customer_id: str) -> Claim:
+    return Claim(f"repeat:{customer_id}:{offer.id}", 1, offer.repeat_after_days * DAY)
+
+
+def budget_claim(offer: Offer, amount: int) -> Claim | None:
+    limit = offer.redemption_limit
+    return None if limit is None else Claim(f"budget:{offer.id}", limit, None, amount)
+
+
+def outcomes_key(offer_id: str) -> str:
+    return f"outcomes:{offer_id}"
+
+
+class OfferService:
+    def __init__(self, reader: AsyncOnlineStoreReader, snapshots: SnapshotCache, limits: LimitsStore, *,
+                 fallback_catalogue: Catalogue | None = None, seed: int | None = None,
+                 outcomes_refresh_seconds: float = 1.0, event_log_max: int = 1_000_000,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.reader, self.snapshots, self.limits = reader, snapshots, limits
+        self.fallback_catalogue = fallback_catalogue
+        self.rng = np.random.default_rng(seed)
+        self.outcomes_refresh_seconds = outcomes_refresh_seconds
+        self.event_log_max = event_log_max
+        self.clock = clock
+        self._catalogues: dict[str, Catalogue | None] = {}
+        self._outcomes: tuple[float, str, dict] = (float("-inf"), "", {})
+        self._previews: dict[tuple[str, str], dict] = {}
+
+    async def catalogue(self, view: SnapshotView) -> Catalogue:
+        if view.snapshot_id not in self._catalogues:
+            raw = await self.reader.get(view.snapshot_id, OFFERS_NAMESPACE, CATALOGUE_KEY)
+            # Snapshots are immutable, so each one's catalogue is decoded (and re-validated) once.
+            self._catalogues = {k: v for k, v in list(self._catalogues.items())[-2:]}
+            self._catalogues[view.snapshot_id] = None if raw is None else Catalogue.from_bytes(raw)
+        catalogue = self._catalogues[view.snapshot_id] or self.fallback_catalogue
+        if catalogue is None:
+            raise NoCatalogueError(f"snapshot {view.snapshot_id} carries no offer catalogue; publish one "
+                                   "with the snapshot or set RECSYS_SERVING_OFFER_CATALOGUE_PATH")
+        return catalogue
+
+    async def for_customer(self, customer_id: str, k: int) -> dict:
+        view = await self.snapshots.current()
+        catalogue = await self.catalogue(view)
+        wants_item = any(o.type is OfferType.BUNDLE for o in catalogue.offers)
+        raw_profile, top_item, outcomes = await asyncio.gather(
+            self.reader.get(view.snapshot_id, PROFILES, customer_id),
+            self._top_item(view, customer_id) if wants_item else _none(),
+            self._outcome_table(catalogue))
+        if raw_profile is None:
+            raise UnknownCustomerError(customer_id)
+        profile = CustomerProfile.from_bytes(raw_profile)
+        ranked = rank_offers(catalogue, profile, self.clock(), outcomes=outcomes, rng=self.rng,
+                             recommended_item=top_item)
+        chosen, capped = await self._acquire(catalogue, customer_id, ranked, k)
+        segment = profile.segment or UNKNOWN_SEGMENT
+        increments = [Increment(outcomes_key(d.offer_id), outcome_fields(segment)[0]) for d in chosen]
+        body = {
+            "customer_id": customer_id,
+            "segment": segment,
+            "policy": "thompson_sampling",
+            "offers": [{"rank": i + 1, **d.to_dict()} for i, d in enumerate(chosen)],
+            "capped": capped,
+            "eligible": len(ranked),
+            "snapshot_id": view.snapshot_id,
+            "catalogue_version": catalogue.version,
+        }
+        decision = {"type": "decision", "customer_id": customer_id, "segment": segment, "at": _now_iso(),
+                    "snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version,
+                    "offers": orjson.dumps([{"offer_id": d.offer_id, "p_redeem": d.p_redeem,
+                                             "expected_value": d.expected_value} for d in chosen]).decode(),
+                    "capped": orjson.dumps(capped).decode()}
+        await self.limits.record(increments, [Event(DECISIONS_STREAM, decision, self.event_log_max)])
+        return body
+
+    async def _acquire(self, catalogue: Catalogue, customer_id: str, ranked: list[OfferDecision],
+                       k: int) -> tuple[list[OfferDecision], list[str]]:
+        if not ranked:
+            return [], []
+        contact = contact_claim(catalogue, customer_id)
+        groups = []
+        for decision in ranked:
+            offer = catalogue[decision.offer_id]
+            group = [contact, repeat_claim(offer, customer_id)]
+            budget = budget_claim(offer, amount=0)
+            groups.append(group + [budget] if budget is not None else group)
+        acquired = await self.limits.acquire_first(groups, max_groups=k)
+        assert isinstance(acquired, list)  # no idempotency marker was asked for
+        # Offers after the k-th acquired one were never tried; those before it that were skipped were capped.
+        tried = len(ranked) if len(acquired) < k else acquired[-1] + 1
+        taken = set(acquired)
+        return [ranked[i] for i in acquired], [ranked[i].offer_id for i in range(tried) if i not in taken]
+
+    async def record_event(self, offer_id: str, event: OfferEvent) -> dict:
+        view = await self.snapshots.current()
+        catalogue = await self.catalogue(view)
+        if offer_id not in catalogue:
+            raise UnknownOfferError(offer_id, catalogue.version)
+        offer = catalogue[offer_id]
+        claims = []
+        if event.type == "redemption" and (budget := budget_claim(offer, amount=1)) is not None:
+            claims.append(budget)
+        outcome = await self.limits.try_acquire(claims, once=f"event:{event.event_id}")
+        body = {"event_id": event.event_id, "offer_id": offer_id, "type": event.type,
+                "duplicate": outcome is Acquired.DUPLICATE}
+        if outcome is Acquired.DUPLICATE:
+            return body
+        if outcome is Acquired.LIMITED:
+            raise BudgetExhaustedError(offer_id, offer.redemption_limit or 0)
+        raw = await self.reader.get(view.snapshot_id, PROFILES, event.customer_id)
+        segment = (CustomerProfile.from_bytes(raw).segment if raw is not None else None) or UNKNOWN_SEGMENT
+        impressions, redemptions = outcome_fields(segment)
+        field = {"impression": impressions, "redemption": redemptions}.get(event.type, f"{segment}|dismissals")
+        log = {"type": event.type, "event_id": event.event_id, "offer_id": offer_id,
+               "customer_id": event.customer_id, "segment": segment, "at": _now_iso(),
+               "snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version}
+        await self.limits.record([Increment(outcomes_key(offer_id), field)],
+                                 [Event(EVENTS_STREAM, log, self.event_log_max)])
+        return {**body, "segment": segment}
+
+    async def preview(self) -> dict:
+        """Customers of the current snapshot eligible for each offer (computed once per snapshot)."""
+        view = await self.snapshots.current()
+        catalogue = await self.catalogue(view)
+        key = (view.snapshot_id, catalogue.version)
+        if key not in self._previews:
+            counts = dict.fromkeys((o.id for o in catalogue.offers), 0)
+            customers = 0
+            now = self.clock()
+            async for batch in self.reader.iter_namespace(view.snapshot_id, PROFILES):
+                customers += len(batch)
+                part = await asyncio.to_thread(_count_batch, catalogue, batch, now)
+                for offer_id, n in part.items():
+                    counts[offer_id] += n
+            self._previews = {key: {"customers": customers, "eligible": counts, "computed_at": _now_iso()}}
+        used = await self.limits.used([f"budget:{o.id}" for o in catalogue.offers])
+        return {"snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version, **self._previews[key],
+                "offers": [{"offer_id": o.id, "name": o.name, "type": o.type.value,
+                            "eligible_customers": self._previews[key]["eligible"][o.id],
+                            "redemption_limit": o.redemption_limit, "redemptions_used": n}
+                           for o, n in zip(catalogue.offers, used, strict=True)]}
+
+    async def _top_item(self, view: SnapshotView, customer_id: str) -> str | None:
+        raw = await self.reader.get(view.snapshot_id, RECOMMENDATIONS, customer_id)
+        ranked = decode_customer_record(raw)[0] if raw else ()
+        return view.catalog.item_ids[int(ranked[0]["item"])] if len(ranked) else None
+
+    async def _outcome_table(self, catalogue: Catalogue) -> dict:
+        checked_at, version, table = self._outcomes
+        if version == catalogue.version and time.monotonic() - checked_at < self.outcomes_refresh_seconds:
+            return table
+        fields = await self.limits.counters([outcomes_key(o.id) for o in catalogue.offers])
+        table = {}
+        for offer, counts in zip(catalogue.offers, fields, strict=True):
+            table.update(outcomes_from_fields(offer.id, counts))
+        self._outcomes = (time.monotonic(), catalogue.version, table)
+        return table
+
+    async def close(self) -> None:
+        await self.limits.close()
+
+
+def _count_batch(catalogue: Catalogue, batch: list[tuple[str, bytes]], now: datetime) -> dict[str, int]:
+    return dict(count_eligible(catalogue, (CustomerProfile.from_bytes(v) for _, v in batch), now))
+
+
+async def _none() -> None:
+    return None
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,211 @@
+"""Offers over HTTP and through the service, on a real Redis: ranking, caps, budgets, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fastapi.testclient import TestClient
+
+from feature_store import open_async_reader, open_limits, open_store
+from recsys.offers import parse_catalogue
+from serving.app import create_app
+from serving.services.offers import BudgetExhaustedError, OfferEvent, OfferService
+from serving.settings import ServingSettings
+from serving.snapshots import SnapshotCache
+from tests.conftest import redis_url
+from tests.serving.offers_fixture import catalogue_data, publish_with_offers
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def published(redis_prefix):
+    store = open_store(redis_url(), prefix=redis_prefix)
+    yield store, publish_with_offers(store)
+    store.close()
+
+
+def client_for(prefix: str, **overrides) -> TestClient:
+    settings = ServingSettings(store_url=redis_url(), store_prefix=prefix, snapshot_refresh_seconds=0,
+                               offers_seed=0, offers_outcomes_refresh_seconds=0, **overrides)
+    return TestClient(create_app(settings))
+
+
+def run_service(prefix: str, body):
+    async def main():
+        reader = open_async_reader(redis_url(), prefix=prefix)
+        service = OfferService(reader, SnapshotCache(reader, 0), open_limits(redis_url(), prefix=prefix), seed=0,
+                               outcomes_refresh_seconds=0)
+        try:
+            return await body(service)
+        finally:
+            await service.close()
+            await reader.close()
+
+    return asyncio.run(main())
+
+
+def test_offers_with_reasons_and_provenance_then_contact_cap(redis_prefix, published):
+    _, manifest = published
+    with client_for(redis_prefix) as client:
+        first = client.get("/v1/customers/c1/offers", params={"k": 3})
+        second = client.get("/v1/customers/c1/offers", params={"k": 3})
+    assert first.status_code == 200
+    body = first.json()
+    assert body["snapshot_id"] == manifest.snapshot_id
+    assert body["catalogue_version"] == manifest.metadata["offer_catalogue_version"]
+    assert body["segment"] == "at_risk" and body["eligible"] == 2
+    assert len(body["offers"]) == 1  # the contact cap allows one offer per 7 days
+    offer = body["offers"][0]
+    assert offer["offer_id"] in {"winback", "bundle"}
+    assert offer["expected_value"] == pytest.approx(offer["p_redeem"] * offer["value"] - offer["cost"], abs=1e-3)
+    assert offer["reasons"]
+    if offer["offer_id"] == "winback":
+        assert offer["reasons"] == ["churn_probability 0.8 >= 0.5"]
+    else:
+        assert offer["recommended_item"] == "B"
+    # the cap is used: still a fast 200, with nothing shown and the skipped offers named
+    assert second.status_code == 200
+    assert second.json()["offers"] == [] and set(second.json()["capped"]) == {"winback", "bundle"}
+
+
+def test_several_offers_when_the_contact_cap_allows_and_repeat_cap(redis_prefix):
+    store = open_store(redis_url(), prefix=redis_prefix)
+    publish_with_offers(store, catalogue_data(max_offers=5))
+    with client_for(redis_prefix) as client:
+        first = client.get("/v1/customers/c2/offers", params={"k": 5}).json()
+        again = client.get("/v1/customers/c2/offers", params={"k": 5}).json()
+    store.close()
+    assert {o["offer_id"] for o in first["offers"]} == {"vip", "bundle"}
+    assert [o["rank"] for o in first["offers"]] == [1, 2]
+    bundle = next(o for o in first["offers"] if o["offer_id"] == "bundle")
+    assert bundle["recommended_item"] == "E"  # c2's top recommendation in the same snapshot
+    assert again["offers"] == [] and set(again["capped"]) == {"vip", "bundle"}  # not the same offer within 30 days
+
+
+def test_unknown_customer_missing_catalogue_and_customer_without_recommendation(redis_prefix):
+    store = open_store(redis_url(), prefix=redis_prefix)
+    publish_with_offers(store, with_catalogue=False)
+    with client_for(redis_prefix) as client:
+        assert client.get("/v1/customers/c1/offers").status_code == 503
+        publish_with_offers(store)
+        assert client.get("/v1/customers/nobody/offers").status_code == 404
+        c3 = client.get("/v1/customers/c3/offers").json()
+        assert [o["offer_id"] for o in c3["offers"]] == ["first-repeat"]  # no recommendation: no bundle
+        assert client.get("/v1/customers/c1/offers", params={"k": 0}).status_code == 422
+    store.close()
+
+
+def test_a_bad_catalogue_never_replaces_the_served_one(redis_prefix, published):
+    store, manifest = published
+    bad = catalogue_data()
+    bad["offers"][0]["cost"] = -1
+    with pytest.raises(ValueError, match="offer 'winback': cost"):
+        publish_with_offers(store, bad)
+    assert store.current_snapshot_id() == manifest.snapshot_id
+    with client_for(redis_prefix) as client:
+        assert client.get("/v1/customers/c2/offers").json()["snapshot_id"] == manifest.snapshot_id
+
+
+def test_200_concurrent_requests_for_one_customer_record_exactly_one_impression(redis_prefix, published):
+    async def body(service: OfferService):
+        answers = await asyncio.gather(*[service.for_customer("c1", 3) for _ in range(200)])
+        used = await service.limits.used(["contact:c1"])
+        counters = await service.limits.counters(["outcomes:winback", "outcomes:bundle"])
+        decisions = await service.limits.read_events("offer_decisions", count=1000)
+        return answers, used, counters, decisions
+
+    answers, used, counters, decisions = run_service(redis_prefix, body)
+    assert sum(len(a["offers"]) for a in answers) == 1
+    assert used == [1]
+    assert sum(c.get("at_risk|impressions", 0) for c in counters) == 1
+    assert len(decisions) == 200  # every decision is logged, capped ones included
+
+
+def test_budget_is_never_exceeded_under_concurrent_redemptions(redis_prefix, published):
+    async def body(service: OfferService):
+        async def redeem(i: int):
+            try:
+                return await service.record_event("winback", OfferEvent(f"r{i}", "redemption", "c1"))
+            except BudgetExhaustedError:
+                return None
+
+        results = await asyncio.gather(*[redeem(i) for i in range(100)])
+        return results, await service.limits.counters(["outcomes:winback"])
+
+    results, counters = run_service(redis_prefix, body)
+    assert sum(r is not None for r in results) == 3  # the catalogue's budget
+    assert counters == [{"at_risk|redemptions": 3}]
+
+
+def test_events_are_idempotent_feed_the_posterior_and_enforce_the_budget(redis_prefix, published):
+    with client_for(redis_prefix) as client:
+        before = client.get("/v1/customers/c1/offers").json()
+        event = {"event_id": "e-1", "type": "redemption", "customer_id": "c1"}
+        first = client.post("/v1/offers/winback/events", json=event)
+        replay = client.post("/v1/offers/winback/events", json=event)
+        assert first.status_code == replay.status_code == 200
+        assert first.json()["duplicate"] is False and first.json()["segment"] == "at_risk"
+        assert replay.json()["duplicate"] is True
+        for i in (2, 3):
+            assert client.post("/v1/offers/winback/events",
+                               json={**event, "event_id": f"e-{i}"}).status_code == 200
+        exhausted = client.post("/v1/offers/winback/events", json={**event, "event_id": "e-4"})
+        assert exhausted.status_code == 409 and "budget of 3" in exhausted.json()["detail"]
+        assert client.post("/v1/offers/nope/events", json=event).status_code == 404
+        dismissal = client.post("/v1/offers/bundle/events",
+                                json={"event_id": "d-1", "type": "dismissal", "customer_id": "c1"})
+        assert dismissal.status_code == 200
+        assert client.post("/v1/offers/bundle/events", json={"event_id": "x", "type": "click",
+                                                             "customer_id": "c1"}).status_code == 422
+        preview = client.get("/v1/offers/preview").json()
+    assert before["offers"][0]["offer_id"] in {"winback", "bundle"}
+    rows = {row["offer_id"]: row for row in preview["offers"]}
+    assert rows["winback"]["redemptions_used"] == 3 and rows["winback"]["redemption_limit"] == 3
+    assert {k: v["eligible_customers"] for k, v in rows.items()} == {
+        "winback": 1, "vip": 1, "bundle": 3, "first-repeat": 1}
+    assert preview["customers"] == 3
+
+
+def test_redemptions_update_the_beta_posterior_served(redis_prefix, published):
+    store, _ = published
+    publish_with_offers(store, catalogue_data(max_offers=5, winback_budget=100))
+    with client_for(redis_prefix) as client:
+        for i in range(4):
+            client.post("/v1/offers/winback/events", json={"event_id": f"e{i}", "type": "redemption",
+                                                           "customer_id": "c1"})
+        offers = client.get("/v1/customers/c1/offers", params={"k": 5}).json()["offers"]
+    winback = next(o for o in offers if o["offer_id"] == "winback")
+    assert winback["posterior"] == {"alpha": pytest.approx(2.0 + 4), "beta": pytest.approx(8.0)}
+
+
+def test_scopes(redis_prefix, published):
+    keys = {"reader": ["offers:read"], "writer": ["offers:write"]}
+    with client_for(redis_prefix, api_keys=keys) as client:
+        event = {"event_id": "s-1", "type": "impression", "customer_id": "c2"}
+        assert client.get("/v1/customers/c2/offers").status_code == 401
+        assert client.get("/v1/customers/c2/offers", headers={"X-API-Key": "writer"}).status_code == 403
+        assert client.get("/v1/customers/c2/offers", headers={"X-API-Key": "reader"}).status_code == 200
+        assert client.post("/v1/offers/vip/events", json=event, headers={"X-API-Key": "reader"}).status_code == 403
+        assert client.post("/v1/offers/vip/events", json=event, headers={"X-API-Key": "writer"}).status_code == 200
+
+
+def test_embedded_limits_store_serves_without_redis_for_limits(redis_prefix, published, tmp_path):
+    with client_for(redis_prefix, limits_url=f"sqlite:///{tmp_path / 'limits.sqlite'}") as client:
+        assert len(client.get("/v1/customers/c2/offers").json()["offers"]) == 1
+        assert client.get("/v1/customers/c2/offers").json()["offers"] == []
+    assert (tmp_path / "limits.sqlite").exists()
+
+
+def test_fallback_catalogue_file_when_the_snapshot_has_none(redis_prefix, tmp_path):
+    import yaml
+
+    store = open_store(redis_url(), prefix=redis_prefix)
+    publish_with_offers(store, with_catalogue=False)
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump(catalogue_data()))
+    with client_for(redis_prefix, offer_catalogue_path=path) as client:
+        body = client.get("/v1/customers/c2/offers").json()
+    store.close()
+    assert body["catalogue_version"] == parse_catalogue(catalogue_data()).version
