@@ -21,6 +21,7 @@ app = typer.Typer(help="Recommendations and customer intelligence for e-commerce
                   pretty_exceptions_show_locals=False)
 snapshots_app = typer.Typer(help="List published snapshots, roll back, or switch to one.", no_args_is_help=True)
 app.add_typer(snapshots_app, name="snapshots")
+app.add_typer(__import__("training.offers_cli").offers_cli.app, name="offers")
 console = Console()
 
 DataOpt = Annotated[str, typer.Option("--data", help="CSV/Parquet transactions file, or 'synthetic'")]
