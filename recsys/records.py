@@ -7,6 +7,7 @@ names, both stored once per snapshot, so a customer's list costs 9 bytes an entr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -104,7 +105,19 @@ class Catalog:
 # Customer intelligence namespaces.
 PROFILES = "profile"  # customer id -> CustomerProfile bytes
 SEGMENTS = "segment"  # segment name -> orjson segment definition, size and revenue share
-SEGMENT_MEMBERS = "segment_members"  # "<segment>:<page>" -> orjson list of customer ids
+SEGMENT_MEMBERS = "segment_members"  # "<segment>:<page>" -> columnar orjson page of profile fields
+SEGMENT_INDEX_KEY = "@index"  # in SEGMENTS: every segment in order, clusters, CSV columns
+#: The walk over every segment in turn; no real segment may take this name.
+ALL_SEGMENTS = "all"
+
+
+def slugify(name: str) -> str:
+    """``"Can't Lose Them"`` -> ``"cant-lose-them"``: apostrophes vanish, other runs of symbols become '-'."""
+    return re.sub(r"[^a-z0-9]+", "-", re.sub(r"['\u2019]", "", name.lower())).strip("-")
+
+
+def member_page_key(segment: str, page: int) -> str:
+    return f"{segment}:{page}"
 
 
 @dataclass(frozen=True)

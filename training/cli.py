@@ -22,7 +22,7 @@ app = typer.Typer(help="Recommendations and customer intelligence for e-commerce
 snapshots_app = typer.Typer(help="List published snapshots, roll back, or switch to one.", no_args_is_help=True)
 app.add_typer(snapshots_app, name="snapshots")
 app.add_typer(__import__("training.offers_cli").offers_cli.app, name="offers")
-console = Console()
+console = Console(soft_wrap=True)
 
 DataOpt = Annotated[str, typer.Option("--data", help="CSV/Parquet transactions file, or 'synthetic'")]
 FormatOpt = Annotated[str, typer.Option("--format", help="canonical (documented schema) or online-retail")]
@@ -103,10 +103,10 @@ def publish_command(
     with tempfile.TemporaryDirectory() as tmp, reporter.step(f"Loading model version {registered.version}"):
         folder = tracking.download_run_artifacts(registered.run_id, BUNDLE_ARTIFACT, Path(tmp))
         bundle = ModelBundle.load(folder)
-        customer_part, metadata = customer_part_of_run(registered.run_id)
+        customer_part = customer_part_of_run(registered.run_id)
     if customer_part is not None:
         parts.insert(0, customer_part)
-    manifest = publish_snapshot(bundle, model_info(registered), settings, reporter, parts, metadata)
+    manifest = publish_snapshot(bundle, model_info(registered), settings, reporter, parts)
     console.print(f"Published snapshot [bold]{manifest.snapshot_id}[/bold] {manifest.counts}")
 
 
@@ -185,7 +185,10 @@ def snapshots_list() -> None:
     store = _store()
     try:
         current = store.current_snapshot_id()
-        table = Table("", "snapshot", "created", "model", "counts")
+        table = Table("")
+        table.add_column("snapshot", no_wrap=True, min_width=28)
+        for column in ("created", "model", "counts"):
+            table.add_column(column)
         for manifest in store.list_snapshots():
             model = manifest.metadata.get("model", {})
             table.add_row("*" if manifest.snapshot_id == current else "", manifest.snapshot_id,

@@ -60,18 +60,17 @@ def run_all(config: TrainConfig, settings: TrainingSettings, reporter: Reporter 
         parts = [offers_part]
         if intelligence is not None:
             parts.insert(0, customer_snapshot_part(intelligence.profiles, intelligence.segments,
-                                                   intelligence.clusters))
-        manifest = publish_snapshot(train.bundle, model_info(train.registered), settings, reporter, parts,
-                           customer_metadata(intelligence))
+                                                   intelligence.clusters, info=customer_info(intelligence)))
+        manifest = publish_snapshot(train.bundle, model_info(train.registered), settings, reporter, parts)
     return JobResult(train, intelligence, manifest)
 
 
 def publish_snapshot(bundle, model: dict[str, Any], settings: TrainingSettings, reporter: Reporter,
-            parts: list[SnapshotPart], extra_metadata: dict[str, Any] | None = None) -> Manifest:
+            parts: list[SnapshotPart]) -> Manifest:
     store = open_store(settings.store_url, prefix=settings.store_prefix, retain=settings.snapshots_retained)
     try:
         return publish_bundle(bundle, store, model, PublishOptions(top_n=settings.publish_top_n), reporter,
-                              extra_metadata=extra_metadata, parts=parts)
+                              parts=parts)
     finally:
         store.close()
 
@@ -81,12 +80,10 @@ def model_info(registered: tracking.RegisteredVersion) -> dict[str, Any]:
             "alias": registered.alias}
 
 
-def customer_metadata(intelligence: CustomerIntelligence | None) -> dict[str, Any]:
-    if intelligence is None:
-        return {}
-    return {"customer_intelligence": {"run_id": intelligence.run_id, "cutoff": str(intelligence.cutoff),
-                                      "clv_status": intelligence.clv_status,
-                                      "churn_status": intelligence.churn_metrics.get("status")}}
+def customer_info(intelligence: CustomerIntelligence) -> dict[str, Any]:
+    """What every profile answer says about how it was made."""
+    return {"run_id": intelligence.run_id, "cutoff": str(intelligence.cutoff), "clv_status": intelligence.clv_status,
+            "churn_status": intelligence.churn_metrics.get("status")}
 
 
 def previous_cluster_model(settings: TrainingSettings) -> CustomerClusters | None:
@@ -113,19 +110,21 @@ def log_customer_part(intelligence: CustomerIntelligence) -> None:
         (folder / "profiles.jsonl").write_bytes(b"\n".join(p.to_bytes() for p in intelligence.profiles))
         (folder / "segments.json").write_text(json.dumps(intelligence.segments, default=str))
         (folder / "clusters.json").write_text(json.dumps(intelligence.clusters, default=str))
+        (folder / "info.json").write_text(json.dumps(customer_info(intelligence)))
         MlflowClient().log_artifacts(intelligence.run_id, str(folder), CUSTOMER_PART_ARTIFACT)
 
 
-def customer_part_of_run(train_run_id: str) -> tuple[SnapshotPart | None, dict[str, Any]]:
+def customer_part_of_run(train_run_id: str) -> SnapshotPart | None:
     """The customer part logged beside a training run (see :func:`log_customer_part`), if any."""
     run = mlflow.get_run(train_run_id)
     ci_run_id = run.data.tags.get(CUSTOMER_RUN_TAG)
     if not ci_run_id:
-        return None, {}
+        return None
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tracking.download_run_artifacts(ci_run_id, CUSTOMER_PART_ARTIFACT, Path(tmp)))
         profiles = [CustomerProfile.from_bytes(line) for line in (folder / "profiles.jsonl").read_bytes().splitlines()
                     if line]
         segments = json.loads((folder / "segments.json").read_text())
         clusters = json.loads((folder / "clusters.json").read_text())
-    return customer_snapshot_part(profiles, segments, clusters), {"customer_intelligence": {"run_id": ci_run_id}}
+        info = json.loads((folder / "info.json").read_text())
+    return customer_snapshot_part(profiles, segments, clusters, info=info)

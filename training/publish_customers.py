@@ -16,7 +16,6 @@ so an export writes rows straight from the columns.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,12 +23,18 @@ import numpy as np
 import orjson
 
 from feature_store import SnapshotWriter
-from recsys.records import PROFILES, SEGMENT_MEMBERS, SEGMENTS, CustomerProfile
+from recsys.records import (
+    ALL_SEGMENTS,
+    PROFILES,
+    SEGMENT_INDEX_KEY,
+    SEGMENT_MEMBERS,
+    SEGMENTS,
+    CustomerProfile,
+    member_page_key,
+    slugify,
+)
 from training.publish import SnapshotPart
 
-SEGMENT_INDEX_KEY = "@index"
-#: The name of the walk over every segment in turn; no real segment may take it.
-ALL_SEGMENTS = "all"
 PROFILE_COLUMNS = ("customer_id", "segment", "recency_score", "frequency_score", "monetary_score", "cluster",
                    "cluster_name", "churn_probability", "p_alive", "expected_purchases", "clv", "recency_days",
                    "frequency", "monetary", "country")
@@ -39,15 +44,6 @@ WRITE_BATCH = 50_000
 
 class CustomerPublishError(ValueError):
     """The profiles and segment definitions disagree, or a name cannot be served."""
-
-
-def slugify(name: str) -> str:
-    """``"Can't Lose Them"`` -> ``"cant-lose-them"``: apostrophes vanish, other runs of symbols become '-'."""
-    return re.sub(r"[^a-z0-9]+", "-", re.sub(r"['\u2019]", "", name.lower())).strip("-")
-
-
-def member_page_key(segment: str, page: int) -> str:
-    return f"{segment}:{page}"
 
 
 def reason_columns(n_reasons: int) -> list[str]:

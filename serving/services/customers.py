@@ -13,7 +13,6 @@ import binascii
 import csv
 import io
 import math
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -21,12 +20,18 @@ import numpy as np
 import orjson
 
 from feature_store import AsyncOnlineStoreReader, Manifest, SnapshotNotFoundError
-from recsys.records import PROFILES, SEGMENT_MEMBERS, SEGMENTS, CustomerProfile
+from recsys.records import (
+    ALL_SEGMENTS,
+    PROFILES,
+    SEGMENT_INDEX_KEY,
+    SEGMENT_MEMBERS,
+    SEGMENTS,
+    CustomerProfile,
+    member_page_key,
+    slugify,
+)
 from serving.snapshots import SnapshotCache
 
-# The key scheme is training's; serving repeats the three names it reads rather than import training.
-SEGMENT_INDEX_KEY = "@index"
-ALL_SEGMENTS = "all"
 PAGES_PER_READ = 8
 MAX_PAGES_PER_REQUEST = 50
 
@@ -53,11 +58,6 @@ class InvalidCursorError(ValueError):
 
 class SnapshotGoneError(LookupError):
     """A cursor's snapshot has expired: the listing cannot go on without mixing snapshots."""
-
-
-def slugify(name: str) -> str:
-    """As training slugs segment names: ``"Can't Lose Them"`` -> ``"cant-lose-them"``."""
-    return re.sub(r"[^a-z0-9]+", "-", re.sub(r"['\u2019]", "", name.lower())).strip("-")
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,7 @@ class CustomerService:
             yield await asyncio.to_thread(_csv_rows, pages, record["name"], index.columns, filters)
 
     async def _pages(self, snapshot_id: str, record: dict, pages: list[int]) -> list[dict]:
-        keys = [f"{record['name']}:{page}" for page in pages]
+        keys = [member_page_key(record['name'], page) for page in pages]
         try:
             raws = await self.reader.get_many(snapshot_id, SEGMENT_MEMBERS, keys)
         except SnapshotNotFoundError as exc:

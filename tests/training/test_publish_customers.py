@@ -10,7 +10,6 @@ from recsys.records import PROFILES, SEGMENT_MEMBERS, SEGMENTS, CustomerProfile
 from tests.serving.snapshot_fixture import hand_made_lists
 from training.publish import write_snapshot
 from training.publish_customers import (
-    ALL_SEGMENTS,
     SEGMENT_INDEX_KEY,
     CustomerPublishError,
     customer_snapshot_part,
@@ -129,10 +128,3 @@ def test_slugs():
     assert slugify("Can't Lose Them") == "cant-lose-them"
     assert slugify("  Need Attention / New ") == "need-attention-new"
 
-
-def test_serving_reads_the_names_training_writes():
-    from serving.services import customers as served
-
-    assert (served.SEGMENT_INDEX_KEY, served.ALL_SEGMENTS) == (SEGMENT_INDEX_KEY, ALL_SEGMENTS)
-    for name in ("Can't Lose Them", "Need Attention / New", "Don\u2019t Lose", "VIP 2"):
-        assert served.slugify(name) == slugify(name)

@@ -1,0 +1,55 @@
+"""The recsys command end to end on the embedded stores: train, publish, list, roll back."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from experiments.cli import app
+from feature_store import open_store
+from training.settings import get_settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("RECSYS_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("RECSYS_STORE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_train_publish_list_and_rollback(env):
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "--customers", "400", "--items", "120", "--holdout-days", "60"])
+    assert trained.exit_code == 0, trained.output
+    assert "Published snapshot" in trained.output and "registered recsys-recommender version 1" in trained.output
+
+    republished = runner.invoke(app, ["publish", "--model", "1"])
+    assert republished.exit_code == 0, republished.output
+
+    store = open_store(f"sqlite:///{env / 'store.sqlite'}")
+    first, second = [m.snapshot_id for m in reversed(store.list_snapshots())]
+    assert store.current_snapshot_id() == second
+    # Republishing keeps the customer part of the model's run and the catalogue.
+    assert store.get_manifest(second).counts["profile"] == store.get_manifest(first).counts["profile"] > 0
+    assert store.get_manifest(second).metadata["offer_catalogue_version"]
+
+    listed = runner.invoke(app, ["snapshots", "list"])
+    assert listed.exit_code == 0 and first in listed.output and second in listed.output
+
+    rolled = runner.invoke(app, ["snapshots", "rollback"])
+    assert rolled.exit_code == 0 and first in rolled.output
+    assert store.current_snapshot_id() == first
+    store.close()
+
+
+def test_bad_catalogue_is_rejected_before_training(env, tmp_path):
+    bad = tmp_path / "offers.yaml"
+    bad.write_text("offers:\n  - id: x\n    name: X\n    type: teleport\n")
+    result = CliRunner().invoke(app, ["train", "--customers", "200", "--catalogue", str(bad)])
+    assert result.exit_code != 0
+    assert "x" in str(result.exception) and "type" in str(result.exception)
