@@ -114,7 +114,7 @@ def run_experiment(config: ExperimentConfig, settings: TrainingSettings, report:
         with tempfile.TemporaryDirectory() as tmp:
             folder = output_dir or Path(tmp)
             written = write_artifacts(folder, table, candidate_frame, curves, config, lines, config_text)
-            _log_artifacts(folder)
+            tracking.log_artifacts(folder)
         return ExperimentResult(parent.info.run_id, table, candidate_frame, curves, winners, lines,
                                 [str(path.relative_to(folder)) for path in written])
 
@@ -332,13 +332,6 @@ def write_artifacts(folder: Path, table: pd.DataFrame, candidates: pd.DataFrame,
     if coverage is not None:
         written.append(plots.plot_coverage(table, coverage, folder / "plots" / "coverage.png"))
     return written
-
-
-def _log_artifacts(folder: Path) -> None:
-    # The tracking helpers have no artifact logger yet; this is the only direct MLflow call here.
-    import mlflow
-
-    mlflow.log_artifacts(str(folder))
 
 
 def _format_params(params: dict[str, Any]) -> str:

@@ -73,6 +73,11 @@ def log_metrics(metrics: Mapping[str, float], prefix: str = "", step: int | None
         mlflow.log_metrics(clean, step=step)
 
 
+def log_artifacts(folder: Path, artifact_path: str | None = None) -> None:
+    """Log every file under ``folder`` to the active run."""
+    mlflow.log_artifacts(str(folder), artifact_path)
+
+
 def register_bundle(run_id: str, artifact_path: str, model_name: str, alias: str | None,
                     description: str = "") -> RegisteredVersion:
     """Register the run's artifact folder as a new version of ``model_name`` and point ``alias`` at it."""
