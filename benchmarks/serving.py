@@ -7,6 +7,11 @@ same server settings, measured in the same run.
 Ends with two lines:
     RESULT publish_customers_per_s=... publish_s=... score_s=... customers=...
     RESULT rps=... p50_ms=... p99_ms=... bare_rps=... bare_p99_ms=... ratio=...
+    RESULT offers_p99_ms=... recs_p99_ms=... offers_ratio=...
+
+The snapshot also holds synthetic customer profiles and the example offer catalogue, and the same server
+is driven with GET offers for random customers (caps rarely bite among 1M customers; a capped answer is a
+200 with fewer offers). The offer caps and counters live under a throw-away limits prefix, removed after.
 """
 
 from __future__ import annotations
@@ -27,6 +32,33 @@ from recsys.data.interactions import build_interactions  # noqa: E402
 from recsys.models.registry import create_model  # noqa: E402
 from training.bundle import ModelBundle, build_catalog, history_of  # noqa: E402
 from training.publish import PublishOptions, score_bundle, write_snapshot  # noqa: E402
+from training.publish_offers import offer_catalogue_part_from_file  # noqa: E402
+
+EXAMPLE_CATALOGUE = Path(__file__).resolve().parents[1] / "recsys" / "offers" / "example_catalogue.yaml"
+
+
+def synthetic_profiles_part(customer_ids, seed: int = 11, batch: int = 100_000):
+    """Profiles good enough for offer eligibility: a segment from a few, random churn, CLV and recency."""
+    import numpy as np
+
+    from recsys.records import PROFILES, CustomerProfile
+
+    def write(writer) -> dict:
+        rng = np.random.default_rng(seed)
+        segments = np.array(["champions", "loyal", "potential", "at_risk", "hibernating"])
+        for start in range(0, len(customer_ids), batch):
+            ids = customer_ids[start:start + batch]
+            n = len(ids)
+            seg, churn = rng.choice(segments, n).tolist(), rng.random(n).round(3).tolist()
+            clv, recency = rng.gamma(2.0, 150.0, n).round(2).tolist(), rng.integers(0, 365, n).tolist()
+            orders, uk = rng.integers(1, 20, n).tolist(), (rng.random(n) < 0.8).tolist()
+            writer.write(PROFILES, ids, [CustomerProfile(
+                str(c), seg[i], 3, 3, 3, churn_probability=churn[i], clv=clv[i], recency_days=float(recency[i]),
+                frequency=orders[i], country="United Kingdom" if uk[i] else "France").to_bytes()
+                for i, c in enumerate(ids)])
+        return {}
+
+    return write
 
 
 def build_snapshot(args) -> tuple[list[str], list[str], float, float]:
@@ -53,7 +85,9 @@ def build_snapshot(args) -> tuple[list[str], list[str], float, float]:
 
     store = open_store(args.redis_url, prefix=args.prefix, retain=2)
     started = time.perf_counter()
-    manifest = write_snapshot(lists, store, {"model": {"name": "benchmark", "version": "0"}})
+    manifest = write_snapshot(lists, store, {"model": {"name": "benchmark", "version": "0"}},
+                              parts=[synthetic_profiles_part(list(data.customers.ids)),
+                                     offer_catalogue_part_from_file(EXAMPLE_CATALOGUE)])
     publish_s = time.perf_counter() - started
     store.close()
     print(f"published snapshot {manifest.snapshot_id} ({manifest.counts}) in {publish_s:.1f}s", flush=True)
@@ -76,10 +110,16 @@ def main() -> None:
     customers, _, score_s, publish_s = build_snapshot(args)
     rng = random.Random(3)
     paths = [f"/v1/customers/{rng.choice(customers)}/recommendations?k=10" for _ in range(100_000)]
-    env = {"RECSYS_SERVING_STORE_URL": args.redis_url, "RECSYS_SERVING_STORE_PREFIX": args.prefix}
+    offer_paths = [f"/v1/customers/{rng.choice(customers)}/offers?k=3" for _ in range(100_000)]
+    limits_prefix = f"{args.prefix}-offers-{os.getpid()}"
+    env = {"RECSYS_SERVING_STORE_URL": args.redis_url, "RECSYS_SERVING_STORE_PREFIX": args.prefix,
+           "RECSYS_SERVING_LIMITS_PREFIX": limits_prefix}
     with server("serving.app:create_app", args.port, args.workers, env, ready_path="/health/ready") as url:
         run_wrk(url, paths[:2000], args.connections, 3)  # warm-up
         recs = run_wrk(url, paths, args.connections, args.duration)
+        run_wrk(url, offer_paths[-2000:], args.connections, 3)
+        offers = run_wrk(url, offer_paths, args.connections, args.duration)
+    _drop_prefix(args.redis_url, limits_prefix)
     with server("serving.app:create_bare_app", args.port + 1, args.workers, ready_path="/bare") as url:
         run_wrk(url, ["/bare"], args.connections, 3)
         bare = run_wrk(url, ["/bare"], args.connections, args.duration)
@@ -94,6 +134,25 @@ def main() -> None:
           f"customers={len(customers)}")
     print(f"RESULT rps={recs.rps:.0f} p50_ms={recs.p50_ms:.2f} p99_ms={recs.p99_ms:.2f} bare_rps={bare.rps:.0f} "
           f"bare_p99_ms={bare.p99_ms:.2f} ratio={ratio:.2f}")
+    print(offers.line("GET offers"))
+    if offers.errors or offers.non2xx:
+        print(f"WARNING: {offers.errors} socket errors and {offers.non2xx} non-2xx offer answers under load")
+    print(f"RESULT offers_p99_ms={offers.p99_ms:.2f} recs_p99_ms={recs.p99_ms:.2f} "
+          f"offers_ratio={offers.p99_ms / recs.p99_ms:.2f}")
+
+
+def _drop_prefix(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    for keys in _chunks(list(client.scan_iter(match=f"{prefix}:*", count=10_000)), 5_000):
+        client.delete(*keys)
+    client.close()
+
+
+def _chunks(values: list, size: int):
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 if __name__ == "__main__":
