@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recsys.data import CleaningRules
+from training.offers_cli import app as offers_app
 from training.settings import get_settings
 from training.sources import DataSource
 
@@ -21,7 +22,7 @@ app = typer.Typer(help="Recommendations and customer intelligence for e-commerce
                   pretty_exceptions_show_locals=False)
 snapshots_app = typer.Typer(help="List published snapshots, roll back, or switch to one.", no_args_is_help=True)
 app.add_typer(snapshots_app, name="snapshots")
-app.add_typer(__import__("training.offers_cli").offers_cli.app, name="offers")
+app.add_typer(offers_app, name="offers")
 console = Console(soft_wrap=True)
 
 DataOpt = Annotated[str, typer.Option("--data", help="CSV/Parquet transactions file, or 'synthetic'")]
