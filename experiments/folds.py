@@ -12,14 +12,12 @@ rows, so the validation fold looks like the test fold one step earlier.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from experiments.config import LeaveLastOutConfig, StratifiedConfig, TemporalConfig
-from recsys.data import schema
-from recsys.data.interactions import build_interactions
 from recsys.data.splits import leave_last_out, stratified_split
 from recsys.evaluation import Fold, TemporalProtocol
+from recsys.evaluation.protocol import fold_from_frames
 
 
 def make_folds(transactions: pd.DataFrame, protocol: TemporalConfig | StratifiedConfig | LeaveLastOutConfig,
@@ -38,27 +36,5 @@ def make_folds(transactions: pd.DataFrame, protocol: TemporalConfig | Stratified
         raise TypeError(f"unknown protocol {type(protocol).__name__}")
     train_validation, test = split(transactions)
     train, validation = split(train_validation)
-    return {"validation": fold_from_frames(train, validation, "validation", weighting),
-            "test": fold_from_frames(train_validation, test, "test", weighting)}
-
-
-def fold_from_frames(train: pd.DataFrame, held_out: pd.DataFrame, name: str, weighting: str = "orders") -> Fold:
-    """A :class:`Fold` that trains on ``train`` and evaluates on ``held_out``."""
-    if train.empty or held_out.empty:
-        raise ValueError(f"the {name} split leaves an empty side: {len(train)} training rows, "
-                         f"{len(held_out)} held-out rows")
-    interactions = build_interactions(train, weighting=weighting)
-    customer_rows = interactions.customers.to_index(held_out[schema.CUSTOMER_ID])
-    known = customer_rows >= 0
-    if not known.any():
-        raise ValueError(f"no held-out customer of the {name} split has a training row")
-    item_ids = held_out[schema.ITEM_ID].astype(str).to_numpy()[known]
-    item_rows = interactions.items.to_index(item_ids)
-    new_items = item_rows < 0
-    if new_items.any():
-        _, codes = np.unique(item_ids[new_items], return_inverse=True)
-        item_rows[new_items] = interactions.n_items + codes
-    pairs = pd.DataFrame({"customer": customer_rows[known], "item": item_rows}).drop_duplicates()
-    grouped = pairs.groupby("customer", sort=True)["item"].agg(lambda s: frozenset(s.tolist()))
-    return Fold(name=name, train=interactions, cutoff=interactions.reference_time, end=None,
-                customers=grouped.index.to_numpy(np.int64), relevant=tuple(grouped.tolist()))
+    return {"validation": fold_from_frames(train, validation, name="validation", weighting=weighting),
+            "test": fold_from_frames(train_validation, test, name="test", weighting=weighting)}

@@ -106,7 +106,7 @@ def run_training(config: TrainConfig, settings: TrainingSettings, reporter: Repo
                 evaluated = {role: spec.build for role, spec in config.roles.items() if role != "similar"}
                 metrics = evaluate_models(evaluated, holdout, config.ks)
             mlflow.log_params({"holdout.cutoff": str(holdout.cutoff),
-                               "holdout.customers": holdout.n_customers})
+                               "holdout.customers": len(holdout.customers)})
             for name, values in metrics.items():
                 tracking.log_metrics(values, prefix=f"holdout.{name}.")
             mlflow.log_dict(metrics, "holdout_metrics.json")

@@ -149,22 +149,41 @@ def make_fold(
     if before.empty or after.empty:
         raise ValueError(f"cutoff {cutoff} leaves an empty side: {len(before)} rows before, {len(after)} in "
                          f"the evaluation window")
-    train = build_interactions(before, weighting=weighting, reference_time=cutoff)
-    customer_rows = train.customers.to_index(after[schema.CUSTOMER_ID])
+    return fold_from_frames(before, after, name=name, weighting=weighting, cutoff=cutoff, end=end)
+
+
+def fold_from_frames(
+    train: pd.DataFrame,
+    held_out: pd.DataFrame,
+    *,
+    name: str = "fold",
+    weighting: str = "orders",
+    cutoff: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> Fold:
+    """A :class:`Fold` training on ``train`` and evaluating on ``held_out``, however they were split
+    (temporal cut, per-customer random or leave-last-out). ``cutoff`` is the training reference time
+    (default: the last training row)."""
+    if train.empty or held_out.empty:
+        raise ValueError(f"the {name} split leaves an empty side: {len(train)} training rows, "
+                         f"{len(held_out)} held-out rows")
+    interactions = build_interactions(train, weighting=weighting, reference_time=cutoff)
+    customer_rows = interactions.customers.to_index(held_out[schema.CUSTOMER_ID])
     known = customer_rows >= 0
     if not known.any():
-        raise ValueError(f"no customer of the evaluation window after {cutoff} bought before it")
-    item_ids = after[schema.ITEM_ID].astype(str).to_numpy()[known]
-    item_rows = train.items.to_index(item_ids)
+        raise ValueError(f"no held-out customer of the {name} split has a training row (none bought before "
+                         f"the evaluation window)")
+    item_ids = held_out[schema.ITEM_ID].astype(str).to_numpy()[known]
+    item_rows = interactions.items.to_index(item_ids)
     new_items = item_rows < 0
     if new_items.any():
         # Deterministic rows for items the training index lacks: sorted ids, after the known rows.
-        new_ids, codes = np.unique(item_ids[new_items], return_inverse=True)
-        item_rows[new_items] = train.n_items + codes
+        _, codes = np.unique(item_ids[new_items], return_inverse=True)
+        item_rows[new_items] = interactions.n_items + codes
     pairs = pd.DataFrame({"customer": customer_rows[known], "item": item_rows}).drop_duplicates()
     grouped = pairs.groupby("customer", sort=True)["item"].agg(lambda s: frozenset(s.tolist()))
-    return Fold(name=name, train=train, cutoff=cutoff, end=end,
-                customers=grouped.index.to_numpy(np.int64), relevant=tuple(grouped.tolist()))
+    return Fold(name=name, train=interactions, cutoff=interactions.reference_time if cutoff is None else cutoff,
+                end=end, customers=grouped.index.to_numpy(np.int64), relevant=tuple(grouped.tolist()))
 
 
 def evaluate(

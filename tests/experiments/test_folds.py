@@ -4,9 +4,10 @@ import pandas as pd
 import pytest
 
 from experiments.config import LeaveLastOutConfig, StratifiedConfig, TemporalConfig
-from experiments.folds import fold_from_frames, make_folds
+from experiments.folds import make_folds
 from recsys.data import generate_transactions
 from recsys.evaluation import TemporalProtocol
+from recsys.evaluation.protocol import fold_from_frames
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +54,8 @@ def test_held_out_items_unknown_to_training_still_count_towards_the_relevant_set
     held_out = pd.DataFrame([{**row, "order_id": "3", "customer_id": "a", "item_id": "y"},
                              {**row, "order_id": "3", "customer_id": "a", "item_id": "new"},
                              {**row, "order_id": "4", "customer_id": "stranger", "item_id": "x"}])
-    fold = fold_from_frames(train, held_out, "check")
+    fold = fold_from_frames(train, held_out, name="check")
     assert fold.customers.tolist() == [0]  # 'stranger' has no training row
     assert fold.relevant == (frozenset({1, 2}),)  # y is row 1; 'new' gets the first row past the catalogue
     with pytest.raises(ValueError, match="empty side"):
-        fold_from_frames(train, held_out.iloc[:0], "check")
+        fold_from_frames(train, held_out.iloc[:0], name="check")
