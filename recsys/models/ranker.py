@@ -8,7 +8,9 @@ features are then rebuilt on all the data for scoring, with the trees kept as le
 Two rankers are learned from the same split: one over every candidate (bought before or not, for
 ``exclude_seen=False``) and one over candidates the customer never bought, labelled by new items
 only (for ``exclude_seen=True``), since what predicts a first purchase differs from what predicts a
-repeat. When no customer bought anything new in the label window, the first serves both.
+repeat. When no customer bought anything new in the label window, the first serves both. First
+purchases are rare and scattered, so the new-item ranker defaults to a pointwise (binary) objective,
+which on the Online Retail validation fold ranked them better than LambdaRank.
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ from recsys.models.ranker_features import FEATURE_NAMES, FeatureTables, build_fe
 
 DEFAULT_GENERATORS: dict[str, dict[str, Any]] = {
     "repeat_buy": {"recency_half_life_days": 60.0},
-    "ease": {"l2": 100.0, "binary": False},
-    "item_knn": {"similarity": "bm25", "neighbours": 100, "num_threads": 2},
+    "ease_weighted": {"l2": 100.0},
+    # binary EASE is the best single source of first purchases; weighted EASE ranks repeats better
+    "ease_binary": {"l2": 500.0},
+    "item_knn_bm25": {"neighbours": 100, "num_threads": 2},
+    # weak alone, yet dropping it costs the new-item ranker on validation
     "als": {"factors": 64, "iterations": 15, "num_threads": 2},
-    "popularity": {"window_days": 30},
+    "trending": {"window_days": 30},
 }
+OBJECTIVES = ("lambdarank", "binary")
 _MODES = ("all", "new")
 
 
@@ -59,17 +65,20 @@ class TwoStageRanker(Recommender):
         self,
         generators: Mapping[str, Mapping[str, Any]] | None = None,
         candidates_per_generator: int = 50,
-        label_days: int = 60,
-        n_estimators: int = 150,
+        label_days: int = 30,
+        n_estimators: int = 100,
         learning_rate: float = 0.05,
-        num_leaves: int = 31,
-        min_child_samples: int = 50,
+        num_leaves: int = 15,
+        min_child_samples: int = 20,
+        new_items_objective: str = "binary",
         random_state: int = 0,
-        num_threads: int = 2,
+        num_threads: int = 1,
     ) -> None:
         super().__init__()
         if candidates_per_generator < 1 or label_days < 1 or n_estimators < 1:
             raise ValueError("candidates_per_generator, label_days and n_estimators must be >= 1")
+        if new_items_objective not in OBJECTIVES:
+            raise ValueError(f"new_items_objective={new_items_objective!r} is not one of {', '.join(OBJECTIVES)}")
         if num_threads < 1:
             raise ValueError(f"num_threads must be >= 1 (a fixed count keeps the trees reproducible), "
                              f"got {num_threads}")
@@ -80,6 +89,7 @@ class TwoStageRanker(Recommender):
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
+        self.new_items_objective = new_items_objective
         self.random_state = random_state
         self.num_threads = num_threads
         self._models: dict[str, Recommender] = {}
@@ -102,7 +112,8 @@ class TwoStageRanker(Recommender):
         boosters = {}
         for mode in _MODES:
             candidates = self._candidates(models, features, learners, mode, history.matrix)
-            booster = self._train_booster(candidates, labels)
+            objective = "lambdarank" if mode == "all" else self.new_items_objective
+            booster = self._train_booster(candidates, labels, objective)
             if booster is not None:
                 boosters[mode] = booster
         if "all" not in boosters:
@@ -139,10 +150,11 @@ class TwoStageRanker(Recommender):
         table = features.gather(found.customers, found.items)
         return Candidates(found.customers, found.items, np.hstack([found.features, table]))
 
-    def _train_booster(self, candidates: Candidates, labels: sp.csr_matrix) -> lgb.Booster | None:
+    def _train_booster(self, candidates: Candidates, labels: sp.csr_matrix, objective: str) -> lgb.Booster | None:
         y = _labels_of(candidates, labels)
         customers = candidates.customers
-        # customers whose candidates hold no purchase give LambdaRank no pair to order
+        # customers whose candidates hold no purchase give LambdaRank no pair to order, and only
+        # add easy negatives to the pointwise objective
         positives = np.bincount(customers, weights=y, minlength=labels.shape[0])
         keep = positives[customers] > 0
         if not keep.any():
@@ -150,8 +162,12 @@ class TwoStageRanker(Recommender):
         x, y, customers = candidates.features[keep], y[keep], customers[keep]
         _, group = np.unique(customers, return_counts=True)  # candidates come grouped by customer
         dataset = lgb.Dataset(x, y, group=group, feature_name=self.feature_names, free_raw_data=True)
-        params = {
-            "objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "lambdarank_truncation_level": 20,
+        if objective == "lambdarank":
+            params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10],
+                      "lambdarank_truncation_level": 20}
+        else:
+            params = {"objective": "binary", "metric": "auc"}
+        params |= {
             "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
             "min_child_samples": self.min_child_samples, "feature_fraction": 0.9, "bagging_fraction": 0.8,
             "bagging_freq": 1, "seed": self.random_state, "deterministic": True, "force_row_wise": True,
