@@ -3,10 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from recsys.data import schema
 from recsys.data.interactions import build_interactions
-from recsys.models.ranker import TwoStageRanker, split_for_labels
+from recsys.models.candidates import candidates_from_scores, make_generators, resolve_generator
+from recsys.models.ranker import OBJECTIVES, TwoStageRanker, split_for_labels
 from tests.models.recommender_contract import RecommenderContract, checkerboard
 
 SMALL = {"candidates_per_generator": 10, "label_days": 60, "n_estimators": 30, "min_child_samples": 5}
@@ -80,3 +82,48 @@ def test_bad_parameters_are_refused():
         TwoStageRanker(num_threads=0)
     with pytest.raises(ValueError, match="label_days"):
         TwoStageRanker(label_days=0)
+
+
+def test_aliases_name_preset_variants_of_one_model():
+    generators = make_generators({"ease_binary": {}, "ease_weighted": {"l2": 50.0}, "repeat_buy": {}})
+    assert list(generators) == ["ease_binary", "ease_weighted", "repeat_buy"]
+    assert (generators["ease_binary"].binary, generators["ease_binary"].l2) == (True, 500.0)
+    # a spec's own parameters override the alias's presets
+    assert (generators["ease_weighted"].binary, generators["ease_weighted"].l2) == (False, 50.0)
+    assert resolve_generator("item_knn", {"neighbours": 5}) == ("item_knn", {"neighbours": 5})
+    with pytest.raises(ValueError, match="no parameter"):
+        make_generators({"ease_binary": {"l3": 1.0}})
+
+
+def test_candidate_ranks_follow_top_k_order_and_skip_seen_items():
+    scores = np.array([[3.0, 1.0, 3.0, -np.inf, 2.0],
+                       [0.0, 0.0, 5.0, 1.0, -np.inf]], dtype=np.float32)
+    popular = np.tile(np.array([[5.0, 4.0, 3.0, 2.0, 1.0]], dtype=np.float32), (2, 1))
+    found = candidates_from_scores(np.array([7, 9]), [scores, popular], [2, 0])
+    # ties go to the lower item row, as in top_k; the second generator adds no candidate of its own
+    assert list(zip(found.customers.tolist(), found.items.tolist(), strict=True)) == [(7, 0), (7, 2), (9, 2), (9, 3)]
+    assert found.features[:, 2].tolist() == [1.0, 2.0, 1.0, 2.0]
+    assert found.features[:, 3].tolist() == [1.0, 3.0, 3.0, 4.0]
+    seen = sp.csr_matrix(np.array([[1, 0, 0, 0, 0], [0, 0, 1, 0, 0]], dtype=np.float32))
+    found = candidates_from_scores(np.array([7, 9]), [scores, popular], [2, 0], seen)
+    assert list(zip(found.customers.tolist(), found.items.tolist(), strict=True)) == [(7, 2), (7, 4), (9, 0), (9, 3)]
+    # a seen item neither counts in the ranks nor gets one
+    assert found.features[:, 2].tolist() == [1.0, 2.0, 2.0, 1.0]
+    assert found.features[:, 3].tolist() == [2.0, 4.0, 1.0, 3.0]
+
+
+def test_candidate_sizes_per_generator():
+    scores = np.array([[4.0, 3.0, 2.0, 1.0]], dtype=np.float32)
+    reverse = scores[:, ::-1].copy()
+    found = candidates_from_scores(np.array([0]), [scores, reverse], [1, 2])
+    assert found.items.tolist() == [0, 2, 3]
+
+
+def test_new_item_ranker_objectives():
+    data = checkerboard()
+    for objective in OBJECTIVES:
+        model = TwoStageRanker(**SMALL, new_items_objective=objective).fit(data)
+        rows, _ = model.recommend(np.arange(data.n_customers), 2, exclude_seen=True)
+        assert (rows % 2 == np.arange(data.n_customers)[:, None] % 2).mean() > 0.9
+    with pytest.raises(ValueError, match="new_items_objective"):
+        TwoStageRanker(new_items_objective="poisson")
