@@ -1,0 +1,87 @@
+"""Query parameters of the storefront routes, read by hand.
+
+These routes are called on every page view. FastAPI's per-parameter solving costs more than the
+Redis read behind the answer, so ``k`` and the business-rule parameters are parsed here, with the
+same 422 body FastAPI gives (``loc``, ``msg``, ``input``, ``type``), and documented in the OpenAPI
+schema through :data:`RECOMMENDATION_PARAMETERS` and :data:`K_PARAMETER`.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, status
+from starlette.datastructures import QueryParams
+
+from recsys.rules import RuleSet
+from serving.settings import ServingSettings
+
+TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+LIST_RULES = ("include_items", "exclude_items", "categories", "exclude_categories")
+RULE_PARAMETERS = ("placement", "exclude_purchased", *LIST_RULES, "max_per_category")
+
+
+def _parameter(name: str, description: str, schema: dict) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+K_PARAMETER = _parameter("k", "How many items: 1 to max_k (100 unless configured); default default_k (10)",
+                         {"type": "integer", "minimum": 1})
+STRINGS = {"type": "array", "items": {"type": "string"}}
+RECOMMENDATION_PARAMETERS = [
+    K_PARAMETER,
+    _parameter("placement", "Named rule set from RECSYS_SERVING_PLACEMENTS; the parameters below refine it",
+               {"type": "string"}),
+    _parameter("exclude_purchased", "Leave out items the customer bought", {"type": "boolean"}),
+    _parameter("include_items", "Only these items (repeat the parameter)", STRINGS),
+    _parameter("exclude_items", "Never these items", STRINGS),
+    _parameter("categories", "Only items of these categories", STRINGS),
+    _parameter("exclude_categories", "Never items of these categories", STRINGS),
+    _parameter("max_per_category", "At most this many items per category", {"type": "integer", "minimum": 1}),
+]
+
+
+def invalid(name: str, message: str, value: object, kind: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                         [{"loc": ["query", name], "msg": message, "input": value, "type": kind}])
+
+
+def _integer(query: QueryParams, name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid(name, "Input should be a valid integer", raw, "int_parsing") from None
+    if value < 1:
+        raise invalid(name, "Input should be greater than or equal to 1", raw, "greater_than_equal")
+    return value
+
+
+def k_of(query: QueryParams, settings: ServingSettings) -> int:
+    k = _integer(query, "k")
+    if k is None:
+        return settings.default_k
+    if k > settings.max_k:
+        raise invalid("k", f"k must be at most {settings.max_k}", k, "less_than_equal")
+    return k
+
+
+def rules_of(query: QueryParams, settings: ServingSettings) -> RuleSet | None:
+    """The request's rules: its placement refined by the rule parameters; ``None`` when it gives none."""
+    if not any(name in query for name in RULE_PARAMETERS):
+        return None
+    placement = query.get("placement")
+    try:
+        rules = settings.placement_rules(placement)
+    except KeyError:
+        valid = ", ".join(sorted(settings.placements)) or "none configured"
+        raise invalid("placement", f"unknown placement {placement!r}; valid: {valid}", placement,
+                      "value_error") from None
+    refinements: dict[str, object] = {name: query.getlist(name) or None for name in LIST_RULES}
+    raw = query.get("exclude_purchased")
+    if raw is not None:
+        if raw.lower() not in TRUE | FALSE:
+            raise invalid("exclude_purchased", "Input should be a valid boolean", raw, "bool_parsing")
+        refinements["exclude_purchased"] = raw.lower() in TRUE
+    refinements["max_per_category"] = _integer(query, "max_per_category")
+    return rules.override(**refinements)
