@@ -1,7 +1,8 @@
-"""Measure how fast a store takes a snapshot: ``python -m feature_store.benchmark --url redis://...``.
+"""How fast a store takes a snapshot: ``.venv/bin/python benchmarks/store_write.py --url redis://...``.
 
 Publishes one snapshot of synthetic values under a throwaway prefix, reports values per second
-(writes and commit together), then removes what it wrote.
+(writes and commit together), then removes what it wrote. Ends with
+``RESULT values_per_s=... value_size=... values=...`` (the best of the repeats).
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from feature_store.factory import open_store
-from feature_store.keys import KeyScheme
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from feature_store.factory import open_store  # noqa: E402
+from feature_store.keys import KeyScheme  # noqa: E402
 
 
 def measure_write_throughput(
@@ -65,9 +69,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.url or f"sqlite:///{Path(tmp) / 'benchmark.sqlite'}"
+        rates = []
         for _ in range(args.repeat):
-            rate = measure_write_throughput(url, args.values, args.value_size, args.batch)
-            print(f"{url}: {rate:,.0f} values/s ({args.values:,} values of {args.value_size} bytes)")
+            rates.append(measure_write_throughput(url, args.values, args.value_size, args.batch))
+            print(f"{url}: {rates[-1]:,.0f} values/s ({args.values:,} values of {args.value_size} bytes)")
+    print(f"RESULT values_per_s={max(rates):.0f} value_size={args.value_size} values={args.values}")
 
 
 if __name__ == "__main__":
