@@ -100,6 +100,17 @@ def build_snapshot(args) -> tuple[list[str], list[str], float, float]:
     return list(data.customers.ids), list(data.items.ids), score_s, publish_s
 
 
+def existing_customers(args) -> list[str]:
+    store = open_store(args.redis_url, prefix=args.prefix)
+    snapshot_id = store.current_snapshot_id()
+    if snapshot_id is None:
+        sys.exit(f"--reuse: no snapshot under prefix {args.prefix!r} at {args.redis_url}")
+    customers = [key for batch in store.iter_namespace(snapshot_id, "rec", 100_000) for key, _ in batch]
+    store.close()
+    print(f"reusing snapshot {snapshot_id} of {len(customers):,} customers", flush=True)
+    return customers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -111,9 +122,14 @@ def main() -> None:
     parser.add_argument("--redis-url", default=os.environ.get("RECSYS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument("--prefix", default="recsys-bench")
     parser.add_argument("--port", type=int, default=8911)
+    parser.add_argument("--reuse", action="store_true",
+                        help="serve the snapshot a previous run left under --prefix instead of building one")
     args = parser.parse_args()
 
-    customers, _, score_s, publish_s = build_snapshot(args)
+    if args.reuse:
+        customers, score_s, publish_s = existing_customers(args), None, None
+    else:
+        customers, _, score_s, publish_s = build_snapshot(args)
     rng = random.Random(3)
     paths = [f"/v1/customers/{rng.choice(customers)}/recommendations?k=10" for _ in range(100_000)]
     offer_paths = [f"/v1/customers/{rng.choice(customers)}/offers?k=3" for _ in range(100_000)]
@@ -135,9 +151,10 @@ def main() -> None:
     if recs.errors or recs.non2xx:
         print(f"WARNING: {recs.errors} socket errors and {recs.non2xx} non-2xx answers under load")
     ratio = recs.rps / bare.rps
-    rate = len(customers) / publish_s
-    print(f"RESULT publish_customers_per_s={rate:.0f} publish_s={publish_s:.2f} score_s={score_s:.2f} "
-          f"customers={len(customers)}")
+    if publish_s is not None:
+        rate = len(customers) / publish_s
+        print(f"RESULT publish_customers_per_s={rate:.0f} publish_s={publish_s:.2f} score_s={score_s:.2f} "
+              f"customers={len(customers)}")
     print(f"RESULT rps={recs.rps:.0f} p50_ms={recs.p50_ms:.2f} p99_ms={recs.p99_ms:.2f} bare_rps={bare.rps:.0f} "
           f"bare_p99_ms={bare.p99_ms:.2f} ratio={ratio:.2f}")
     print(offers.line("GET offers"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,6 +43,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         app.state.offers = OfferService(reader, snapshots, limits, fallback_catalogue=fallback,
                                         seed=settings.offers_seed, event_log_max=settings.offers_event_log_max,
                                         outcomes_refresh_seconds=settings.offers_outcomes_refresh_seconds)
+        await _settle_heap(snapshots)
         try:
             yield
         finally:
@@ -66,6 +69,16 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.include_router(segments.router)
     app.include_router(offers.router)
     return app
+
+
+async def _settle_heap(snapshots: SnapshotCache) -> None:
+    """Load the current snapshot, then move everything alive at start-up out of the garbage collector's
+    reach. Left in, the framework's and libraries' objects are rescanned by every full collection,
+    which under load runs every few seconds and stalls every request in flight for tens of ms."""
+    with contextlib.suppress(NoSnapshotError):
+        await snapshots.current()
+    gc.collect()
+    gc.freeze()
 
 
 def create_bare_app() -> FastAPI:
