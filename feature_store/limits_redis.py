@@ -14,6 +14,8 @@ the same slot; this backend targets a single primary.)
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import Sequence
 
 import redis.asyncio as aredis
@@ -28,6 +30,7 @@ from feature_store.limits import (
     LimitsStore,
     check_groups,
 )
+from feature_store.multiplexed import MultiplexedRedis, RedisReplyError
 
 # KEYS: [marker], then every group's claim keys in order.
 # ARGV: marker TTL in ms (-1: no marker), max groups, number of groups, then per group its number of
@@ -87,7 +90,9 @@ class RedisLimitsStore(LimitsStore):
         # A blocking pool makes a burst of concurrent calls wait for a connection instead of failing.
         self._pool = aredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
         self.client = aredis.Redis(connection_pool=self._pool)
-        self._acquire = self.client.register_script(_ACQUIRE)
+        # The per-request calls (acquire, record) share one multiplexed connection, as snapshot reads do.
+        self._fast = MultiplexedRedis(url)
+        self._acquire_sha = hashlib.sha1(_ACQUIRE.encode()).hexdigest()
 
     def _key(self, kind: str, key: str) -> str:
         return f"{self.prefix}:{kind}:{key}"
@@ -103,7 +108,12 @@ class RedisLimitsStore(LimitsStore):
             for claim in group:
                 keys.append(self._key("lim", claim.key))
                 args += [claim.limit, _ms(claim.ttl_seconds) if claim.ttl_seconds else 0, claim.amount]
-        result = await self._acquire(keys=keys, args=args)
+        try:
+            result = await self._fast.execute("EVALSHA", self._acquire_sha, len(keys), *keys, *args)
+        except RedisReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            result = await self._fast.execute("EVAL", _ACQUIRE, len(keys), *keys, *args)
         if result[0] == -1:
             return Acquired.DUPLICATE
         return [int(i) for i in result[1:]]
@@ -117,12 +127,12 @@ class RedisLimitsStore(LimitsStore):
     async def record(self, increments: Sequence[Increment] = (), events: Sequence[Event] = ()) -> None:
         if not increments and not events:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for inc in increments:
-            pipe.hincrby(self._key("cnt", inc.key), inc.field, inc.amount)
+        # Issued together, the commands leave in one write on the shared connection.
+        commands = [("HINCRBY", self._key("cnt", inc.key), inc.field, inc.amount) for inc in increments]
         for event in events:
-            pipe.xadd(self._key("log", event.stream), dict(event.fields), maxlen=event.maxlen, approximate=True)
-        await pipe.execute()
+            fields = [part for pair in event.fields.items() for part in pair]
+            commands.append(("XADD", self._key("log", event.stream), "MAXLEN", "~", event.maxlen, "*", *fields))
+        await asyncio.gather(*(self._fast.execute(*command) for command in commands))
 
     async def counters(self, keys: Sequence[str]) -> list[dict[str, int]]:
         if not keys:
@@ -140,6 +150,7 @@ class RedisLimitsStore(LimitsStore):
         return bool(await self.client.ping())
 
     async def close(self) -> None:
+        await self._fast.close()
         await self.client.aclose()
         await self._pool.disconnect()
 

@@ -18,11 +18,15 @@ from typing import Any
 import hiredis
 from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 
-from feature_store.base import StoreUnavailableError
+from feature_store.base import StoreError, StoreUnavailableError
 
 
 class RedisUnavailableError(StoreUnavailableError):
     """The connection to Redis failed, closed or timed out."""
+
+
+class RedisReplyError(StoreError):
+    """Redis answered a command with an error (``NOSCRIPT``, ``WRONGTYPE``, ...)."""
 
 
 class _Protocol(asyncio.Protocol):
@@ -43,7 +47,7 @@ class _Protocol(asyncio.Protocol):
             if waiter.done():  # its caller timed out or was cancelled; the reply is simply dropped
                 continue
             if isinstance(reply, hiredis.ReplyError):
-                waiter.set_exception(RedisUnavailableError(str(reply)))
+                waiter.set_exception(RedisReplyError(str(reply)))
             else:
                 waiter.set_result(reply)
 
@@ -116,7 +120,7 @@ class MultiplexedRedis:
                     raise RedisUnavailableError(f"cannot connect to Redis: {exc}") from exc
             return self._protocol
 
-    async def execute(self, *args: str | bytes) -> Any:
+    async def execute(self, *args: str | bytes | int | float) -> Any:
         protocol = await self._protocol_ready()
         return await self._await(protocol.send(hiredis.pack_command(args), asyncio.get_running_loop()), protocol)
 

@@ -12,6 +12,7 @@ import hashlib
 import math
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -183,8 +184,9 @@ class Catalogue(_Strict):
     def __contains__(self, offer_id: object) -> bool:
         return any(offer.id == offer_id for offer in self.offers)
 
-    @property
+    @cached_property
     def version(self) -> str:
+        # Read on every decision; the catalogue is immutable, so hash it once.
         return hashlib.sha256(self.canonical_bytes()).hexdigest()[:16]
 
     def canonical_bytes(self) -> bytes:
