@@ -1,4 +1,4 @@
-"""Two-stage recommendations: candidates from several recommenders, re-ranked by LightGBM LambdaRank.
+"""Two-stage recommendations: candidates from several recommenders, re-ranked by LightGBM.
 
 Training labels never leak: :meth:`TwoStageRanker.fit` cuts the given data ``label_days`` before its
 reference time, fits the candidate generators and builds the features on the earlier part only, and
@@ -10,7 +10,9 @@ Two rankers are learned from the same split: one over every candidate (bought be
 only (for ``exclude_seen=True``), since what predicts a first purchase differs from what predicts a
 repeat. When no customer bought anything new in the label window, the first serves both. First
 purchases are rare and scattered, so the new-item ranker defaults to a pointwise (binary) objective,
-which on the Online Retail validation fold ranked them better than LambdaRank.
+which on the Online Retail validation fold ranked them better than LambdaRank. The ranker over every
+candidate defaults to XE-NDCG (``rank_xendcg``), which beat LambdaRank there on nDCG@10 and recall@20
+under every seed tried.
 """
 
 from __future__ import annotations
@@ -46,12 +48,12 @@ DEFAULT_GENERATORS: dict[str, dict[str, Any]] = {
     "als": {"factors": 64, "iterations": 15, "num_threads": 2},
     "trending": {"window_days": 30},
 }
-OBJECTIVES = ("lambdarank", "binary")
+OBJECTIVES = ("rank_xendcg", "lambdarank", "binary")
 _MODES = ("all", "new")
 
 
 class TwoStageRanker(Recommender):
-    """Union of each generator's top ``candidates_per_generator`` items, re-scored by LambdaRank.
+    """Union of each generator's top ``candidates_per_generator`` items, re-scored by gradient-boosted trees.
 
     ``generators`` maps registry model names to their parameters (default
     :data:`DEFAULT_GENERATORS`). The re-ranker sees each generator's score and rank plus the customer,
@@ -70,6 +72,7 @@ class TwoStageRanker(Recommender):
         learning_rate: float = 0.05,
         num_leaves: int = 15,
         min_child_samples: int = 20,
+        objective: str = "rank_xendcg",
         new_items_objective: str = "binary",
         random_state: int = 0,
         num_threads: int = 1,
@@ -77,8 +80,9 @@ class TwoStageRanker(Recommender):
         super().__init__()
         if candidates_per_generator < 1 or label_days < 1 or n_estimators < 1:
             raise ValueError("candidates_per_generator, label_days and n_estimators must be >= 1")
-        if new_items_objective not in OBJECTIVES:
-            raise ValueError(f"new_items_objective={new_items_objective!r} is not one of {', '.join(OBJECTIVES)}")
+        for label, value in (("objective", objective), ("new_items_objective", new_items_objective)):
+            if value not in OBJECTIVES:
+                raise ValueError(f"{label}={value!r} is not one of {', '.join(OBJECTIVES)}")
         if num_threads < 1:
             raise ValueError(f"num_threads must be >= 1 (a fixed count keeps the trees reproducible), "
                              f"got {num_threads}")
@@ -89,6 +93,7 @@ class TwoStageRanker(Recommender):
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
+        self.objective = objective
         self.new_items_objective = new_items_objective
         self.random_state = random_state
         self.num_threads = num_threads
@@ -112,7 +117,7 @@ class TwoStageRanker(Recommender):
         boosters = {}
         for mode in _MODES:
             candidates = self._candidates(models, features, learners, mode, history.matrix)
-            objective = "lambdarank" if mode == "all" else self.new_items_objective
+            objective = self.objective if mode == "all" else self.new_items_objective
             booster = self._train_booster(candidates, labels, objective)
             if booster is not None:
                 boosters[mode] = booster
@@ -153,7 +158,7 @@ class TwoStageRanker(Recommender):
     def _train_booster(self, candidates: Candidates, labels: sp.csr_matrix, objective: str) -> lgb.Booster | None:
         y = _labels_of(candidates, labels)
         customers = candidates.customers
-        # customers whose candidates hold no purchase give LambdaRank no pair to order, and only
+        # customers whose candidates hold no purchase give a ranking objective no pair to order, and only
         # add easy negatives to the pointwise objective
         positives = np.bincount(customers, weights=y, minlength=labels.shape[0])
         keep = positives[customers] > 0
@@ -165,6 +170,8 @@ class TwoStageRanker(Recommender):
         if objective == "lambdarank":
             params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10],
                       "lambdarank_truncation_level": 20}
+        elif objective == "rank_xendcg":
+            params = {"objective": "rank_xendcg", "metric": "ndcg", "eval_at": [10]}
         else:
             params = {"objective": "binary", "metric": "auc"}
         params |= {

@@ -21,7 +21,7 @@ SECONDS_PER_DAY = 86_400.0
 CUSTOMER_FEATURES = ("c_orders", "c_items", "c_recency_days", "c_tenure_days", "c_spend", "c_order_value",
                      "c_unit_price")
 ITEM_FEATURES = ("i_buyers", "i_buyers_30d", "i_buyers_90d", "i_trend", "i_price", "i_age_days",
-                 "i_last_sold_days", "i_repeat_share")
+                 "i_last_sold_days", "i_repeat_share", "i_buyers_7d", "i_buyers_14d", "i_orders_30d", "i_slope")
 PAIR_FEATURES = ("p_orders", "p_days_since", "p_quantity", "p_first_days", "p_price_ratio", "p_due")
 FEATURE_NAMES = CUSTOMER_FEATURES + ITEM_FEATURES + PAIR_FEATURES
 
@@ -91,20 +91,27 @@ def _customer_table(frame: pd.DataFrame, n: int) -> np.ndarray:
 
 def _item_table(frame: pd.DataFrame, n: int) -> np.ndarray:
     grouped = frame.groupby("item_idx")
-    recent = frame[frame["_days"] < 30].groupby("item_idx")["customer_idx"].nunique()
+    recent = frame[frame["_days"] < 30].groupby("item_idx")
     quarter = frame[frame["_days"] < 90].groupby("item_idx")["customer_idx"].nunique()
     orders_per_buyer = frame.groupby(["item_idx", "customer_idx"])[schema.ORDER_ID].nunique()
     stats = pd.DataFrame({
         "i_buyers": grouped["customer_idx"].nunique(),
-        "i_buyers_30d": recent,
+        "i_buyers_30d": recent["customer_idx"].nunique(),
         "i_buyers_90d": quarter,
         "i_price": grouped[schema.UNIT_PRICE].median(),
         "i_age_days": grouped["_days"].max(),
         "i_last_sold_days": grouped["_days"].min(),
         "i_repeat_share": (orders_per_buyer > 1).groupby(level=0).mean(),
+        "i_buyers_7d": frame[frame["_days"] < 7].groupby("item_idx")["customer_idx"].nunique(),
+        "i_buyers_14d": frame[frame["_days"] < 14].groupby("item_idx")["customer_idx"].nunique(),
+        "i_orders_30d": recent[schema.ORDER_ID].nunique(),
     })
-    stats[["i_buyers_30d", "i_buyers_90d"]] = stats[["i_buyers_30d", "i_buyers_90d"]].fillna(0.0)
+    counts = ["i_buyers_30d", "i_buyers_90d", "i_buyers_7d", "i_buyers_14d", "i_orders_30d"]
+    stats[counts] = stats[counts].fillna(0.0)
     stats["i_trend"] = (stats["i_buyers_30d"] + 1.0) / (stats["i_buyers_90d"] / 3.0 + 1.0)
+    # the last week against the last month, both per 30 days: an item taking off right now (new
+    # stock, the run-up to a season) is what customers try for the first time
+    stats["i_slope"] = (stats["i_buyers_7d"] * 30.0 / 7.0 + 1.0) / (stats["i_buyers_30d"] + 1.0)
     return _dense(stats[list(ITEM_FEATURES)], n)
 
 

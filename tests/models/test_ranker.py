@@ -9,6 +9,7 @@ from recsys.data import schema
 from recsys.data.interactions import build_interactions
 from recsys.models.candidates import candidates_from_scores, make_generators, resolve_generator
 from recsys.models.ranker import OBJECTIVES, TwoStageRanker, split_for_labels
+from recsys.models.ranker_features import ITEM_FEATURES, build_features
 from tests.models.recommender_contract import RecommenderContract, checkerboard
 
 SMALL = {"candidates_per_generator": 10, "label_days": 60, "n_estimators": 30, "min_child_samples": 5}
@@ -127,3 +128,35 @@ def test_new_item_ranker_objectives():
         assert (rows % 2 == np.arange(data.n_customers)[:, None] % 2).mean() > 0.9
     with pytest.raises(ValueError, match="new_items_objective"):
         TwoStageRanker(new_items_objective="poisson")
+
+
+def test_item_velocity_counts_buyers_by_window():
+    # item "hot": three buyers in the last week; item "old": the same three buyers 20 days ago
+    rows = []
+    for c in range(3):
+        rows.append((f"h{c}", f"c{c}", "hot", REFERENCE - pd.Timedelta(days=2 + c)))
+        rows.append((f"o{c}", f"c{c}", "old", REFERENCE - pd.Timedelta(days=20)))
+    frame = pd.DataFrame(rows, columns=[schema.ORDER_ID, schema.CUSTOMER_ID, schema.ITEM_ID, schema.TIMESTAMP])
+    frame[schema.QUANTITY] = 1.0
+    frame[schema.UNIT_PRICE] = 1.0
+    data = build_interactions(frame, reference_time=REFERENCE)
+    table = build_features(data).item
+    hot, old = data.items.index_of("hot"), data.items.index_of("old")
+    column = {name: i for i, name in enumerate(ITEM_FEATURES)}
+    assert table[[hot, old], column["i_buyers_7d"]].tolist() == [3.0, 0.0]
+    assert table[[hot, old], column["i_buyers_14d"]].tolist() == [3.0, 0.0]
+    assert table[[hot, old], column["i_buyers_30d"]].tolist() == [3.0, 3.0]
+    assert table[[hot, old], column["i_orders_30d"]].tolist() == [3.0, 3.0]
+    # per 30 days: 3 * 30 / 7 in the last week against 3 in the month, each plus one
+    assert table[hot, column["i_slope"]] == pytest.approx((3 * 30 / 7 + 1) / 4)
+    assert table[old, column["i_slope"]] == pytest.approx(1 / 4)
+
+
+def test_ranking_objectives_for_all_candidates():
+    data = checkerboard()
+    for objective in ("rank_xendcg", "lambdarank"):
+        model = TwoStageRanker(**SMALL, objective=objective).fit(data)
+        rows, _ = model.recommend(np.arange(data.n_customers), 2)
+        assert (rows % 2 == np.arange(data.n_customers)[:, None] % 2).mean() > 0.9
+    with pytest.raises(ValueError, match="objective"):
+        TwoStageRanker(objective="regression")
