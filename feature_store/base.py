@@ -169,6 +169,10 @@ class AsyncOnlineStoreReader(abc.ABC):
     @abc.abstractmethod
     async def get_many(self, snapshot_id: str, namespace: str, keys: Sequence[str]) -> list[bytes | None]: ...
 
+    async def get_each(self, snapshot_id: str, lookups: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        """One value per ``(namespace, key)``, read together (one round trip where the backend allows)."""
+        return [await self.get(snapshot_id, namespace, key) for namespace, key in lookups]
+
     @abc.abstractmethod
     def iter_namespace(self, snapshot_id: str, namespace: str, batch_size: int = 10_000):
         """Async iterator of batches of (key, value), as :meth:`OnlineStore.iter_namespace`."""

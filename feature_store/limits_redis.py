@@ -14,7 +14,6 @@ the same slot; this backend targets a single primary.)
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Sequence
 
@@ -127,12 +126,11 @@ class RedisLimitsStore(LimitsStore):
     async def record(self, increments: Sequence[Increment] = (), events: Sequence[Event] = ()) -> None:
         if not increments and not events:
             return
-        # Issued together, the commands leave in one write on the shared connection.
         commands = [("HINCRBY", self._key("cnt", inc.key), inc.field, inc.amount) for inc in increments]
         for event in events:
             fields = [part for pair in event.fields.items() for part in pair]
             commands.append(("XADD", self._key("log", event.stream), "MAXLEN", "~", event.maxlen, "*", *fields))
-        await asyncio.gather(*(self._fast.execute(*command) for command in commands))
+        await self._fast.execute_all(commands)
 
     async def counters(self, keys: Sequence[str]) -> list[dict[str, int]]:
         if not keys:

@@ -124,6 +124,13 @@ class MultiplexedRedis:
         protocol = await self._protocol_ready()
         return await self._await(protocol.send(hiredis.pack_command(args), asyncio.get_running_loop()), protocol)
 
+    async def execute_all(self, commands: list[tuple]) -> list[Any]:
+        """Several commands in one write; their replies in order (the first error is raised)."""
+        protocol = await self._protocol_ready()
+        loop = asyncio.get_running_loop()
+        waiters = [protocol.send(hiredis.pack_command(command), loop) for command in commands]
+        return [await self._await(waiter, protocol) for waiter in waiters]
+
     async def _await(self, waiter: asyncio.Future, protocol: _Protocol) -> Any:
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self.timeout_seconds, _expire, waiter, protocol)

@@ -417,6 +417,12 @@ class AsyncRedisReader(AsyncOnlineStoreReader):
         bucket = bucket_of(key, await self._n_buckets(snapshot_id))
         return await self._fast.execute("HGET", self.keys.bucket(snapshot_id, namespace, bucket), key)
 
+    async def get_each(self, snapshot_id: str, lookups: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        n_buckets = await self._n_buckets(snapshot_id)
+        return await self._fast.execute_all(
+            [("HGET", self.keys.bucket(snapshot_id, namespace, bucket_of(key, n_buckets)), key)
+             for namespace, key in lookups])
+
     async def get_many(self, snapshot_id: str, namespace: str, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []

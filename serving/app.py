@@ -67,6 +67,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                        dependencies=scope_dependencies(recommendations.SCOPE, settings))
     app.include_router(customers.router)
     app.include_router(segments.router)
+    app.include_router(offers.decision_router, dependencies=scope_dependencies(offers.DECISION_SCOPE, settings))
     app.include_router(offers.router)
     return app
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Request, status
+from starlette.datastructures import QueryParams
 
 from serving.auth import require_scope
 from serving.deps import OffersDep
@@ -17,26 +18,35 @@ from serving.services.offers import (
     UnknownCustomerError,
     UnknownOfferError,
 )
+from serving.storefront_query import invalid
 
 router = APIRouter(prefix="/v1", tags=["offers"])
+#: The per-page-view route, included with its scope check only when API keys are configured
+#: (``serving.auth.scope_dependencies``), as the storefront's recommendation routes are.
+decision_router = APIRouter(prefix="/v1", tags=["offers"])
+DECISION_SCOPE = "offers:read"
+MAX_OFFERS = 20
+K_PARAMETER = {"name": "k", "in": "query", "required": False,
+               "schema": {"type": "integer", "minimum": 1, "maximum": MAX_OFFERS},
+               "description": "Most offers to show (the contact cap may allow fewer); default 1"}
 
 CustomerId = Annotated[str, Path(min_length=1, max_length=128, description="External customer id")]
 OfferId = Annotated[str, Path(min_length=1, max_length=64, description="Offer id from the catalogue")]
-OfferK = Annotated[int, Query(ge=1, le=20, description="Most offers to show (the contact cap may allow fewer)")]
 NO_CATALOGUE = {503: {"model": Problem, "description": "No snapshot, or the snapshot carries no catalogue"}}
 
 
-@router.get("/customers/{customer_id}/offers", response_model=OfferList,
-            dependencies=[require_scope("offers:read")],
+@decision_router.get("/customers/{customer_id}/offers", response_model=OfferList,
+            openapi_extra={"parameters": [K_PARAMETER]},
             responses={404: {"model": Problem, "description": "Customer has no profile"}, **NO_CATALOGUE},
             summary="Next best offers for a customer",
             description="Eligible offers ranked by P(redeem) x value - cost, P(redeem) drawn from the Beta "
                         "posterior of the offer in the customer's segment. Each offer returned is an "
                         "impression: it uses the customer's contact cap and the offer's repeat cap atomically. "
                         "Offers whose caps or budget are used up are not returned (listed in `capped`).")
-async def customer_offers(customer_id: CustomerId, service: OffersDep, k: OfferK = 1):
+async def customer_offers(request: Request, customer_id: CustomerId):
+    k = _offer_k(request.query_params)
     try:
-        body = await service.for_customer(customer_id, k)
+        body = await request.app.state.offers.for_customer(customer_id, k)
     except UnknownCustomerError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except NoCatalogueError as exc:
@@ -75,3 +85,16 @@ async def offers_preview(service: OffersDep):
     except NoCatalogueError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     return FastJSONResponse(body)
+
+
+def _offer_k(query: QueryParams) -> int:
+    raw = query.get("k")
+    if raw is None:
+        return 1
+    try:
+        k = int(raw)
+    except ValueError:
+        raise invalid("k", "Input should be a valid integer", raw, "int_parsing") from None
+    if not 1 <= k <= MAX_OFFERS:
+        raise invalid("k", f"k must be between 1 and {MAX_OFFERS}", k, "value_error")
+    return k

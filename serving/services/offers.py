@@ -116,10 +116,10 @@ class OfferService:
         view = await self.snapshots.current()
         catalogue = await self.catalogue(view)
         wants_item = any(o.type is OfferType.BUNDLE for o in catalogue.offers)
-        raw_profile, top_item, outcomes = await asyncio.gather(
-            self.reader.get(view.snapshot_id, PROFILES, customer_id),
-            self._top_item(view, customer_id) if wants_item else _none(),
-            self._outcome_table(catalogue))
+        lookups = [(PROFILES, customer_id)] + ([(RECOMMENDATIONS, customer_id)] if wants_item else [])
+        raw_profile, *raw_record = await self.reader.get_each(view.snapshot_id, lookups)
+        top_item = _top_item(view, raw_record[0]) if raw_record else None
+        outcomes = await self._outcome_table(catalogue)
         if raw_profile is None:
             raise UnknownCustomerError(customer_id)
         profile = CustomerProfile.from_bytes(raw_profile)
@@ -213,11 +213,6 @@ class OfferService:
                             "redemption_limit": o.redemption_limit, "redemptions_used": n}
                            for o, n in zip(catalogue.offers, used, strict=True)]}
 
-    async def _top_item(self, view: SnapshotView, customer_id: str) -> str | None:
-        raw = await self.reader.get(view.snapshot_id, RECOMMENDATIONS, customer_id)
-        ranked = decode_customer_record(raw)[0] if raw else ()
-        return view.catalog.item_ids[int(ranked[0]["item"])] if len(ranked) else None
-
     async def _outcome_table(self, catalogue: Catalogue) -> dict:
         checked_at, version, table = self._outcomes
         if version == catalogue.version and time.monotonic() - checked_at < self.outcomes_refresh_seconds:
@@ -237,8 +232,10 @@ def _count_batch(catalogue: Catalogue, batch: list[tuple[str, bytes]], now: date
     return dict(count_eligible(catalogue, (CustomerProfile.from_bytes(v) for _, v in batch), now))
 
 
-async def _none() -> None:
-    return None
+def _top_item(view: SnapshotView, raw: bytes | None) -> str | None:
+    """The customer's first recommendation, which bundle offers carry."""
+    ranked = decode_customer_record(raw)[0] if raw else ()
+    return view.catalog.item_ids[int(ranked[0]["item"])] if len(ranked) else None
 
 
 def _now_iso() -> str:
