@@ -225,10 +225,12 @@ def snapshots_use(snapshot_id: Annotated[str, typer.Argument(help="A retained sn
 def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
     if not metrics:
         return
-    names = ["ndcg@10", "precision@10", "recall@10", "recall@20", "map@10", "coverage@10"]
-    table = Table("model", *names, title="Temporal holdout")
-    for model, values in metrics.items():
-        table.add_row(model, *(f"{values.get(n, float('nan')):.4f}" for n in names))
+    names = {"ndcg@10": "nDCG@10", "precision@10": "P@10", "recall@10": "R@10", "recall@20": "R@20",
+             "map@10": "MAP@10", "coverage@10": "cov@10"}
+    table = Table("role", "items", *names.values(), title="Temporal holdout (new items: bought ones excluded)")
+    for name, values in metrics.items():
+        role, _, variant = name.partition(".")
+        table.add_row(role, "new" if variant else "all", *(f"{values.get(n, float('nan')):.4f}" for n in names))
     console.print(table)
 
 

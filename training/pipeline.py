@@ -36,8 +36,9 @@ class ModelSpec:
 def default_roles() -> dict[str, ModelSpec]:
     """What each part of a snapshot is made from: personal lists, similar items, the fallbacks."""
     return {
-        "personal": ModelSpec("als", {"factors": 64, "iterations": 15, "regularization": 0.05}),
-        "similar": ModelSpec("item_knn", {"similarity": "cosine"}),
+        # The configuration chosen on validation by experiments/configs/online_retail.yaml.
+        "personal": ModelSpec("ranker", {}),
+        "similar": ModelSpec("item_knn", {"similarity": "bm25"}),
         "popular": ModelSpec("popularity", {}),
         "trending": ModelSpec("popularity", {"window_days": 30}),
     }
