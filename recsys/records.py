@@ -19,6 +19,7 @@ RECOMMENDATIONS = "rec"  # customer id -> customer record (ranked list + purchas
 SIMILAR = "similar"
 POPULAR = "popular"
 META = "meta"
+POPULAR_LISTS = ("popular", "trending")  # keys of the POPULAR namespace
 CATALOG_KEY = "catalog"
 
 RANKED_DTYPE = np.dtype([("item", "<u4"), ("score", "<f4"), ("source", "u1")])

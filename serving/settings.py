@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from recsys.records import POPULAR_LISTS
 from recsys.rules import RuleSet
 
 SCOPES = ("recommendations:read", "customers:read", "segments:read", "offers:read", "offers:write")
@@ -56,6 +57,14 @@ class ServingSettings(BaseSettings):
             return str(self.store_url)
         return "sqlite:///var/limits.sqlite"
 
+
+    @field_validator("fallback_chain")
+    @classmethod
+    def _known_lists(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in POPULAR_LISTS]
+        if unknown:
+            raise ValueError(f"fallback_chain names unknown list(s) {unknown}; published lists: {list(POPULAR_LISTS)}")
+        return value
 
     @field_validator("placements")
     @classmethod

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from feature_store import AsyncOnlineStoreReader, Manifest, StoreUnavailableError
-from recsys.records import CATALOG_KEY, META, POPULAR, Catalog, decode_ranked
+from recsys.records import CATALOG_KEY, META, POPULAR, POPULAR_LISTS, Catalog, decode_ranked
 
 log = logging.getLogger("recsys.serving")
-POPULAR_LISTS = ("popular", "trending")
 
 
 class NoSnapshotError(RuntimeError):

@@ -16,6 +16,7 @@ from recsys.records import (
     CATALOG_KEY,
     META,
     POPULAR,
+    POPULAR_LISTS,
     RECOMMENDATIONS,
     SIMILAR,
     Catalog,
@@ -70,7 +71,7 @@ def score_bundle(bundle: ModelBundle, options: PublishOptions, reporter: Reporte
             item_rows, scores = similar.similar_items(rows, options.similar_n)
             similar_blocks.append(RankedBlock(bundle.items.ids[rows], item_rows, scores, similar.name))
         popular = {}
-        for role in ("popular", "trending"):
+        for role in POPULAR_LISTS:
             if role in bundle.models:
                 item_rows, scores = bundle.models[role].recommend(np.zeros(1, np.int64), options.top_n)
                 popular[role] = RankedBlock(np.asarray([role], dtype=object), item_rows, scores, role)
