@@ -58,7 +58,9 @@ class TwoStageRanker(Recommender):
     ``generators`` maps registry model names to their parameters (default
     :data:`DEFAULT_GENERATORS`). The re-ranker sees each generator's score and rank plus the customer,
     item and pair features of :mod:`recsys.models.ranker_features`. Items outside every generator's
-    list score ``-inf``. Fitting is deterministic for a given ``random_state`` and ``num_threads``.
+    list score ``-inf``. Each ranker is ``n_bags`` boosters with seeds ``random_state``,
+    ``random_state + 1``, ..., whose raw scores are averaged. Fitting is deterministic for a given
+    ``random_state`` and ``num_threads``.
     """
 
     name = "ranker"
@@ -66,7 +68,7 @@ class TwoStageRanker(Recommender):
     def __init__(
         self,
         generators: Mapping[str, Mapping[str, Any]] | None = None,
-        candidates_per_generator: int = 50,
+        candidates_per_generator: int = 30,
         label_days: int = 30,
         n_estimators: int = 100,
         learning_rate: float = 0.05,
@@ -74,12 +76,13 @@ class TwoStageRanker(Recommender):
         min_child_samples: int = 20,
         objective: str = "rank_xendcg",
         new_items_objective: str = "binary",
+        n_bags: int = 3,
         random_state: int = 0,
         num_threads: int = 1,
     ) -> None:
         super().__init__()
-        if candidates_per_generator < 1 or label_days < 1 or n_estimators < 1:
-            raise ValueError("candidates_per_generator, label_days and n_estimators must be >= 1")
+        if candidates_per_generator < 1 or label_days < 1 or n_estimators < 1 or n_bags < 1:
+            raise ValueError("candidates_per_generator, label_days, n_estimators and n_bags must be >= 1")
         for label, value in (("objective", objective), ("new_items_objective", new_items_objective)):
             if value not in OBJECTIVES:
                 raise ValueError(f"{label}={value!r} is not one of {', '.join(OBJECTIVES)}")
@@ -95,11 +98,12 @@ class TwoStageRanker(Recommender):
         self.min_child_samples = min_child_samples
         self.objective = objective
         self.new_items_objective = new_items_objective
+        self.n_bags = n_bags
         self.random_state = random_state
         self.num_threads = num_threads
         self._models: dict[str, Recommender] = {}
         self._features: FeatureTables | None = None
-        self._boosters: dict[str, lgb.Booster] = {}
+        self._boosters: dict[str, list[lgb.Booster]] = {}
 
     @property
     def generator_specs(self) -> dict[str, dict[str, Any]]:
@@ -118,9 +122,9 @@ class TwoStageRanker(Recommender):
         for mode in _MODES:
             candidates = self._candidates(models, features, learners, mode, history.matrix)
             objective = self.objective if mode == "all" else self.new_items_objective
-            booster = self._train_booster(candidates, labels, objective)
-            if booster is not None:
-                boosters[mode] = booster
+            bag = self._train_boosters(candidates, labels, objective)
+            if bag:
+                boosters[mode] = bag
         if "all" not in boosters:
             raise ModelFitError("no candidate was bought in the label window; raise candidates_per_generator")
         self._boosters = boosters
@@ -155,7 +159,7 @@ class TwoStageRanker(Recommender):
         table = features.gather(found.customers, found.items)
         return Candidates(found.customers, found.items, np.hstack([found.features, table]))
 
-    def _train_booster(self, candidates: Candidates, labels: sp.csr_matrix, objective: str) -> lgb.Booster | None:
+    def _train_boosters(self, candidates: Candidates, labels: sp.csr_matrix, objective: str) -> list[lgb.Booster]:
         y = _labels_of(candidates, labels)
         customers = candidates.customers
         # customers whose candidates hold no purchase give a ranking objective no pair to order, and only
@@ -163,7 +167,7 @@ class TwoStageRanker(Recommender):
         positives = np.bincount(customers, weights=y, minlength=labels.shape[0])
         keep = positives[customers] > 0
         if not keep.any():
-            return None
+            return []
         x, y, customers = candidates.features[keep], y[keep], customers[keep]
         _, group = np.unique(customers, return_counts=True)  # candidates come grouped by customer
         dataset = lgb.Dataset(x, y, group=group, feature_name=self.feature_names, free_raw_data=True)
@@ -177,10 +181,13 @@ class TwoStageRanker(Recommender):
         params |= {
             "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
             "min_child_samples": self.min_child_samples, "feature_fraction": 0.9, "bagging_fraction": 0.8,
-            "bagging_freq": 1, "seed": self.random_state, "deterministic": True, "force_row_wise": True,
+            "bagging_freq": 1, "deterministic": True, "force_row_wise": True,
             "num_threads": self.num_threads, "verbosity": -1,
         }
-        return lgb.train(params, dataset, num_boost_round=self.n_estimators)
+        # the same trees grown on different row and feature samples, averaged: on validation three
+        # bags beat any single seed in both settings, since one seed's luck moves nDCG@10 by ~0.003
+        return [lgb.train(params | {"seed": self.random_state + bag}, dataset, num_boost_round=self.n_estimators)
+                for bag in range(self.n_bags)]
 
     # -- scoring --------------------------------------------------------------------------------------
     def score(self, customer_rows: np.ndarray) -> np.ndarray:
@@ -208,8 +215,9 @@ class TwoStageRanker(Recommender):
         scores = np.full((len(customer_rows), self.n_items), -np.inf, dtype=np.float32)
         if len(candidates.customers):
             # a shop where nobody tried anything new in the label window teaches no new-item ranker
-            booster = self._boosters.get(mode, self._boosters["all"])
-            predicted = booster.predict(candidates.features, num_threads=self.num_threads)
+            bag = self._boosters.get(mode, self._boosters["all"])
+            predicted = sum(booster.predict(candidates.features, raw_score=True, num_threads=self.num_threads)
+                            for booster in bag) / len(bag)
             # candidates name customers by row; the same row may be asked for twice
             position = {row: i for i, row in enumerate(customer_rows.tolist())}
             local = np.fromiter((position[c] for c in candidates.customers.tolist()), np.int64,
@@ -223,7 +231,8 @@ class TwoStageRanker(Recommender):
 
     # -- persistence ----------------------------------------------------------------------------------
     def state_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {f"booster_{mode}": np.array([booster.model_to_string()]) for mode, booster in self._boosters.items()}
+        arrays = {f"booster_{mode}": np.array([booster.model_to_string() for booster in bag])
+                  for mode, bag in self._boosters.items()}
         arrays.update({f"features__{key}": value for key, value in self._features.to_arrays().items()})
         arrays.update(sparse_to_arrays("generator_seen", self._seen))
         for name, model in self._models.items():
@@ -231,7 +240,7 @@ class TwoStageRanker(Recommender):
         return arrays
 
     def _restore_state(self, arrays: dict[str, np.ndarray]) -> None:
-        self._boosters = {mode: lgb.Booster(model_str=str(arrays[f"booster_{mode}"][0]))
+        self._boosters = {mode: [lgb.Booster(model_str=str(text)) for text in arrays[f"booster_{mode}"]]
                           for mode in _MODES if f"booster_{mode}" in arrays}
         self._features = FeatureTables.from_arrays(
             {key.removeprefix("features__"): value for key, value in arrays.items() if key.startswith("features__")})

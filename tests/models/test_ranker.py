@@ -83,6 +83,22 @@ def test_bad_parameters_are_refused():
         TwoStageRanker(num_threads=0)
     with pytest.raises(ValueError, match="label_days"):
         TwoStageRanker(label_days=0)
+    with pytest.raises(ValueError, match="n_bags"):
+        TwoStageRanker(n_bags=0)
+
+
+def test_bags_average_boosters_with_consecutive_seeds():
+    data = checkerboard()
+    model = TwoStageRanker(**SMALL, n_bags=2, random_state=5).fit(data)
+    bag = model._boosters["all"]
+    assert len(bag) == 2
+    assert [booster.params["seed"] for booster in bag] == [5, 6]
+    rows = np.arange(data.n_customers)
+    candidates = model._candidates(model._models, model._features, rows, "all", model._seen)
+    mean = sum(booster.predict(candidates.features, raw_score=True) for booster in bag) / 2
+    scores = model.score(rows)
+    local = np.searchsorted(rows, candidates.customers)
+    np.testing.assert_allclose(scores[local, candidates.items], mean, rtol=1e-6)
 
 
 def test_aliases_name_preset_variants_of_one_model():
