@@ -36,12 +36,22 @@ class PublishOptions:
 
 @dataclass(frozen=True)
 class RankedBlock:
-    """Ranked lists for consecutive keys: ``(n, k)`` item rows (-1 padded), scores and one source."""
+    """Ranked lists for consecutive keys: ``(n, k)`` item rows (-1 padded), scores, and what produced
+    them: one source name for the block, or an ``(n, k)`` array of names, one per slot."""
 
     keys: np.ndarray
     item_rows: np.ndarray
     scores: np.ndarray
-    source: str
+    source: str | np.ndarray
+
+    def source_names(self) -> list[str]:
+        return [self.source] if isinstance(self.source, str) else np.unique(self.source.astype(str)).tolist()
+
+    def source_codes(self, code: dict[str, int]) -> np.ndarray:
+        if isinstance(self.source, str):
+            return np.uint8(code[self.source])
+        names, inverse = np.unique(self.source.astype(str), return_inverse=True)
+        return np.asarray([code[n] for n in names], dtype=np.uint8)[inverse].reshape(self.source.shape)
 
 
 @dataclass
@@ -63,8 +73,8 @@ def score_bundle(bundle: ModelBundle, options: PublishOptions, reporter: Reporte
     customer_blocks, similar_blocks = [], []
     with reporter.counting("Scoring customer recommendations", len(bundle.customers)) as advance:
         for rows in _batches(len(bundle.customers), options.batch_size):
-            item_rows, scores = personal.recommend(rows, options.top_n)
-            customer_blocks.append(RankedBlock(bundle.customers.ids[rows], item_rows, scores, personal.name))
+            item_rows, scores, sources = personal.recommend_with_sources(rows, options.top_n)
+            customer_blocks.append(RankedBlock(bundle.customers.ids[rows], item_rows, scores, sources))
             advance(len(rows))
     with reporter.step("Scoring similar items and popular lists"):
         for rows in _batches(len(bundle.items), options.batch_size):
@@ -76,7 +86,9 @@ def score_bundle(bundle: ModelBundle, options: PublishOptions, reporter: Reporte
                 item_rows, scores = bundle.models[role].recommend(np.zeros(1, np.int64), options.top_n)
                 popular[role] = RankedBlock(np.asarray([role], dtype=object), item_rows, scores, role)
     blocks = customer_blocks + similar_blocks + list(popular.values())
-    sources = list(dict.fromkeys([b.source for b in blocks] + ["popular", "rule"]))
+    sources = list(dict.fromkeys([name for b in blocks for name in b.source_names()] + ["popular", "rule"]))
+    if len(sources) > 255:
+        raise ValueError(f"{len(sources)} distinct sources do not fit the one-byte source code")
     return SnapshotLists(bundle.catalog, customer_blocks, similar_blocks, popular, bundle.customers.ids,
                          bundle.history, sources)
 
@@ -93,7 +105,7 @@ def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str,
     snapshot, so that a reader never sees recommendations of one run beside profiles of another.
     """
     reporter = reporter or Reporter()
-    code = {name: np.uint8(i) for i, name in enumerate(lists.sources)}
+    code = {name: i for i, name in enumerate(lists.sources)}
     with store.begin_snapshot() as writer:
         writer.write(META, [CATALOG_KEY], [lists.catalog.to_bytes()])
         history = lists.history
@@ -101,7 +113,7 @@ def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str,
             start = 0
             for block in lists.customers:
                 indptr = history.indptr[start:start + len(block.keys) + 1]
-                values = encode_customer_records(block.item_rows, block.scores, code[block.source], indptr,
+                values = encode_customer_records(block.item_rows, block.scores, block.source_codes(code), indptr,
                                                  history.indices[indptr[0]:indptr[-1]])
                 writer.write(RECOMMENDATIONS, block.keys, values)
                 start += len(block.keys)
@@ -109,9 +121,10 @@ def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str,
         with reporter.step("Writing similar items and popular lists"):
             for block in lists.similar:
                 writer.write(SIMILAR, block.keys, encode_ranked_rows(block.item_rows, block.scores,
-                                                                     code[block.source]))
+                                                                     block.source_codes(code)))
             for name, block in lists.popular.items():
-                writer.write(POPULAR, [name], encode_ranked_rows(block.item_rows, block.scores, code[block.source]))
+                values = encode_ranked_rows(block.item_rows, block.scores, block.source_codes(code))
+                writer.write(POPULAR, [name], values)
         extra: dict[str, Any] = {}
         for part in parts:
             extra.update(part(writer))

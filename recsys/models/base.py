@@ -79,6 +79,15 @@ class Recommender(abc.ABC):
             item_rows[batch], item_scores[batch] = top_k(scores, k)
         return item_rows, item_scores
 
+    def recommend_with_sources(
+        self, customer_rows: np.ndarray, k: int, *, exclude_seen: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`recommend` plus, per slot, the name of what produced the item (an ``(n, k)`` object
+        array). A single model names itself; a model combining others (a ranker over candidate
+        generators) names the generator each item came from."""
+        item_rows, scores = self.recommend(customer_rows, k, exclude_seen=exclude_seen)
+        return item_rows, scores, np.full(item_rows.shape, self.name, dtype=object)
+
     def similar_items(self, item_rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` other items for each item row (the item itself excluded)."""
         raise NotImplementedError(f"{self.name} does not provide similar items")

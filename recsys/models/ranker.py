@@ -210,9 +210,32 @@ class TwoStageRanker(Recommender):
             item_rows[batch], item_scores[batch] = top_k(scores, k)
         return item_rows, item_scores
 
-    def _dense_scores(self, customer_rows: np.ndarray, mode: str) -> np.ndarray:
+    def recommend_with_sources(
+        self, customer_rows: np.ndarray, k: int, *, exclude_seen: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`recommend`; each item is named ``ranker/<generator>`` after the candidate generator
+        that ranked it highest, so a served list says where every item came from."""
+        self._check_fitted()
+        customer_rows = self._check_customer_rows(customer_rows)
+        check_k(k)
+        names = np.asarray([f"{self.name}/{generator}" for generator in self._models] + [self.name], dtype=object)
+        mode = "new" if exclude_seen else "all"
+        item_rows = np.full((len(customer_rows), k), -1, dtype=np.int64)
+        item_scores = np.full((len(customer_rows), k), -np.inf, dtype=np.float32)
+        sources = np.full((len(customer_rows), k), self.name, dtype=object)
+        for batch in self._batches(len(customer_rows)):
+            scores, origin = self._dense_scores(customer_rows[batch], mode, with_origin=True)
+            item_rows[batch], item_scores[batch] = top_k(scores, k)
+            picked = np.take_along_axis(origin, np.maximum(item_rows[batch], 0), axis=1)
+            sources[batch] = names[np.where(item_rows[batch] >= 0, picked, -1)]
+        return item_rows, item_scores, sources
+
+    def _dense_scores(self, customer_rows: np.ndarray, mode: str, with_origin: bool = False):
+        """Dense ranker scores; with ``with_origin`` also, per (customer, item), the index of the generator
+        that ranked the candidate best (-1 where nothing proposed it)."""
         candidates = self._candidates(self._models, self._features, customer_rows, mode, self._seen)
         scores = np.full((len(customer_rows), self.n_items), -np.inf, dtype=np.float32)
+        origin = np.full(scores.shape, -1, dtype=np.int16) if with_origin else None
         if len(candidates.customers):
             # a shop where nobody tried anything new in the label window teaches no new-item ranker
             bag = self._boosters.get(mode, self._boosters["all"])
@@ -223,11 +246,16 @@ class TwoStageRanker(Recommender):
             local = np.fromiter((position[c] for c in candidates.customers.tolist()), np.int64,
                                 count=len(candidates.customers))
             scores[local, candidates.items] = predicted.astype(np.float32)
+            if with_origin:
+                n_generators = len(self._models)
+                ranks = candidates.features[:, n_generators:2 * n_generators]
+                origin[local, candidates.items] = np.argmin(np.where(np.isnan(ranks), np.inf, ranks), axis=1)
             duplicates = len(position) < len(customer_rows)
             if duplicates:
                 first = np.asarray([position[row] for row in customer_rows.tolist()])
                 scores = scores[first]
-        return scores
+                origin = origin[first] if with_origin else None
+        return (scores, origin) if with_origin else scores
 
     # -- persistence ----------------------------------------------------------------------------------
     def state_arrays(self) -> dict[str, np.ndarray]:

@@ -113,6 +113,15 @@ class RecommenderContract:
         np.testing.assert_allclose(np.take_along_axis(dense, np.maximum(rows, 0), axis=1)[real],
                                    scores[real], rtol=1e-5, atol=1e-6)
 
+    @pytest.mark.parametrize("exclude_seen", [False, True])
+    def test_sources_name_every_recommended_item(self, model, customers, exclude_seen):
+        rows, scores = model.recommend(customers, 8, exclude_seen=exclude_seen)
+        with_rows, with_scores, sources = model.recommend_with_sources(customers, 8, exclude_seen=exclude_seen)
+        np.testing.assert_array_equal(with_rows, rows)
+        np.testing.assert_allclose(with_scores, scores, rtol=1e-5, atol=1e-6)
+        assert sources.shape == rows.shape
+        assert all(isinstance(name, str) and name.startswith(model.name) for name in sources[rows >= 0])
+
     def test_any_subset_and_order_of_customers(self, model, customers):
         picked = customers[[5, 0, 5, 17]]
         rows, scores = model.recommend(picked, 4)

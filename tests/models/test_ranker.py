@@ -46,6 +46,9 @@ def test_learns_to_put_the_staple_first():
     rows, _ = model.recommend(np.arange(data.n_customers), 1)
     staples = [data.items.index_of(f"s{c % 5}") for c in range(40)]
     assert rows[:, 0].tolist() == staples
+    # the served list names the generator that ranked each staple best (ties go to the first by name)
+    _, _, sources = model.recommend_with_sources(np.arange(data.n_customers), 1)
+    assert set(sources[:, 0]) <= {"ranker/repeat_buy", "ranker/popularity"} and "ranker/repeat_buy" in sources
 
 
 def test_labels_come_only_from_after_the_internal_cutoff():
