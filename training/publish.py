@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from feature_store import Manifest, OnlineStore, SnapshotWriter
@@ -45,12 +46,13 @@ class RankedBlock:
     source: str | np.ndarray
 
     def source_names(self) -> list[str]:
-        return [self.source] if isinstance(self.source, str) else np.unique(self.source.astype(str)).tolist()
+        return [self.source] if isinstance(self.source, str) else sorted(pd.unique(self.source.ravel()))
 
     def source_codes(self, code: dict[str, int]) -> np.ndarray:
         if isinstance(self.source, str):
             return np.uint8(code[self.source])
-        names, inverse = np.unique(self.source.astype(str), return_inverse=True)
+        # hash-based, not sorting: a block holds millions of slots
+        inverse, names = pd.factorize(self.source.ravel())
         return np.asarray([code[n] for n in names], dtype=np.uint8)[inverse].reshape(self.source.shape)
 
 
