@@ -129,6 +129,9 @@ def main() -> None:
     if args.reuse:
         customers, score_s, publish_s = existing_customers(args), None, None
     else:
+        # Start from the same empty state every run: snapshots of earlier runs would otherwise still
+        # be expiring inside Redis while this one is written.
+        _drop_prefix(args.redis_url, args.prefix)
         customers, _, score_s, publish_s = build_snapshot(args)
     rng = random.Random(3)
     paths = [f"/v1/customers/{rng.choice(customers)}/recommendations?k=10" for _ in range(100_000)]

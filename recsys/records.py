@@ -25,20 +25,25 @@ CATALOG_KEY = "catalog"
 RANKED_DTYPE = np.dtype([("item", "<u4"), ("score", "<f4"), ("source", "u1")])
 
 
-def encode_ranked_rows(item_rows: np.ndarray, scores: np.ndarray, sources: np.ndarray) -> list[bytes]:
-    """Encode an ``(n, k)`` block of ranked lists; slots with item row ``-1`` are dropped."""
+def _packed_rows(item_rows: np.ndarray, scores: np.ndarray, sources: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """The whole ``(n, k)`` block packed row after row, and each row's count of valid entries."""
     item_rows = np.asarray(item_rows)
     n, k = item_rows.shape
     packed = np.empty((n, k), dtype=RANKED_DTYPE)
     packed["item"] = np.where(item_rows < 0, 0, item_rows)
     packed["score"] = np.nan_to_num(scores, neginf=0.0, posinf=0.0)
     packed["source"] = np.broadcast_to(sources, (n, k))
-    valid = item_rows >= 0
-    if valid.all():
-        return [row.tobytes() for row in packed]
     # Padding only ever sits at the end of a row, so a row's valid prefix length is its count.
-    lengths = valid.sum(axis=1)
-    return [row[:length].tobytes() for row, length in zip(packed, lengths, strict=True)]
+    return packed.tobytes(), (item_rows >= 0).sum(axis=1)
+
+
+def encode_ranked_rows(item_rows: np.ndarray, scores: np.ndarray, sources: np.ndarray) -> list[bytes]:
+    """Encode an ``(n, k)`` block of ranked lists; slots with item row ``-1`` are dropped."""
+    buffer, counts = _packed_rows(item_rows, scores, sources)
+    # Slicing one buffer costs a fraction of a per-row numpy call: this runs for millions of customers.
+    row_size = np.asarray(item_rows).shape[1] * RANKED_DTYPE.itemsize
+    starts = range(0, len(buffer), row_size) if row_size else [0] * len(counts)
+    return [buffer[a:a + c] for a, c in zip(starts, (counts * RANKED_DTYPE.itemsize).tolist(), strict=True)]
 
 
 def encode_ranked(item_rows: Sequence[int], scores: Sequence[float], sources: Sequence[int] | int) -> bytes:
@@ -65,7 +70,8 @@ def encode_customer_records(item_rows: np.ndarray, scores: np.ndarray, sources: 
     history = np.asarray(history_indices, dtype="<u4").tobytes()
     offsets = ((np.asarray(history_indptr) - history_indptr[0]) * 4).tolist()
     size = RANKED_DTYPE.itemsize
-    return [(len(r) // size).to_bytes(2, "little") + r + history[a:b]
+    headers = [count.to_bytes(2, "little") for count in range(np.asarray(item_rows).shape[1] + 1)]
+    return [b"".join((headers[len(r) // size], r, history[a:b]))
             for r, a, b in zip(ranked, offsets[:-1], offsets[1:], strict=True)]
 
 
