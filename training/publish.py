@@ -4,7 +4,9 @@ computed elsewhere (in parallel, per partition) and written by a fast, dumb writ
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +110,7 @@ def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str,
     """
     reporter = reporter or Reporter()
     code = {name: i for i, name in enumerate(lists.sources)}
-    with store.begin_snapshot() as writer:
+    with _heap_frozen(), store.begin_snapshot() as writer:
         writer.write(META, [CATALOG_KEY], [lists.catalog.to_bytes()])
         history = lists.history
         with reporter.counting("Writing customer recommendations", len(lists.customer_ids)) as advance:
@@ -132,6 +134,17 @@ def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str,
             extra.update(part(writer))
         return writer.commit({**metadata, **extra, "sources": lists.sources, "customers": len(lists.customer_ids),
                               "items": len(lists.catalog)})
+
+
+@contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Keep the garbage collector off what training left alive while millions of values are written:
+    every collection would otherwise rescan the whole training heap."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def publish_bundle(bundle: ModelBundle, store: OnlineStore, model_info: dict[str, Any],
