@@ -8,10 +8,12 @@ only garbage that expires by itself; commit removes the TTLs and switches ``curr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -266,6 +268,10 @@ class RedisSnapshotWriter(SnapshotWriter):
         self._buffered = 0
         # namespace -> buckets that already exist in Redis (and so carry their TTL)
         self._created: dict[str, set[int]] = {}
+        # One batch travels to Redis on a helper thread while the caller encodes the next one; the
+        # socket calls release the GIL, so client and server work in parallel on two cores.
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-writer")
+        self._in_flight: Future | None = None
 
     def _check_open(self) -> None:
         if self._state != "open":
@@ -305,9 +311,16 @@ class RedisSnapshotWriter(SnapshotWriter):
                         commands.append(("HSET", key, *fields[2:]))
                 else:
                     commands.append(("HSET", key, *fields))
-        _send_all(self._store.client, commands)
+        self._wait_in_flight()
+        self._in_flight = self._sender.submit(_send_all, self._store.client, commands)
         self._buffer = {}
         self._buffered = 0
+
+    def _wait_in_flight(self) -> None:
+        """Block until the batch on its way has been answered; raise what sending it raised."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight.result()
 
     def _bucket_keys(self) -> list[str]:
         return [
@@ -319,6 +332,8 @@ class RedisSnapshotWriter(SnapshotWriter):
     def commit(self, metadata: Mapping[str, Any] | None = None) -> Manifest:
         self._check_open()
         self._flush()
+        self._wait_in_flight()
+        self._sender.shutdown()
         client = self._store.client
         if time.monotonic() - self._started > self._store.pending_ttl_seconds:
             self.abort()
@@ -364,6 +379,10 @@ class RedisSnapshotWriter(SnapshotWriter):
         self._state = "aborted"
         self._buffer = {}
         self._buffered = 0
+        # What is on its way must land before the unlink, or it would recreate buckets after it.
+        with contextlib.suppress(Exception):
+            self._wait_in_flight()
+        self._sender.shutdown()
         keys = self._bucket_keys()
         for start in range(0, len(keys), 1000):
             self._store.client.unlink(*keys[start : start + 1000])
