@@ -81,12 +81,12 @@ class Recommender(abc.ABC):
 
     def recommend_with_sources(
         self, customer_rows: np.ndarray, k: int, *, exclude_seen: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`recommend` plus, per slot, the name of what produced the item (an ``(n, k)`` object
-        array). A single model names itself; a model combining others (a ranker over candidate
-        generators) names the generator each item came from."""
+    ) -> tuple[np.ndarray, np.ndarray, str | np.ndarray]:
+        """:meth:`recommend` plus what produced the items: one name for all of them (a single model names
+        itself), or an ``(n, k)`` object array naming each slot's source (a ranker over candidate
+        generators names the generator each item came from)."""
         item_rows, scores = self.recommend(customer_rows, k, exclude_seen=exclude_seen)
-        return item_rows, scores, np.full(item_rows.shape, self.name, dtype=object)
+        return item_rows, scores, self.name
 
     def similar_items(self, item_rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` other items for each item row (the item itself excluded)."""
