@@ -62,13 +62,14 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         return JSONResponse({"detail": f"the online store is unavailable; retry shortly ({exc})"}, status_code=503,
                             headers={"Retry-After": "1"})
 
-    app.include_router(health.router)
+    # Routes are matched in order: the per-page-view ones first.
     app.include_router(recommendations.router,
                        dependencies=scope_dependencies(recommendations.SCOPE, settings))
+    app.include_router(offers.decision_router, dependencies=scope_dependencies(offers.DECISION_SCOPE, settings))
     app.include_router(customers.router)
     app.include_router(segments.router)
-    app.include_router(offers.decision_router, dependencies=scope_dependencies(offers.DECISION_SCOPE, settings))
     app.include_router(offers.router)
+    app.include_router(health.router)
     return app
 
 
