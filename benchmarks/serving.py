@@ -10,8 +10,9 @@ Ends with two lines:
     RESULT offers_p99_ms=... recs_p99_ms=... offers_ratio=...
 
 The snapshot also holds synthetic customer profiles and the example offer catalogue, and the same server
-is driven with GET offers for random customers (caps rarely bite among 1M customers; a capped answer is a
-200 with fewer offers). The offer caps and counters live under a throw-away limits prefix, removed after.
+is driven with GET offers at the endpoint's default k=1 (a page's offer slot) for random customers (caps
+rarely bite among 1M customers; a capped answer is a 200 with fewer offers). The offer caps and counters
+live under a throw-away limits prefix, removed after.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def main() -> None:
         customers, _, score_s, publish_s = build_snapshot(args)
     rng = random.Random(3)
     paths = [f"/v1/customers/{rng.choice(customers)}/recommendations?k=10" for _ in range(100_000)]
-    offer_paths = [f"/v1/customers/{rng.choice(customers)}/offers?k=3" for _ in range(100_000)]
+    offer_paths = [f"/v1/customers/{rng.choice(customers)}/offers" for _ in range(100_000)]
     limits_prefix = f"{args.prefix}-offers-{os.getpid()}"
     env = {"RECSYS_SERVING_STORE_URL": args.redis_url, "RECSYS_SERVING_STORE_PREFIX": args.prefix,
            "RECSYS_SERVING_LIMITS_PREFIX": limits_prefix}
