@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -34,8 +35,9 @@ class SnapshotView:
     def snapshot_id(self) -> str:
         return self.manifest.snapshot_id
 
-    @property
+    @cached_property
     def model(self) -> dict:
+        # Part of every answer; read-only once built.
         return dict(self.manifest.metadata.get("model", {}))
 
 

@@ -49,7 +49,7 @@ class RankedAnswer:
             **subject,
             "source": self.source,
             "fallback_reason": self.fallback_reason,
-            "items": [{"item_id": i.item_id, "score": round(i.score, 6), "source": i.source} for i in self.items],
+            "items": [{"item_id": i.item_id, "score": i.score, "source": i.source} for i in self.items],
             "snapshot_id": self.snapshot.snapshot_id,
             "model": self.snapshot.model,
             "rules": [],
@@ -143,7 +143,7 @@ def _decode(view: SnapshotView, raw: bytes, k: int) -> list[RankedItem]:
 
 def _items(view: SnapshotView, ranked: np.ndarray) -> list[RankedItem]:
     ids, sources = view.catalog.item_ids, view.sources
-    scores = ranked["score"].astype(np.float64).tolist()
+    scores = np.round(ranked["score"].astype(np.float64), 6).tolist()
     return [RankedItem(ids[item], score, sources[source] if source < len(sources) else "unknown")
             for item, score, source in zip(ranked["item"].tolist(), scores, ranked["source"].tolist(),
                                            strict=True)]
