@@ -8,9 +8,10 @@ that is the marketers' static prior).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 import numpy as np
 
@@ -41,8 +42,14 @@ class OfferDecision:
     value: float
     cost: float
     expected_value: float
-    reasons: list[str]
+    #: builds the eligibility reasons; called only for the offers a customer is actually shown, since
+    #: formatting them for every candidate costs more than ranking
+    explain: Callable[[], list[str]] = field(repr=False, compare=False)
     recommended_item: str | None = None
+
+    @cached_property
+    def reasons(self) -> list[str]:
+        return self.explain()
 
     def to_dict(self) -> dict:
         return {"offer_id": self.offer_id, "name": self.name, "type": self.type, "segment": self.segment,
@@ -53,8 +60,12 @@ class OfferDecision:
 
 
 def check_eligibility(offer: Offer, profile: CustomerProfile, now: datetime,
-                      recommended_item: str | None = None) -> Eligibility:
-    """Evaluate every rule of the offer against one profile, in the catalogue's order."""
+                      recommended_item: str | None = None, explain: bool = True) -> Eligibility:
+    """Evaluate every rule of the offer against one profile, in the catalogue's order.
+
+    ``explain=False`` decides without writing the reasons (the ranking's fast path)."""
+    if not explain:
+        return Eligibility(_eligible(offer, profile, now, recommended_item), [])
     reasons: list[str] = []
     if not offer.validity.contains(_aware(now)):
         return Eligibility(False, [f"outside validity window at {_aware(now).isoformat()}"])
@@ -88,6 +99,23 @@ def check_eligibility(offer: Offer, profile: CustomerProfile, now: datetime,
     return Eligibility(True, reasons)
 
 
+def _eligible(offer: Offer, profile: CustomerProfile, now: datetime, recommended_item: str | None) -> bool:
+    """The verdict of :func:`check_eligibility` without its reasons; the two must agree (tested)."""
+    if not offer.validity.contains(_aware(now)):
+        return False
+    rules = offer.eligibility
+    if rules.segments is not None and profile.segment not in rules.segments:
+        return False
+    for bounds, value in ((rules.churn_probability, profile.churn_probability), (rules.clv, profile.clv),
+                          (rules.orders, profile.frequency),
+                          (rules.days_since_last_purchase, profile.recency_days)):
+        if bounds is not None and (value is None or not bounds.contains(float(value))):
+            return False
+    if rules.countries is not None and profile.country not in rules.countries:
+        return False
+    return offer.type is not OfferType.BUNDLE or recommended_item is not None
+
+
 def posterior(offer: Offer, segment: str, outcomes: OutcomeTable) -> BetaPosterior:
     prior = offer.prior_for(segment)
     return BetaPosterior(prior.alpha, prior.beta).updated(outcomes.get((offer.id, segment), Outcomes()))
@@ -95,23 +123,35 @@ def posterior(offer: Offer, segment: str, outcomes: OutcomeTable) -> BetaPosteri
 
 def rank_offers(catalogue: Catalogue, profile: CustomerProfile, now: datetime, *,
                 outcomes: OutcomeTable | None = None, rng: np.random.Generator | None = None,
-                recommended_item: str | None = None) -> list[OfferDecision]:
-    """The customer's eligible offers, best expected incremental value first (ties by offer id)."""
+                recommended_item: str | None = None,
+                beliefs: MutableMapping[tuple[str, str], BetaPosterior] | None = None) -> list[OfferDecision]:
+    """The customer's eligible offers, best expected incremental value first (ties by offer id).
+
+    ``beliefs`` memoises the posteriors of ``outcomes`` across calls (the caller empties it whenever
+    ``outcomes`` changes)."""
     outcomes = outcomes or {}
+    beliefs = {} if beliefs is None else beliefs
     segment = profile.segment or UNKNOWN_SEGMENT
     decisions = []
     for offer in catalogue.offers:
-        verdict = check_eligibility(offer, profile, now, recommended_item)
-        if not verdict.eligible:
+        if not _eligible(offer, profile, now, recommended_item):
             continue
-        belief = posterior(offer, segment, outcomes)
+        belief = beliefs.get((offer.id, segment))
+        if belief is None:
+            belief = beliefs[(offer.id, segment)] = posterior(offer, segment, outcomes)
         p = belief.sample(rng) if rng is not None else belief.mean
         decisions.append(OfferDecision(
             offer.id, offer.name, offer.type.value, segment, p, belief.mean, belief.alpha, belief.beta,
-            offer.value, offer.cost, p * offer.value - offer.cost, verdict.reasons,
+            offer.value, offer.cost, p * offer.value - offer.cost,
+            _explainer(offer, profile, now, recommended_item),
             recommended_item if offer.type is OfferType.BUNDLE else None))
     decisions.sort(key=lambda d: (-d.expected_value, d.offer_id))
     return decisions
+
+
+def _explainer(offer: Offer, profile: CustomerProfile, now: datetime,
+               recommended_item: str | None) -> Callable[[], list[str]]:
+    return lambda: check_eligibility(offer, profile, now, recommended_item).reasons
 
 
 def count_eligible(catalogue: Catalogue, profiles: Iterable[CustomerProfile], now: datetime,
@@ -122,7 +162,7 @@ def count_eligible(catalogue: Catalogue, profiles: Iterable[CustomerProfile], no
     item = "any" if has_recommendation else None
     for profile in profiles:
         for offer in catalogue.offers:
-            if check_eligibility(offer, profile, now, item).eligible:
+            if _eligible(offer, profile, now, item):
                 counts[offer.id] += 1
     return counts
 

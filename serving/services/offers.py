@@ -98,6 +98,7 @@ class OfferService:
         self.clock = clock
         self._catalogues: dict[str, Catalogue | None] = {}
         self._outcomes: tuple[float, str, dict] = (float("-inf"), "", {})
+        self._beliefs: dict = {}  # posteriors of the current outcome table, filled as customers need them
         self._previews: dict[tuple[str, str], dict] = {}
 
     async def catalogue(self, view: SnapshotView) -> Catalogue:
@@ -124,7 +125,7 @@ class OfferService:
             raise UnknownCustomerError(customer_id)
         profile = CustomerProfile.from_bytes(raw_profile)
         ranked = rank_offers(catalogue, profile, self.clock(), outcomes=outcomes, rng=self.rng,
-                             recommended_item=top_item)
+                             recommended_item=top_item, beliefs=self._beliefs)
         chosen, capped = await self._acquire(catalogue, customer_id, ranked, k)
         segment = profile.segment or UNKNOWN_SEGMENT
         increments = [Increment(outcomes_key(d.offer_id), outcome_fields(segment)[0]) for d in chosen]
@@ -222,6 +223,7 @@ class OfferService:
         for offer, counts in zip(catalogue.offers, fields, strict=True):
             table.update(outcomes_from_fields(offer.id, counts))
         self._outcomes = (time.monotonic(), catalogue.version, table)
+        self._beliefs = {}
         return table
 
     async def close(self) -> None:

@@ -129,3 +129,34 @@ def test_count_eligible():
     profiles = [profile(), profile(customer_id="c2", clv=900.0, segment="champions"),
                 profile(customer_id="c3", country="France")]
     assert count_eligible(CATALOGUE, profiles, NOW) == {"winback": 2, "vip": 1, "ship": 2, "bundle": 3}
+
+
+def test_fast_verdict_agrees_with_the_explained_one():
+    from pathlib import Path
+
+    from recsys.offers import load_catalogue
+    from recsys.offers.decisioning import _eligible
+
+    example = load_catalogue(Path(__file__).resolve().parents[2] / "recsys" / "offers" / "example_catalogue.yaml")
+    rng = np.random.default_rng(5)
+    segments = ["Champions", "At Risk", "Hibernating", "Lost", "New Customers", "Loyal Customers", None]
+    checked = 0
+    for catalogue in (CATALOGUE, example):
+        for _ in range(300):
+            customer = profile(
+                segment=segments[rng.integers(len(segments))],
+                churn_probability=None if rng.random() < 0.1 else float(rng.random()),
+                clv=None if rng.random() < 0.1 else float(rng.gamma(2, 200)),
+                frequency=int(rng.integers(0, 30)), recency_days=float(rng.integers(0, 400)),
+                country=["United Kingdom", "France", None][rng.integers(3)])
+            item = None if rng.random() < 0.2 else "SKU1"
+            for offer in catalogue.offers:
+                assert _eligible(offer, customer, NOW, item) == check_eligibility(offer, customer, NOW, item).eligible
+                checked += 1
+    assert checked > 1000
+
+
+def test_reasons_are_written_only_when_read():
+    ranked = rank_offers(CATALOGUE, profile(), NOW)
+    assert ranked and "reasons" not in ranked[0].__dict__
+    assert ranked[0].reasons == check_eligibility(CATALOGUE[ranked[0].offer_id], profile(), NOW).reasons
