@@ -21,7 +21,8 @@ SECONDS_PER_DAY = 86_400.0
 CUSTOMER_FEATURES = ("c_orders", "c_items", "c_recency_days", "c_tenure_days", "c_spend", "c_order_value",
                      "c_unit_price")
 ITEM_FEATURES = ("i_buyers", "i_buyers_30d", "i_buyers_90d", "i_trend", "i_price", "i_age_days",
-                 "i_last_sold_days", "i_repeat_share", "i_buyers_7d", "i_buyers_14d", "i_orders_30d", "i_slope")
+                 "i_last_sold_days", "i_repeat_share", "i_buyers_7d", "i_buyers_14d", "i_orders_30d", "i_slope",
+                 "i_first_share_30d")
 PAIR_FEATURES = ("p_orders", "p_days_since", "p_quantity", "p_first_days", "p_price_ratio", "p_due")
 FEATURE_NAMES = CUSTOMER_FEATURES + ITEM_FEATURES + PAIR_FEATURES
 
@@ -112,6 +113,11 @@ def _item_table(frame: pd.DataFrame, n: int) -> np.ndarray:
     # the last week against the last month, both per 30 days: an item taking off right now (new
     # stock, the run-up to a season) is what customers try for the first time
     stats["i_slope"] = (stats["i_buyers_7d"] * 30.0 / 7.0 + 1.0) / (stats["i_buyers_30d"] + 1.0)
+    # of the item's buyers in the last 30 days, the share buying it for the first time: an item being
+    # discovered differs from one its regulars restock, which i_buyers_30d alone cannot tell apart
+    first_days = frame.groupby(["item_idx", "customer_idx"])["_days"].max()
+    first_buyers = (first_days < 30).groupby(level=0).sum()
+    stats["i_first_share_30d"] = first_buyers / stats["i_buyers_30d"].where(stats["i_buyers_30d"] > 0)
     return _dense(stats[list(ITEM_FEATURES)], n)
 
 

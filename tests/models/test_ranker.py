@@ -171,6 +171,25 @@ def test_item_velocity_counts_buyers_by_window():
     assert table[old, column["i_slope"]] == pytest.approx(1 / 4)
 
 
+def test_item_first_share_counts_first_time_buyers_in_the_last_month():
+    # "fresh": two customers buy it for the first time this month; "staple": one regular restocks it
+    # this month, one newcomer tries it; "stale": sold only long ago
+    rows = [("f0", "c0", "fresh", 5), ("f1", "c1", "fresh", 10),
+            ("s0", "c0", "staple", 100), ("s1", "c0", "staple", 3), ("s2", "c2", "staple", 4),
+            ("o0", "c1", "stale", 200)]
+    frame = pd.DataFrame([(o, c, i, REFERENCE - pd.Timedelta(days=d)) for o, c, i, d in rows],
+                         columns=[schema.ORDER_ID, schema.CUSTOMER_ID, schema.ITEM_ID, schema.TIMESTAMP])
+    frame[schema.QUANTITY] = 1.0
+    frame[schema.UNIT_PRICE] = 1.0
+    data = build_interactions(frame, reference_time=REFERENCE)
+    table = build_features(data).item
+    share = table[:, ITEM_FEATURES.index("i_first_share_30d")]
+    assert share[data.items.index_of("fresh")] == 1.0
+    assert share[data.items.index_of("staple")] == 0.5
+    # nobody bought it this month: no share to speak of, not zero
+    assert np.isnan(share[data.items.index_of("stale")])
+
+
 def test_ranking_objectives_for_all_candidates():
     data = checkerboard()
     for objective in ("rank_xendcg", "lambdarank"):
