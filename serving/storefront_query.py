@@ -8,7 +8,7 @@ schema through :data:`RECOMMENDATION_PARAMETERS` and :data:`K_PARAMETER`.
 
 from __future__ import annotations
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Request, status
 from starlette.datastructures import QueryParams
 
 from recsys.rules import RuleSet
@@ -23,6 +23,9 @@ def _parameter(name: str, description: str, schema: dict) -> dict:
     return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
+MAX_ID_LENGTH = 128
+CUSTOMER_PARAMETER = {"name": "customer_id", "in": "path", "required": True, "description": "External customer id",
+                      "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}}
 K_PARAMETER = _parameter("k", "How many items: 1 to max_k (100 unless configured); default default_k (10)",
                          {"type": "integer", "minimum": 1})
 STRINGS = {"type": "array", "items": {"type": "string"}}
@@ -42,6 +45,17 @@ RECOMMENDATION_PARAMETERS = [
 def invalid(name: str, message: str, value: object, kind: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                          [{"loc": ["query", name], "msg": message, "input": value, "type": kind}])
+
+
+def path_id(request: Request, name: str) -> str:
+    """An id from the path, at most :data:`MAX_ID_LENGTH` characters (a route's path template makes it
+    non-empty)."""
+    value = request.path_params[name]
+    if len(value) > MAX_ID_LENGTH:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            [{"loc": ["path", name], "msg": f"String should have at most {MAX_ID_LENGTH} characters",
+                              "input": value, "type": "string_too_long"}])
+    return value
 
 
 def _integer(query: QueryParams, name: str) -> int | None:

@@ -9,21 +9,29 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from serving.responses import FastJSONResponse
 from serving.schemas import Problem, RecommendationList
 from serving.services.recommendations import UnknownItemError
-from serving.storefront_query import K_PARAMETER, RECOMMENDATION_PARAMETERS, k_of, rules_of
+from serving.storefront_query import (
+    CUSTOMER_PARAMETER,
+    K_PARAMETER,
+    RECOMMENDATION_PARAMETERS,
+    k_of,
+    path_id,
+    rules_of,
+)
 
 SCOPE = "recommendations:read"
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
-CustomerId = Annotated[str, Path(min_length=1, max_length=128, description="External customer id")]
 ItemId = Annotated[str, Path(min_length=1, max_length=128, description="External item id")]
 
 
 @router.get("/customers/{customer_id}/recommendations", response_model=RecommendationList,
-            summary="Top-k items for a customer", openapi_extra={"parameters": RECOMMENDATION_PARAMETERS},
+            summary="Top-k items for a customer",
+            openapi_extra={"parameters": [CUSTOMER_PARAMETER, *RECOMMENDATION_PARAMETERS]},
             description="Personalised list from the current snapshot; an unknown customer gets the popular "
                         "fallback (source=fallback). Business rules filter it, and answers short of k are filled "
                         "from the fallback chain. Each item names its generator.")
-async def customer_recommendations(request: Request, customer_id: CustomerId):
+async def customer_recommendations(request: Request):
+    customer_id = path_id(request, "customer_id")
     settings = request.app.state.settings
     query = request.query_params
     answer = await request.app.state.recommendations.for_customer(customer_id, k_of(query, settings),

@@ -143,7 +143,7 @@ def _decode(view: SnapshotView, raw: bytes, k: int) -> list[RankedItem]:
 
 def _items(view: SnapshotView, ranked: np.ndarray) -> list[RankedItem]:
     ids, sources = view.catalog.item_ids, view.sources
-    scores = np.round(ranked["score"].astype(np.float64), 6).tolist()
+    scores = ranked["score"].astype(np.float64).round(6).tolist()
     return [RankedItem(ids[item], score, sources[source] if source < len(sources) else "unknown")
             for item, score, source in zip(ranked["item"].tolist(), scores, ranked["source"].tolist(),
                                            strict=True)]
