@@ -18,7 +18,7 @@ from serving.services.offers import (
     UnknownCustomerError,
     UnknownOfferError,
 )
-from serving.storefront_query import invalid
+from serving.storefront_query import CUSTOMER_PARAMETER, invalid, path_id
 
 router = APIRouter(prefix="/v1", tags=["offers"])
 #: The per-page-view route, included with its scope check only when API keys are configured
@@ -30,20 +30,20 @@ K_PARAMETER = {"name": "k", "in": "query", "required": False,
                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_OFFERS},
                "description": "Most offers to show (the contact cap may allow fewer); default 1"}
 
-CustomerId = Annotated[str, Path(min_length=1, max_length=128, description="External customer id")]
 OfferId = Annotated[str, Path(min_length=1, max_length=64, description="Offer id from the catalogue")]
 NO_CATALOGUE = {503: {"model": Problem, "description": "No snapshot, or the snapshot carries no catalogue"}}
 
 
 @decision_router.get("/customers/{customer_id}/offers", response_model=OfferList,
-            openapi_extra={"parameters": [K_PARAMETER]},
+            openapi_extra={"parameters": [CUSTOMER_PARAMETER, K_PARAMETER]},
             responses={404: {"model": Problem, "description": "Customer has no profile"}, **NO_CATALOGUE},
             summary="Next best offers for a customer",
             description="Eligible offers ranked by P(redeem) x value - cost, P(redeem) drawn from the Beta "
                         "posterior of the offer in the customer's segment. Each offer returned is an "
                         "impression: it uses the customer's contact cap and the offer's repeat cap atomically. "
                         "Offers whose caps or budget are used up are not returned (listed in `capped`).")
-async def customer_offers(request: Request, customer_id: CustomerId):
+async def customer_offers(request: Request):
+    customer_id = path_id(request, "customer_id")
     k = _offer_k(request.query_params)
     try:
         body = await request.app.state.offers.for_customer(customer_id, k)
