@@ -89,8 +89,7 @@ class LimitsStore(abc.ABC):
 
     @abc.abstractmethod
     async def record(self, increments: Sequence[Increment] = (), events: Sequence[Event] = ()) -> None:
-        """Add to counter hashes and append events, in one round trip where the backend allows. A backend
-        may return once they are queued rather than applied; reads through the same store see them."""
+        """Add to counter hashes and append events, in one round trip where the backend allows."""
 
     @abc.abstractmethod
     async def counters(self, keys: Sequence[str]) -> list[dict[str, int]]:

@@ -130,21 +130,19 @@ class RedisLimitsStore(LimitsStore):
         for event in events:
             fields = [part for pair in event.fields.items() for part in pair]
             commands.append(("XADD", self._key("log", event.stream), "MAXLEN", "~", event.maxlen, "*", *fields))
-        # Counters and logs need not hold up the answer: they are queued on the connection the next
-        # reads of this store use, so those reads still see them.
-        if not self._fast.send_nowait(commands):
-            await self._fast.execute_all(commands)
+        await self._fast.execute_all(commands)
 
     async def counters(self, keys: Sequence[str]) -> list[dict[str, int]]:
         if not keys:
             return []
-        replies = await self._fast.execute_all([("HGETALL", self._key("cnt", key)) for key in keys])
-        return [{f.decode(): int(v) for f, v in zip(raw[::2], raw[1::2], strict=True)} for raw in replies]
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(self._key("cnt", key))
+        return [{f.decode(): int(v) for f, v in raw.items()} for raw in await pipe.execute()]
 
     async def read_events(self, stream: str, count: int = 100) -> list[tuple[str, dict[str, str]]]:
-        entries = await self._fast.execute("XRANGE", self._key("log", stream), "-", "+", "COUNT", count)
-        return [(sid.decode(), {k.decode(): v.decode() for k, v in zip(fields[::2], fields[1::2], strict=True)})
-                for sid, fields in entries]
+        entries = await self.client.xrange(self._key("log", stream), count=count)
+        return [(sid.decode(), {k.decode(): v.decode() for k, v in fields.items()}) for sid, fields in entries]
 
     async def ping(self) -> bool:
         return bool(await self.client.ping())

@@ -11,7 +11,6 @@ between Redis and the web framework dominating a request's cost. Used only for s
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
 from collections import deque
 from typing import Any
@@ -20,8 +19,6 @@ import hiredis
 from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 
 from feature_store.base import StoreError, StoreUnavailableError
-
-log = logging.getLogger("recsys.feature_store")
 
 
 class RedisUnavailableError(StoreUnavailableError):
@@ -134,19 +131,6 @@ class MultiplexedRedis:
         waiters = [protocol.send(hiredis.pack_command(command), loop) for command in commands]
         return [await self._await(waiter, protocol) for waiter in waiters]
 
-    def send_nowait(self, commands: list[tuple]) -> bool:
-        """Queue commands without waiting for their replies (a failure is logged, not raised).
-
-        Only on a live connection; returns False otherwise, and the caller sends them the waiting way.
-        Replies come in order, so any later command on this client sees their effect."""
-        protocol = self._protocol
-        if protocol is None or protocol.closed:
-            return False
-        loop = asyncio.get_running_loop()
-        for command in commands:
-            protocol.send(hiredis.pack_command(command), loop).add_done_callback(_log_failure)
-        return True
-
     async def _await(self, waiter: asyncio.Future, protocol: _Protocol) -> Any:
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self.timeout_seconds, _expire, waiter, protocol)
@@ -159,11 +143,6 @@ class MultiplexedRedis:
         if self._protocol is not None:
             self._protocol.close()
             self._protocol = None
-
-
-def _log_failure(waiter: asyncio.Future) -> None:
-    if not waiter.cancelled() and waiter.exception() is not None:
-        log.warning("a Redis command sent without waiting failed: %s", waiter.exception())
 
 
 def _expire(waiter: asyncio.Future, protocol: _Protocol) -> None:
