@@ -158,8 +158,14 @@ class OfferService:
             group = [contact, repeat_claim(offer, customer_id)]
             budget = budget_claim(offer, amount=0)
             groups.append(group + [budget] if budget is not None else group)
-        acquired = await self.limits.acquire_first(groups, max_groups=k)
+        # The best k first: most customers get them, and a short call keeps the cap script cheap for
+        # Redis. Only when some were capped are the remaining offers tried.
+        acquired = await self.limits.acquire_first(groups[:k], max_groups=k)
         assert isinstance(acquired, list)  # no idempotency marker was asked for
+        if len(acquired) < k and len(groups) > k:
+            more = await self.limits.acquire_first(groups[k:], max_groups=k - len(acquired))
+            assert isinstance(more, list)
+            acquired = acquired + [k + i for i in more]
         # Offers after the k-th acquired one were never tried; those before it that were skipped were capped.
         tried = len(ranked) if len(acquired) < k else acquired[-1] + 1
         taken = set(acquired)
