@@ -183,14 +183,13 @@ def minimize_log_params(objective, start: np.ndarray, max_iterations: int):
     )
 
 
-class BetaGeoModel:
-    """BG/NBD model: ``fit`` on (frequency, recency, T), then predict per customer.
+class MaximumLikelihoodModel:
+    """What the customer-base models share: an L2 ``penalizer`` on the parameters (lifetimes'
+    ``penalizer_coef``), an iteration cap, fitted ``params_``/``log_likelihood_``/``fit_diagnostics_``,
+    and the refusal to be used when the fit is degenerate."""
 
-    ``penalizer`` adds ``penalizer * sum(params**2)`` to the mean negative log-likelihood, the same L2
-    penalty as ``lifetimes.BetaGeoFitter(penalizer_coef=...)``; 0 gives plain maximum likelihood.
-    """
-
-    PARAM_NAMES = ("r", "alpha", "a", "b")
+    PARAM_NAMES: tuple[str, ...] = ()
+    DISPLAY_NAME = "model"
 
     def __init__(self, penalizer: float = 0.0, max_iterations: int = 1000):
         if penalizer < 0:
@@ -200,6 +199,55 @@ class BetaGeoModel:
         self.params_: dict[str, float] | None = None
         self.log_likelihood_: float | None = None
         self.fit_diagnostics_: FitDiagnostics | None = None
+
+    def check(self):
+        """Raise :class:`DegenerateFitError` unless the fit is usable; returns self for chaining."""
+        diagnostics = self._fitted_diagnostics()
+        if diagnostics.degenerate:
+            raise DegenerateFitError(self.DISPLAY_NAME, diagnostics.reasons)
+        return self
+
+    def _fitted_diagnostics(self) -> FitDiagnostics:
+        if self.fit_diagnostics_ is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted")
+        return self.fit_diagnostics_
+
+    def _params(self) -> tuple[float, ...]:
+        if self.params_ is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted")
+        return tuple(self.params_[name] for name in self.PARAM_NAMES)
+
+    def _optimizer_reasons(self, result) -> list[str]:
+        """Why an optimisation result cannot be trusted, whatever the model."""
+        reasons = []
+        if not result.success:
+            reasons.append(f"optimizer did not converge: {result.message}")
+        if not np.isfinite(result.fun) or not np.isfinite(result.x).all():
+            reasons.append("non-finite log-likelihood or parameters")
+        return reasons + _bound_reasons(self.PARAM_NAMES, result.x)
+
+    @staticmethod
+    def _diagnostics(result, reasons: list[str], checks: dict[str, float]) -> FitDiagnostics:
+        return FitDiagnostics(
+            converged=bool(result.success),
+            message=str(result.message),
+            n_iterations=int(result.nit),
+            n_evaluations=int(result.nfev),
+            gradient_norm=float(np.linalg.norm(result.jac)),
+            reasons=tuple(reasons),
+            checks=checks,
+        )
+
+
+class BetaGeoModel(MaximumLikelihoodModel):
+    """BG/NBD model: ``fit`` on (frequency, recency, T), then predict per customer.
+
+    ``penalizer`` adds ``penalizer * sum(params**2)`` to the mean negative log-likelihood, the same L2
+    penalty as ``lifetimes.BetaGeoFitter(penalizer_coef=...)``; 0 gives plain maximum likelihood.
+    """
+
+    PARAM_NAMES = ("r", "alpha", "a", "b")
+    DISPLAY_NAME = "BG/NBD"
 
     def fit(self, frequency, recency, T) -> BetaGeoModel:
         x, t_x, T = validate_rfm(frequency, recency, T)
@@ -214,13 +262,8 @@ class BetaGeoModel:
         return self
 
     def _diagnose(self, result, objective: _Objective, x, t_x, T) -> FitDiagnostics:
-        reasons = []
+        reasons = self._optimizer_reasons(result)
         checks = {}
-        if not result.success:
-            reasons.append(f"optimizer did not converge: {result.message}")
-        if not np.isfinite(result.fun) or not np.isfinite(result.x).all():
-            reasons.append("non-finite log-likelihood or parameters")
-        reasons += _bound_reasons(self.PARAM_NAMES, result.x)
         a, b = self.params_["a"], self.params_["b"]
         if a / (a + b) < _DROPOUT_COLLAPSE:
             reasons.append(f"mean dropout probability a/(a+b)={a / (a + b):.2g} collapsed to 0")
@@ -242,32 +285,7 @@ class BetaGeoModel:
                     f"dropout is not identified: a model where nobody churns fits as well"
                     f" (likelihood-ratio statistic {statistic:.2f} < {_DROPOUT_LR_CRITICAL})"
                 )
-        return FitDiagnostics(
-            converged=bool(result.success),
-            message=str(result.message),
-            n_iterations=int(result.nit),
-            n_evaluations=int(result.nfev),
-            gradient_norm=float(np.linalg.norm(result.jac)),
-            reasons=tuple(reasons),
-            checks=checks,
-        )
-
-    def check(self) -> BetaGeoModel:
-        """Raise :class:`DegenerateFitError` unless the fit is usable; returns self for chaining."""
-        diagnostics = self._fitted_diagnostics()
-        if diagnostics.degenerate:
-            raise DegenerateFitError("BG/NBD", diagnostics.reasons)
-        return self
-
-    def _fitted_diagnostics(self) -> FitDiagnostics:
-        if self.fit_diagnostics_ is None:
-            raise RuntimeError("BetaGeoModel is not fitted")
-        return self.fit_diagnostics_
-
-    def _params(self) -> tuple[float, float, float, float]:
-        if self.params_ is None:
-            raise RuntimeError("BetaGeoModel is not fitted")
-        return tuple(self.params_[name] for name in self.PARAM_NAMES)
+        return self._diagnostics(result, reasons, checks)
 
     def individual_log_likelihood(self, frequency, recency, T) -> np.ndarray:
         """Per-customer log-likelihood under the fitted parameters."""

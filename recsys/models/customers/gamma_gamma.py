@@ -19,8 +19,7 @@ from scipy.special import digamma, gammaln
 from recsys.models.customers.bgnbd import (
     BetaGeoModel,
     DegenerateFitError,
-    FitDiagnostics,
-    _bound_reasons,
+    MaximumLikelihoodModel,
     minimize_log_params,
     validate_rfm,
 )
@@ -58,7 +57,7 @@ def _log_likelihood_terms(log_params: np.ndarray, x, m, with_gradient: bool):
     return ll, np.stack([d_p * p, d_q * q, d_v * v])
 
 
-class GammaGammaModel:
+class GammaGammaModel(MaximumLikelihoodModel):
     """Gamma-Gamma spend model: ``fit`` on (frequency, monetary_value), then expected spend and CLV.
 
     ``penalizer`` is lifetimes' L2 penalty on (p, q, gamma), added to the mean negative log-likelihood.
@@ -66,15 +65,7 @@ class GammaGammaModel:
     """
 
     PARAM_NAMES = ("p", "q", "gamma")
-
-    def __init__(self, penalizer: float = 0.0, max_iterations: int = 1000):
-        if penalizer < 0:
-            raise ValueError(f"penalizer must be >= 0, got {penalizer}")
-        self.penalizer = float(penalizer)
-        self.max_iterations = int(max_iterations)
-        self.params_: dict[str, float] | None = None
-        self.log_likelihood_: float | None = None
-        self.fit_diagnostics_: FitDiagnostics | None = None
+    DISPLAY_NAME = "Gamma-Gamma"
 
     def fit(self, frequency, monetary_value) -> GammaGammaModel:
         """Fit on the customers with ``frequency > 0``; the others are ignored."""
@@ -96,41 +87,16 @@ class GammaGammaModel:
         result = minimize_log_params(objective, start, self.max_iterations)
         self.params_ = dict(zip(self.PARAM_NAMES, map(float, np.exp(result.x)), strict=True))
         self.log_likelihood_ = float(_log_likelihood_terms(result.x, x, m, with_gradient=False)[0].sum())
-        reasons = []
-        if not result.success:
-            reasons.append(f"optimizer did not converge: {result.message}")
-        if not np.isfinite(result.fun) or not np.isfinite(result.x).all():
-            reasons.append("non-finite log-likelihood or parameters")
-        reasons += _bound_reasons(self.PARAM_NAMES, result.x)
+        reasons = self._optimizer_reasons(result)
         if self.params_["q"] <= 1.0:
             reasons.append(f"q={self.params_['q']:.3g} <= 1: the population mean spend is infinite")
-        self.fit_diagnostics_ = FitDiagnostics(
-            converged=bool(result.success),
-            message=str(result.message),
-            n_iterations=int(result.nit),
-            n_evaluations=int(result.nfev),
-            gradient_norm=float(np.linalg.norm(result.jac)),
-            reasons=tuple(reasons),
-            checks={"population_mean_spend": self._population_mean_spend()},
-        )
+        self.fit_diagnostics_ = self._diagnostics(result, reasons,
+                                                  {"population_mean_spend": self._population_mean_spend()})
         return self
-
-    def _params(self) -> tuple[float, float, float]:
-        if self.params_ is None:
-            raise RuntimeError("GammaGammaModel is not fitted")
-        return tuple(self.params_[name] for name in self.PARAM_NAMES)
 
     def _population_mean_spend(self) -> float:
         p, q, v = self._params()
         return p * v / (q - 1.0) if q > 1.0 else float("inf")
-
-    def check(self) -> GammaGammaModel:
-        """Raise :class:`DegenerateFitError` unless the fit is usable; returns self for chaining."""
-        if self.fit_diagnostics_ is None:
-            raise RuntimeError("GammaGammaModel is not fitted")
-        if self.fit_diagnostics_.degenerate:
-            raise DegenerateFitError("Gamma-Gamma", self.fit_diagnostics_.reasons)
-        return self
 
     def conditional_expected_average_profit(self, frequency, monetary_value) -> np.ndarray:
         """E[spend per transaction | x, m] = (q - 1)/(p x + q - 1) * pop. mean + p x/(p x + q - 1) * m.
