@@ -12,7 +12,7 @@ from feature_store.base import (
     StoreUnavailableError,
 )
 from feature_store.factory import open_async_reader, open_store
-from feature_store.limits import Acquired, Claim, Event, Increment, LimitsStore, open_limits
+from feature_store.limits import Acquired, Claim, Event, Increment, LimitsStore, Recording, open_limits
 
 __all__ = [
     "Acquired",
@@ -20,6 +20,7 @@ __all__ = [
     "Event",
     "Increment",
     "LimitsStore",
+    "Recording",
     "open_limits",
     "AsyncOnlineStoreReader",
     "Manifest",

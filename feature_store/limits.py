@@ -5,7 +5,9 @@ The contract knows nothing of what is counted. A :class:`Claim` is "key ``key`` 
 it never resets, as for a budget). :meth:`LimitsStore.try_acquire` checks every claim and uses all of
 them or none, in one atomic step, so concurrent callers can never push a key past its limit.
 :meth:`LimitsStore.acquire_first` does the same for several alternative groups of claims in order,
-stopping after ``max_groups`` succeed, still in one atomic step (and one round trip on Redis).
+stopping after ``max_groups`` succeed, still in one atomic step (and one round trip on Redis); a
+:class:`Recording` given with it adds counters for the groups acquired and appends an event naming them
+in that same step, so a decision and its record can never disagree.
 """
 
 from __future__ import annotations
@@ -61,16 +63,28 @@ class Event:
     maxlen: int = 1_000_000
 
 
+@dataclass(frozen=True)
+class Recording:
+    """What an :meth:`LimitsStore.acquire_first` call records in its atomic step: ``increments[i]`` when
+    group ``i`` is acquired, and ``event`` (unless the call was a duplicate) with one more field,
+    ``acquired``: the indices of the acquired groups, comma-separated ("" when none)."""
+
+    increments: Sequence[Sequence[Increment]] = ()
+    event: Event | None = None
+
+
 class LimitsStore(abc.ABC):
     """Asynchronous, since the web service calls it on every offer request."""
 
     @abc.abstractmethod
     async def acquire_first(self, groups: Sequence[Sequence[Claim]], max_groups: int = 1, *,
+                            shared: Sequence[Claim] = (), recording: Recording | None = None,
                             once: str | None = None,
                             once_ttl_seconds: float = DEFAULT_MARKER_TTL_SECONDS) -> Acquired | list[int]:
         """Try each group of claims in order and use the first ``max_groups`` that fit; return their
-        indices. With ``once``, return :attr:`Acquired.DUPLICATE` when that marker is already set,
-        and set it when at least one group was acquired (or when there are no groups)."""
+        indices. ``shared`` claims belong to every group (sent once; when one is at its limit no later
+        group is tried). With ``once``, return :attr:`Acquired.DUPLICATE` when that marker is already
+        set, and set it when at least one group was acquired (or when there are no groups)."""
 
     async def try_acquire(self, claims: Sequence[Claim], *, once: str | None = None,
                           once_ttl_seconds: float = DEFAULT_MARKER_TTL_SECONDS) -> Acquired:
@@ -120,10 +134,17 @@ def open_limits(url: str | None, *, prefix: str = "recsys") -> LimitsStore:
     return SqliteLimitsStore(target, prefix=prefix)
 
 
-def check_groups(groups: Sequence[Sequence[Claim]], max_groups: int) -> None:
+def check_groups(groups: Sequence[Sequence[Claim]], max_groups: int, shared: Sequence[Claim] = (),
+                 recording: Recording | None = None) -> None:
     if max_groups < 1:
         raise ValueError(f"max_groups must be at least 1, got {max_groups}")
-    for group in groups:
+    for group in [shared, *groups]:
         for claim in group:
             if not isinstance(claim, Claim):
                 raise TypeError(f"claims must be Claim instances, got {type(claim).__name__}")
+    if recording is not None:
+        if recording.increments and len(recording.increments) != len(groups):
+            raise ValueError(f"recording has increments for {len(recording.increments)} groups, "
+                             f"the call has {len(groups)}")
+        if recording.event is not None and "acquired" in recording.event.fields:
+            raise ValueError("recording event: the field 'acquired' is set by the store")

@@ -24,6 +24,7 @@ from feature_store.limits import (
     Event,
     Increment,
     LimitsStore,
+    Recording,
     check_groups,
 )
 
@@ -83,7 +84,8 @@ class _SyncLimits:
             return 0
         return int(row[0])
 
-    def acquire_first(self, groups: Sequence[Sequence[Claim]], max_groups: int, once: str | None,
+    def acquire_first(self, groups: Sequence[Sequence[Claim]], max_groups: int, shared: Sequence[Claim],
+                      recording: Recording | None, once: str | None,
                       once_ttl_seconds: float) -> Acquired | list[int]:
         now = time.time()
         with self._transaction() as conn:
@@ -93,18 +95,27 @@ class _SyncLimits:
                     return Acquired.DUPLICATE
             acquired: list[int] = []
             for index, group in enumerate(groups):
-                if len(acquired) == max_groups:
+                if len(acquired) == max_groups or not self._fits(conn, shared, now):
                     break
-                if any(self._used(conn, c.key, now) + max(c.amount, 1) > c.limit for c in group):
+                if not self._fits(conn, group, now):
                     continue
-                for claim in group:
+                for claim in (*shared, *group):
                     if claim.amount > 0:
                         self._use(conn, claim, now)
                 acquired.append(index)
+            if recording is not None:
+                increments = [inc for i in acquired for inc in recording.increments[i]] if recording.increments else []
+                event = recording.event
+                events = [] if event is None else [
+                    Event(event.stream, {**event.fields, "acquired": ",".join(map(str, acquired))}, event.maxlen)]
+                self._record(conn, increments, events)
             if once is not None and (acquired or not groups):
                 conn.execute(f"INSERT OR REPLACE INTO {self.once} (key, expires_at) VALUES (?, ?)",
                              (once, now + once_ttl_seconds))
             return acquired
+
+    def _fits(self, conn: sqlite3.Connection, claims: Sequence[Claim], now: float) -> bool:
+        return all(self._used(conn, c.key, now) + max(c.amount, 1) <= c.limit for c in claims)
 
     def _use(self, conn: sqlite3.Connection, claim: Claim, now: float) -> None:
         expires = now + claim.ttl_seconds if claim.ttl_seconds else None
@@ -123,14 +134,17 @@ class _SyncLimits:
 
     def record(self, increments: Sequence[Increment], events: Sequence[Event]) -> None:
         with self._transaction() as conn:
-            conn.executemany(f"INSERT INTO {self.counts} (key, field, value) VALUES (?, ?, ?) "
-                             f"ON CONFLICT (key, field) DO UPDATE SET value = value + excluded.value",
-                             [(i.key, i.field, i.amount) for i in increments])
-            for event in events:
-                seq = conn.execute(f"INSERT INTO {self.events} (stream, body) VALUES (?, ?)",
-                                   (event.stream, json.dumps(dict(event.fields)))).lastrowid
-                conn.execute(f"DELETE FROM {self.events} WHERE stream = ? AND seq <= ?",
-                             (event.stream, seq - event.maxlen))
+            self._record(conn, increments, events)
+
+    def _record(self, conn: sqlite3.Connection, increments: Sequence[Increment], events: Sequence[Event]) -> None:
+        conn.executemany(f"INSERT INTO {self.counts} (key, field, value) VALUES (?, ?, ?) "
+                         f"ON CONFLICT (key, field) DO UPDATE SET value = value + excluded.value",
+                         [(i.key, i.field, i.amount) for i in increments])
+        for event in events:
+            seq = conn.execute(f"INSERT INTO {self.events} (stream, body) VALUES (?, ?)",
+                               (event.stream, json.dumps(dict(event.fields)))).lastrowid
+            conn.execute(f"DELETE FROM {self.events} WHERE stream = ? AND seq <= ?",
+                         (event.stream, seq - event.maxlen))
 
     def counters(self, keys: Sequence[str]) -> list[dict[str, int]]:
         conn = self._conn()
@@ -158,11 +172,12 @@ class SqliteLimitsStore(LimitsStore):
         self._sync = _SyncLimits(Path(path), prefix)
 
     async def acquire_first(self, groups: Sequence[Sequence[Claim]], max_groups: int = 1, *,
+                            shared: Sequence[Claim] = (), recording: Recording | None = None,
                             once: str | None = None,
                             once_ttl_seconds: float = DEFAULT_MARKER_TTL_SECONDS) -> Acquired | list[int]:
-        check_groups(groups, max_groups)
-        return await asyncio.to_thread(self._sync.acquire_first, [list(g) for g in groups], max_groups, once,
-                                       once_ttl_seconds)
+        check_groups(groups, max_groups, shared, recording)
+        return await asyncio.to_thread(self._sync.acquire_first, [list(g) for g in groups], max_groups,
+                                       list(shared), recording, once, once_ttl_seconds)
 
     async def used(self, keys: Sequence[str]) -> list[int]:
         return await asyncio.to_thread(self._sync.used, list(keys))

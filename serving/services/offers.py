@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import orjson
 
-from feature_store import Acquired, Claim, Event, Increment, LimitsStore
+from feature_store import Acquired, Claim, Event, Increment, LimitsStore, Recording
 from feature_store.base import AsyncOnlineStoreReader
 from recsys.offers import (
     CATALOGUE_KEY,
@@ -126,10 +126,9 @@ class OfferService:
         profile = CustomerProfile.from_bytes(raw_profile)
         ranked = rank_offers(catalogue, profile, self.clock(), outcomes=outcomes, rng=self.rng,
                              recommended_item=top_item, beliefs=self._beliefs)
-        chosen, capped = await self._acquire(catalogue, customer_id, ranked, k)
         segment = profile.segment or UNKNOWN_SEGMENT
-        increments = [Increment(outcomes_key(d.offer_id), outcome_fields(segment)[0]) for d in chosen]
-        body = {
+        chosen, capped = await self._show(catalogue, view, customer_id, segment, ranked, k)
+        return {
             "customer_id": customer_id,
             "segment": segment,
             "policy": "thompson_sampling",
@@ -139,33 +138,27 @@ class OfferService:
             "snapshot_id": view.snapshot_id,
             "catalogue_version": catalogue.version,
         }
-        decision = {"type": "decision", "customer_id": customer_id, "segment": segment, "at": _now_iso(),
-                    "snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version,
-                    "offers": orjson.dumps([{"offer_id": d.offer_id, "p_redeem": d.p_redeem,
-                                             "expected_value": d.expected_value} for d in chosen]).decode(),
-                    "capped": orjson.dumps(capped).decode()}
-        await self.limits.record(increments, [Event(DECISIONS_STREAM, decision, self.event_log_max)])
-        return body
 
-    async def _acquire(self, catalogue: Catalogue, customer_id: str, ranked: list[OfferDecision],
-                       k: int) -> tuple[list[OfferDecision], list[str]]:
-        if not ranked:
-            return [], []
-        contact = contact_claim(catalogue, customer_id)
-        groups = []
+    async def _show(self, catalogue: Catalogue, view: SnapshotView, customer_id: str, segment: str,
+                    ranked: list[OfferDecision], k: int) -> tuple[list[OfferDecision], list[str]]:
+        """Acquire the caps of the best k offers that fit, counting their impressions and logging the
+        decision (every eligible offer, in rank order, and which were shown) in the same atomic step."""
+        groups, increments = [], []
+        impressions = outcome_fields(segment)[0]
         for decision in ranked:
             offer = catalogue[decision.offer_id]
-            group = [contact, repeat_claim(offer, customer_id)]
             budget = budget_claim(offer, amount=0)
-            groups.append(group + [budget] if budget is not None else group)
-        # The best k first: most customers get them, and a short call keeps the cap script cheap for
-        # Redis. Only when some were capped are the remaining offers tried.
-        acquired = await self.limits.acquire_first(groups[:k], max_groups=k)
+            repeat = repeat_claim(offer, customer_id)
+            groups.append([repeat, budget] if budget is not None else [repeat])
+            increments.append([Increment(outcomes_key(offer.id), impressions)])
+        decision_log = {"customer_id": customer_id, "segment": segment, "at": _now_iso(), "k": str(k),
+                        "snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version,
+                        "candidates": orjson.dumps([{"offer_id": d.offer_id, "p_redeem": d.p_redeem,
+                                                     "expected_value": d.expected_value} for d in ranked]).decode()}
+        acquired = await self.limits.acquire_first(
+            groups, max_groups=k, shared=[contact_claim(catalogue, customer_id)],
+            recording=Recording(increments, Event(DECISIONS_STREAM, decision_log, self.event_log_max)))
         assert isinstance(acquired, list)  # no idempotency marker was asked for
-        if len(acquired) < k and len(groups) > k:
-            more = await self.limits.acquire_first(groups[k:], max_groups=k - len(acquired))
-            assert isinstance(more, list)
-            acquired = acquired + [k + i for i in more]
         # Offers after the k-th acquired one were never tried; those before it that were skipped were capped.
         tried = len(ranked) if len(acquired) < k else acquired[-1] + 1
         taken = set(acquired)

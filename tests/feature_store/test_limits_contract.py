@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from feature_store.limits import Acquired, Claim, Event, Increment, open_limits
+from feature_store.limits import Acquired, Claim, Event, Increment, Recording, open_limits
 from tests.conftest import redis_url
 
 
@@ -65,6 +65,45 @@ class LimitsContract:
             assert await store.used(["c1", "c1:o1", "c1:o3", "c1:o4"]) == [2, 1, 1, 0]
             with pytest.raises(ValueError):
                 await store.acquire_first(groups, max_groups=0)
+
+        run(self.make, body)
+
+    def test_shared_claims_belong_to_every_group(self):
+        async def body(store):
+            contact = Claim("c1", 2, ttl_seconds=60)
+            await store.try_acquire([Claim("c1:o2", 1)])
+            groups = [[Claim(f"c1:{o}", 1)] for o in ("o1", "o2", "o3", "o4")]
+            assert await store.acquire_first(groups, max_groups=3, shared=[contact]) == [0, 2]
+            assert await store.used(["c1", "c1:o1", "c1:o3", "c1:o4"]) == [2, 1, 1, 0]
+            # the shared contact cap is used up: no group is acquired, and none of their claims is used
+            assert await store.acquire_first([[Claim("c1:o5", 1)]], shared=[contact]) == []
+            assert await store.used(["c1:o5"]) == [0]
+
+        run(self.make, body)
+
+    def test_recording_counts_acquired_groups_and_logs_them_in_the_same_step(self):
+        async def body(store):
+            groups = [[Claim("o1", 1)], [Claim("o2", 1)], [Claim("o3", 1)]]
+            await store.try_acquire([Claim("o2", 1)])
+            recording = Recording([[Increment("out:o1", "seg|impressions")], [Increment("out:o2", "seg|impressions")],
+                                   [Increment("out:o3", "seg|impressions"), Increment("out:all", "shown", 2)]],
+                                  Event("decisions", {"customer": "c1"}))
+            assert await store.acquire_first(groups, max_groups=3, recording=recording) == [0, 2]
+            assert await store.counters(["out:o1", "out:o2", "out:o3", "out:all"]) == [
+                {"seg|impressions": 1}, {}, {"seg|impressions": 1}, {"shown": 2}]
+            assert await store.acquire_first(groups, recording=recording) == []
+            # a duplicate records nothing
+            again = Recording([[Increment("out:o4", "n")]], Event("decisions", {"customer": "c2"}))
+            assert await store.acquire_first([[Claim("o4", 5)]], recording=again, once="d1") == [0]
+            assert await store.acquire_first([[Claim("o4", 5)]], recording=again, once="d1") is Acquired.DUPLICATE
+            assert await store.counters(["out:o4"]) == [{"n": 1}]
+            events = [fields for _, fields in await store.read_events("decisions")]
+            assert events == [{"customer": "c1", "acquired": "0,2"}, {"customer": "c1", "acquired": ""},
+                              {"customer": "c2", "acquired": "0"}]
+            with pytest.raises(ValueError, match="increments for 1 groups"):
+                await store.acquire_first(groups, recording=Recording([[]]))
+            with pytest.raises(ValueError, match="'acquired' is set by the store"):
+                await store.acquire_first(groups, recording=Recording(event=Event("d", {"acquired": "x"})))
 
         run(self.make, body)
 

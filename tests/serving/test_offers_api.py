@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -121,6 +122,11 @@ def test_200_concurrent_requests_for_one_customer_record_exactly_one_impression(
     assert used == [1]
     assert sum(c.get("at_risk|impressions", 0) for c in counters) == 1
     assert len(decisions) == 200  # every decision is logged, capped ones included
+    shown = [fields for _, fields in decisions if fields["acquired"]]
+    assert len(shown) == 1 and shown[0]["acquired"] == "0"
+    shown_offer = next(a["offers"][0]["offer_id"] for a in answers if a["offers"])
+    candidates = [c["offer_id"] for c in orjson.loads(shown[0]["candidates"])]
+    assert sorted(candidates) == ["bundle", "winback"] and candidates[0] == shown_offer
 
 
 def test_budget_is_never_exceeded_under_concurrent_redemptions(redis_prefix, published):
