@@ -30,20 +30,45 @@ class RedisReplyError(StoreError):
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    """One connection; replies are matched to waiters by order.
+
+    A single watchdog per connection, instead of a timer per command, fails every waiter once the
+    oldest has waited ``timeout_seconds`` (checked four times per timeout): a stalled connection holds
+    every later reply hostage, so it is dropped and the next command reconnects."""
+
+    def __init__(self, timeout_seconds: float) -> None:
         self._reader = hiredis.Reader()
-        self._waiters: deque[asyncio.Future] = deque()
+        self._waiters: deque[tuple[asyncio.Future, float]] = deque()
         self._outgoing: list[bytes] = []
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.timeout_seconds = timeout_seconds
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._watch()
+
+    def _watch(self) -> None:
+        if self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        if self._waiters and self._waiters[0][1] <= loop.time():
+            self.fail(RedisUnavailableError("Redis did not answer in time"))
+            self.close()
+            return
+        self._watchdog = loop.call_later(self.timeout_seconds / 4, self._watch)
+
+    def fail(self, exc: Exception) -> None:
+        while self._waiters:
+            waiter, _ = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(exc)
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
         while (reply := self._reader.gets()) is not False:
-            waiter = self._waiters.popleft()
+            waiter, _ = self._waiters.popleft()
             if waiter.done():  # its caller timed out or was cancelled; the reply is simply dropped
                 continue
             if isinstance(reply, hiredis.ReplyError):
@@ -53,16 +78,15 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(RedisUnavailableError(f"connection to Redis lost: {exc or 'closed'}"))
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self.fail(RedisUnavailableError(f"connection to Redis lost: {exc or 'closed'}"))
 
     def send(self, packed: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
         if self.closed or self.transport is None:
             raise RedisUnavailableError("connection to Redis is closed")
         waiter = loop.create_future()
-        self._waiters.append(waiter)
+        self._waiters.append((waiter, loop.time() + self.timeout_seconds))
         # Commands issued in one turn of the event loop leave in one write: under load that is one
         # system call for many requests instead of one each.
         if not self._outgoing:
@@ -76,6 +100,9 @@ class _Protocol(asyncio.Protocol):
             self.transport.write(b"".join(outgoing))
 
     def close(self) -> None:
+        self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self.transport is not None:
             self.transport.close()
 
@@ -93,10 +120,12 @@ class MultiplexedRedis:
         loop = asyncio.get_running_loop()
         options = self._options
         if options.get("connection_class") is UnixDomainSocketConnection:
-            _, protocol = await loop.create_unix_connection(_Protocol, options["path"])
+            _, protocol = await loop.create_unix_connection(lambda: _Protocol(self.timeout_seconds),
+                                                            options["path"])
         else:
             tls = ssl.create_default_context() if options.get("connection_class") is SSLConnection else None
-            _, protocol = await loop.create_connection(_Protocol, options.get("host", "localhost"),
+            _, protocol = await loop.create_connection(lambda: _Protocol(self.timeout_seconds),
+                                                       options.get("host", "localhost"),
                                                        int(options.get("port", 6379)), ssl=tls)
         setup = []
         if options.get("password"):
@@ -105,7 +134,7 @@ class MultiplexedRedis:
         if int(options.get("db", 0)):
             setup.append(("SELECT", str(options["db"])))
         for command in setup:
-            await self._await(protocol.send(hiredis.pack_command(command), loop), protocol)
+            await protocol.send(hiredis.pack_command(command), loop)
         return protocol
 
     async def _protocol_ready(self) -> _Protocol:
@@ -122,31 +151,16 @@ class MultiplexedRedis:
 
     async def execute(self, *args: str | bytes | int | float) -> Any:
         protocol = await self._protocol_ready()
-        return await self._await(protocol.send(hiredis.pack_command(args), asyncio.get_running_loop()), protocol)
+        return await protocol.send(hiredis.pack_command(args), asyncio.get_running_loop())
 
     async def execute_all(self, commands: list[tuple]) -> list[Any]:
         """Several commands in one write; their replies in order (the first error is raised)."""
         protocol = await self._protocol_ready()
         loop = asyncio.get_running_loop()
         waiters = [protocol.send(hiredis.pack_command(command), loop) for command in commands]
-        return [await self._await(waiter, protocol) for waiter in waiters]
-
-    async def _await(self, waiter: asyncio.Future, protocol: _Protocol) -> Any:
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(self.timeout_seconds, _expire, waiter, protocol)
-        try:
-            return await waiter
-        finally:
-            timer.cancel()
+        return [await waiter for waiter in waiters]
 
     async def close(self) -> None:
         if self._protocol is not None:
             self._protocol.close()
             self._protocol = None
-
-
-def _expire(waiter: asyncio.Future, protocol: _Protocol) -> None:
-    if not waiter.done():
-        waiter.set_exception(RedisUnavailableError("Redis did not answer in time"))
-        # A stalled connection would hold every later reply hostage: drop it and reconnect.
-        protocol.close()

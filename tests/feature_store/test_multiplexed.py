@@ -1,0 +1,62 @@
+"""The serving hot path's Redis client: replies matched by order, stalls and drops detected."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from feature_store.multiplexed import MultiplexedRedis, RedisReplyError, RedisUnavailableError
+from tests.conftest import redis_url
+
+
+def test_concurrent_commands_get_their_own_replies():
+    async def main():
+        client = MultiplexedRedis(redis_url())
+        try:
+            replies = await asyncio.gather(*(client.execute("ECHO", f"m{i}") for i in range(500)))
+            assert replies == [f"m{i}".encode() for i in range(500)]
+            assert await client.execute_all([("ECHO", "a"), ("ECHO", "b")]) == [b"a", b"b"]
+            with pytest.raises(RedisReplyError, match="unknown command"):
+                await client.execute("NOSUCHCOMMAND")
+            assert await client.execute("ECHO", "still fine") == b"still fine"
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+
+
+def test_a_server_that_stops_answering_fails_the_waiters_and_the_next_call_reconnects():
+    async def main():
+        answering = True
+        connections = 0
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            while data := await reader.read(1024):
+                if answering:
+                    writer.write(b"+PONG\r\n" * data.count(b"PING"))
+                    await writer.drain()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = MultiplexedRedis(f"redis://127.0.0.1:{port}", timeout_seconds=0.4)
+        try:
+            assert await client.execute("PING") == b"PONG"
+            answering = False
+            started = time.monotonic()
+            results = await asyncio.gather(*(client.execute("PING") for _ in range(3)), return_exceptions=True)
+            waited = time.monotonic() - started
+            assert all(isinstance(r, RedisUnavailableError) for r in results)
+            assert 0.4 <= waited < 1.0  # the timeout, plus at most one watchdog period
+            answering = True
+            assert await client.execute("PING") == b"PONG"
+            assert connections == 2
+        finally:
+            await client.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())
