@@ -200,17 +200,27 @@ class RedisLimitsStore(LimitsStore):
             args.append(-1)
         else:
             keys.append(self._key("log", event.stream))
-            args += [event.maxlen, len(event.fields), *(part for pair in event.fields.items() for part in pair)]
-        self._add_claims(keys, args, shared)
-        args.append(len(groups))
+            args += (event.maxlen, len(event.fields))
+            for pair in event.fields.items():
+                args += pair
+        limit_prefix, counter_prefix = f"{self.prefix}:lim:", f"{self.prefix}:cnt:"
         increments = recording.increments if recording is not None and recording.increments else None
-        for index, group in enumerate(groups):
-            self._add_claims(keys, args, group)
-            group_increments = increments[index] if increments is not None else ()
+        for index, group in enumerate((shared, *groups)):
+            if index == 1:
+                args.append(len(groups))
+            args.append(len(group))
+            for claim in group:
+                keys.append(limit_prefix + claim.key)
+                args += (claim.limit, _ms(claim.ttl_seconds) if claim.ttl_seconds else 0, claim.amount)
+            if index == 0:
+                continue
+            group_increments = increments[index - 1] if increments is not None else ()
             args.append(len(group_increments))
             for inc in group_increments:
-                keys.append(self._key("cnt", inc.key))
-                args += [inc.field, inc.amount]
+                keys.append(counter_prefix + inc.key)
+                args += (inc.field, inc.amount)
+        if not groups:
+            args.append(0)
         try:
             return await self._fast.execute("EVALSHA", self._acquire_sha, len(keys), *keys, *args)
         except RedisReplyError as exc:
@@ -223,12 +233,6 @@ class RedisLimitsStore(LimitsStore):
         if result[0] == -1:
             return Acquired.DUPLICATE
         return [int(i) for i in result[1:]]
-
-    def _add_claims(self, keys: list[str], args: list, claims: Sequence[Claim]) -> None:
-        args.append(len(claims))
-        for claim in claims:
-            keys.append(self._key("lim", claim.key))
-            args += [claim.limit, _ms(claim.ttl_seconds) if claim.ttl_seconds else 0, claim.amount]
 
     async def used(self, keys: Sequence[str]) -> list[int]:
         if not keys:

@@ -46,6 +46,28 @@ class BetaPosterior:
         return float(rng.beta(self.alpha, self.beta))
 
 
+class ThompsonDraws:
+    """Posterior draws of one (offer, segment), taken from the generator a block at a time.
+
+    Serving keeps the posteriors fixed between outcome refreshes, so draws are independent and
+    identically distributed whether taken one by one or in blocks; a block costs one generator call
+    instead of one per decision."""
+
+    __slots__ = ("posterior", "block", "_draws", "_next")
+
+    def __init__(self, posterior: BetaPosterior, block: int = 256) -> None:
+        self.posterior, self.block = posterior, block
+        self._draws: list[float] = []
+        self._next = 0
+
+    def draw(self, rng: np.random.Generator) -> float:
+        if self._next == len(self._draws):
+            self._draws = rng.beta(self.posterior.alpha, self.posterior.beta, self.block).tolist()
+            self._next = 0
+        self._next += 1
+        return self._draws[self._next - 1]
+
+
 #: Observed outcomes keyed by (offer id, segment).
 OutcomeTable = Mapping[tuple[str, str], Outcomes]
 

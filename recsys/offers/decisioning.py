@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 
 import numpy as np
 
-from recsys.offers.bandit import BetaPosterior, Outcomes, OutcomeTable
+from recsys.offers.bandit import BetaPosterior, Outcomes, OutcomeTable, ThompsonDraws
 from recsys.offers.catalogue import Catalogue, Offer, OfferType
 from recsys.records import CustomerProfile
 
@@ -29,7 +28,7 @@ class Eligibility:
     reasons: list[str]  # the rules that held, or (when not eligible) the first rule that failed
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class OfferDecision:
     offer_id: str
     name: str
@@ -46,10 +45,13 @@ class OfferDecision:
     #: formatting them for every candidate costs more than ranking
     explain: Callable[[], list[str]] = field(repr=False, compare=False)
     recommended_item: str | None = None
+    _reasons: list[str] | None = field(default=None, repr=False, compare=False)
 
-    @cached_property
+    @property
     def reasons(self) -> list[str]:
-        return self.explain()
+        if self._reasons is None:
+            self._reasons = self.explain()
+        return self._reasons
 
     def to_dict(self) -> dict:
         return {"offer_id": self.offer_id, "name": self.name, "type": self.type, "segment": self.segment,
@@ -124,22 +126,31 @@ def posterior(offer: Offer, segment: str, outcomes: OutcomeTable) -> BetaPosteri
 def rank_offers(catalogue: Catalogue, profile: CustomerProfile, now: datetime, *,
                 outcomes: OutcomeTable | None = None, rng: np.random.Generator | None = None,
                 recommended_item: str | None = None,
-                beliefs: MutableMapping[tuple[str, str], BetaPosterior] | None = None) -> list[OfferDecision]:
+                beliefs: MutableMapping[tuple[str, str], ThompsonDraws] | None = None) -> list[OfferDecision]:
     """The customer's eligible offers, best expected incremental value first (ties by offer id).
 
-    ``beliefs`` memoises the posteriors of ``outcomes`` across calls (the caller empties it whenever
-    ``outcomes`` changes)."""
+    ``beliefs`` memoises the posteriors of ``outcomes`` and their draws across calls (the caller
+    empties it whenever ``outcomes`` changes)."""
     outcomes = outcomes or {}
-    beliefs = {} if beliefs is None else beliefs
     segment = profile.segment or UNKNOWN_SEGMENT
+    now = _aware(now)
     decisions = []
     for offer in catalogue.offers:
         if not _eligible(offer, profile, now, recommended_item):
             continue
-        belief = beliefs.get((offer.id, segment))
-        if belief is None:
-            belief = beliefs[(offer.id, segment)] = posterior(offer, segment, outcomes)
-        p = belief.sample(rng) if rng is not None else belief.mean
+        memo = beliefs.get((offer.id, segment)) if beliefs is not None else None
+        if memo is None:
+            belief = posterior(offer, segment, outcomes)
+            if beliefs is not None:
+                memo = beliefs[(offer.id, segment)] = ThompsonDraws(belief)
+        else:
+            belief = memo.posterior
+        if rng is None:
+            p = belief.mean
+        elif memo is not None:
+            p = memo.draw(rng)
+        else:
+            p = belief.sample(rng)
         decisions.append(OfferDecision(
             offer.id, offer.name, offer.type.value, segment, p, belief.mean, belief.alpha, belief.beta,
             offer.value, offer.cost, p * offer.value - offer.cost,

@@ -100,6 +100,7 @@ class OfferService:
         self._outcomes: tuple[float, str, dict] = (float("-inf"), "", {})
         self._beliefs: dict = {}  # posteriors of the current outcome table, filled as customers need them
         self._previews: dict[tuple[str, str], dict] = {}
+        self._parts: tuple[str, dict[str, tuple[Offer, Claim | None, str]]] = ("", {})
 
     async def catalogue(self, view: SnapshotView) -> Catalogue:
         if view.snapshot_id not in self._catalogues:
@@ -143,26 +144,33 @@ class OfferService:
                     ranked: list[OfferDecision], k: int) -> tuple[list[OfferDecision], list[str]]:
         """Acquire the caps of the best k offers that fit, counting their impressions and logging the
         decision (every eligible offer, in rank order, and which were shown) in the same atomic step."""
+        parts = self._offer_parts(catalogue)
         groups, increments = [], []
-        impressions = outcome_fields(segment)[0]
         for decision in ranked:
-            offer = catalogue[decision.offer_id]
-            budget = budget_claim(offer, amount=0)
+            offer, budget, counter_key = parts[decision.offer_id]
             repeat = repeat_claim(offer, customer_id)
-            groups.append([repeat, budget] if budget is not None else [repeat])
-            increments.append([Increment(outcomes_key(offer.id), impressions)])
+            groups.append((repeat, budget) if budget is not None else (repeat,))
+            increments.append((Increment(counter_key, f"{segment}|impressions"),))
         decision_log = {"customer_id": customer_id, "segment": segment, "at": _now_iso(), "k": str(k),
                         "snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version,
                         "candidates": orjson.dumps([{"offer_id": d.offer_id, "p_redeem": d.p_redeem,
                                                      "expected_value": d.expected_value} for d in ranked]).decode()}
         acquired = await self.limits.acquire_first(
-            groups, max_groups=k, shared=[contact_claim(catalogue, customer_id)],
+            groups, max_groups=k, shared=(contact_claim(catalogue, customer_id),),
             recording=Recording(increments, Event(DECISIONS_STREAM, decision_log, self.event_log_max)))
         assert isinstance(acquired, list)  # no idempotency marker was asked for
         # Offers after the k-th acquired one were never tried; those before it that were skipped were capped.
         tried = len(ranked) if len(acquired) < k else acquired[-1] + 1
         taken = set(acquired)
         return [ranked[i] for i in acquired], [ranked[i].offer_id for i in range(tried) if i not in taken]
+
+    def _offer_parts(self, catalogue: Catalogue) -> dict[str, tuple[Offer, Claim | None, str]]:
+        """Per offer of the catalogue: the offer, its budget check and its outcome counter key."""
+        version, parts = self._parts
+        if version != catalogue.version:
+            parts = {o.id: (o, budget_claim(o, amount=0), outcomes_key(o.id)) for o in catalogue.offers}
+            self._parts = (catalogue.version, parts)
+        return parts
 
     async def record_event(self, offer_id: str, event: OfferEvent) -> dict:
         view = await self.snapshots.current()
@@ -239,5 +247,13 @@ def _top_item(view: SnapshotView, raw: bytes | None) -> str | None:
     return view.catalog.item_ids[int(ranked[0]["item"])] if len(ranked) else None
 
 
+_second: list = [-1, ""]  # the last whole second formatted, since every decision is stamped
+
+
 def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    """The time as ``datetime.isoformat(timespec="milliseconds")`` writes it for UTC."""
+    now = time.time()
+    second = int(now)
+    if second != _second[0]:
+        _second[:] = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")]
+    return f"{_second[1]}.{int((now - second) * 1000):03d}+00:00"

@@ -116,6 +116,18 @@ def test_thompson_sampling_is_deterministic_with_a_seed_and_explores():
     assert firsts == {"winback", "bundle", "ship"}  # uncertain posteriors: every eligible offer gets tried
 
 
+def test_memoised_beliefs_draw_in_blocks_from_the_same_posterior():
+    beliefs = {}
+    rng = np.random.default_rng(7)
+    draws = [rank_offers(CATALOGUE, profile(), NOW, rng=rng, recommended_item="x", beliefs=beliefs)
+             for _ in range(2000)]
+    assert set(beliefs) == {("winback", "at_risk"), ("ship", "at_risk"), ("bundle", "at_risk")}
+    bundle = [d.p_redeem for ranked in draws for d in ranked if d.offer_id == "bundle"]
+    assert len(set(bundle)) == 2000  # a fresh draw every decision, across block boundaries
+    # the bundle's at_risk prior is Beta(10, 10): mean 0.5, standard deviation 0.109
+    assert np.mean(bundle) == pytest.approx(0.5, abs=0.01) and np.std(bundle) == pytest.approx(0.109, abs=0.01)
+
+
 def test_thompson_concentrates_once_outcomes_are_certain():
     outcomes = {("winback", "at_risk"): Outcomes(100_000, 20_000), ("bundle", "at_risk"): Outcomes(100_000, 100),
                 ("ship", "at_risk"): Outcomes(100_000, 100)}
@@ -158,5 +170,5 @@ def test_fast_verdict_agrees_with_the_explained_one():
 
 def test_reasons_are_written_only_when_read():
     ranked = rank_offers(CATALOGUE, profile(), NOW)
-    assert ranked and "reasons" not in ranked[0].__dict__
+    assert ranked and ranked[0]._reasons is None
     assert ranked[0].reasons == check_eligibility(CATALOGUE[ranked[0].offer_id], profile(), NOW).reasons
