@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 import orjson
@@ -123,6 +123,18 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", re.sub(r"['\u2019]", "", name.lower())).strip("-")
 
 
+def first_ranked_item(value: bytes) -> int | None:
+    """The item row at the top of a customer record's ranked list (None for an empty list), without
+    decoding the rest of the record."""
+    if len(value) < 2:
+        raise ValueError(f"customer record of {len(value)} bytes has no header")
+    if int.from_bytes(value[:2], "little") == 0:
+        return None
+    if len(value) < 2 + RANKED_DTYPE.itemsize:
+        raise ValueError(f"customer record of {len(value)} bytes is shorter than its first ranked entry")
+    return int.from_bytes(value[2:6], "little")
+
+
 def member_page_key(segment: str, page: int) -> str:
     return f"{segment}:{page}"
 
@@ -157,4 +169,19 @@ class CustomerProfile:
 
     @classmethod
     def from_bytes(cls, value: bytes) -> CustomerProfile:
-        return cls(**orjson.loads(value))
+        data = orjson.loads(value)
+        if not isinstance(data, dict) or not _PROFILE_REQUIRED <= data.keys() <= _PROFILE_FIELDS:
+            return cls(**data)  # raises TypeError naming the missing or unexpected field
+        # Read on every offer decision: filling __dict__ skips the frozen dataclass's per-field
+        # object.__setattr__, which costs more than the decoding itself.
+        profile = object.__new__(cls)
+        profile.__dict__.update(_PROFILE_DEFAULTS)
+        profile.__dict__["churn_reasons"] = []
+        profile.__dict__.update(data)
+        return profile
+
+
+_PROFILE_FIELDS = frozenset(f.name for f in fields(CustomerProfile))
+_PROFILE_REQUIRED = frozenset(f.name for f in fields(CustomerProfile)
+                              if f.default is MISSING and f.default_factory is MISSING)
+_PROFILE_DEFAULTS = {f.name: f.default for f in fields(CustomerProfile) if f.default is not MISSING}

@@ -33,7 +33,7 @@ from recsys.offers import (
     outcomes_from_fields,
     rank_offers,
 )
-from recsys.records import PROFILES, RECOMMENDATIONS, CustomerProfile, decode_customer_record
+from recsys.records import PROFILES, RECOMMENDATIONS, CustomerProfile, first_ranked_item
 from serving.snapshots import SnapshotCache, SnapshotView
 
 DAY = 86_400.0
@@ -151,13 +151,15 @@ class OfferService:
             repeat = repeat_claim(offer, customer_id)
             groups.append((repeat, budget) if budget is not None else (repeat,))
             increments.append((Increment(counter_key, f"{segment}|impressions"),))
-        decision_log = {"customer_id": customer_id, "segment": segment, "at": _now_iso(), "k": str(k),
-                        "snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version,
-                        "candidates": orjson.dumps([{"offer_id": d.offer_id, "p_redeem": d.p_redeem,
-                                                     "expected_value": d.expected_value} for d in ranked]).decode()}
+        # One JSON field rather than a field per value: typed values for analysis, and a short call.
+        decision = orjson.dumps({
+            "customer_id": customer_id, "segment": segment, "at": _now_iso(), "k": k,
+            "snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version,
+            "candidates": [{"offer_id": d.offer_id, "p_redeem": d.p_redeem, "expected_value": d.expected_value}
+                           for d in ranked]}).decode()
         acquired = await self.limits.acquire_first(
             groups, max_groups=k, shared=(contact_claim(catalogue, customer_id),),
-            recording=Recording(increments, Event(DECISIONS_STREAM, decision_log, self.event_log_max)))
+            recording=Recording(increments, Event(DECISIONS_STREAM, {"decision": decision}, self.event_log_max)))
         assert isinstance(acquired, list)  # no idempotency marker was asked for
         # Offers after the k-th acquired one were never tried; those before it that were skipped were capped.
         tried = len(ranked) if len(acquired) < k else acquired[-1] + 1
@@ -243,8 +245,8 @@ def _count_batch(catalogue: Catalogue, batch: list[tuple[str, bytes]], now: date
 
 def _top_item(view: SnapshotView, raw: bytes | None) -> str | None:
     """The customer's first recommendation, which bundle offers carry."""
-    ranked = decode_customer_record(raw)[0] if raw else ()
-    return view.catalog.item_ids[int(ranked[0]["item"])] if len(ranked) else None
+    row = first_ranked_item(raw) if raw else None
+    return view.catalog.item_ids[row] if row is not None else None
 
 
 _second: list = [-1, ""]  # the last whole second formatted, since every decision is stamped

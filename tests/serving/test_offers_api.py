@@ -125,7 +125,9 @@ def test_200_concurrent_requests_for_one_customer_record_exactly_one_impression(
     shown = [fields for _, fields in decisions if fields["acquired"]]
     assert len(shown) == 1 and shown[0]["acquired"] == "0"
     shown_offer = next(a["offers"][0]["offer_id"] for a in answers if a["offers"])
-    candidates = [c["offer_id"] for c in orjson.loads(shown[0]["candidates"])]
+    decision = orjson.loads(shown[0]["decision"])
+    assert decision["customer_id"] == "c1" and decision["segment"] == "at_risk" and decision["k"] == 3
+    candidates = [c["offer_id"] for c in decision["candidates"]]
     assert sorted(candidates) == ["bundle", "winback"] and candidates[0] == shown_offer
 
 
