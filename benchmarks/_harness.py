@@ -77,6 +77,35 @@ def run_wrk(base_url: str, paths: list[str], connections: int, duration_s: int, 
     return LoadResult(requests / (duration / 1e6), p50 / 1000, p99 / 1000, errors, non2xx)
 
 
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+    pid: int  # also its process group: the supervisor and every worker
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by every process of the server's group (Linux /proc)."""
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the process ended while being read
+            if int(fields[2]) == self.pid:  # process group
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+
+def redis_cpu_seconds(url: str) -> float:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
 @contextmanager
 def server(app: str, port: int, workers: int, env: dict[str, str] | None = None, ready_path: str = "/health/live"):
     """uvicorn as production runs it (uvloop, httptools, no access log), on a factory import string."""
@@ -97,7 +126,7 @@ def server(app: str, port: int, workers: int, env: dict[str, str] | None = None,
                 raise RuntimeError(f"server {app} did not become ready on port {port}")
             time.sleep(0.2)
         time.sleep(1.0)  # let every worker finish its lifespan start-up
-        yield f"http://127.0.0.1:{port}"
+        yield RunningServer(f"http://127.0.0.1:{port}", process.pid)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

@@ -169,8 +169,8 @@ def main() -> None:
         del profiles
         print(f"published snapshot {snapshot_id} in {publish_s:.1f}s", flush=True)
         env = {"RECSYS_SERVING_STORE_URL": args.redis_url, "RECSYS_SERVING_STORE_PREFIX": args.prefix}
-        with server("serving.app:create_app", args.port, args.workers, env, ready_path="/health/ready") as url:
-            pid = server_pid(args.port)
+        with server("serving.app:create_app", args.port, args.workers, env, ready_path="/health/ready") as running:
+            url, pid = running.url, server_pid(args.port)
             urllib.request.urlopen(f"{url}/v1/segments", timeout=30).read()  # warm: index read, imports done
             baseline = rss_mb(pid)
             sampler = RssSampler(pid)

@@ -4,7 +4,7 @@ same server settings, measured in the same run.
 
     .venv/bin/python benchmarks/serving.py [--customers 1000000] [--duration 20] [--workers 2]
 
-Ends with two lines:
+Ends with three lines:
     RESULT publish_customers_per_s=... publish_s=... score_s=... customers=...
     RESULT rps=... p50_ms=... p99_ms=... bare_rps=... bare_p99_ms=... ratio=...
     RESULT offers_p99_ms=... recs_p99_ms=... offers_ratio=...
@@ -12,7 +12,8 @@ Ends with two lines:
 The snapshot also holds synthetic customer profiles and the example offer catalogue, and the same server
 is driven with GET offers at the endpoint's default k=1 (a page's offer slot) for random customers (caps
 rarely bite among 1M customers; a capped answer is a 200 with fewer offers). The offer caps and counters
-live under a throw-away limits prefix, removed after.
+live under a throw-away limits prefix, removed after. For both endpoints it also prints the CPU time
+the server's processes and Redis spent per request (on one machine, what the two compete for).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._harness import run_wrk, server  # noqa: E402
+from benchmarks._harness import LoadResult, redis_cpu_seconds, run_wrk, server  # noqa: E402
 from feature_store import open_store  # noqa: E402
 from recsys.data import clean_transactions, generate_transactions  # noqa: E402
 from recsys.data.interactions import build_interactions  # noqa: E402
@@ -140,15 +141,15 @@ def main() -> None:
     limits_prefix = f"{args.prefix}-offers-{os.getpid()}"
     env = {"RECSYS_SERVING_STORE_URL": args.redis_url, "RECSYS_SERVING_STORE_PREFIX": args.prefix,
            "RECSYS_SERVING_LIMITS_PREFIX": limits_prefix}
-    with server("serving.app:create_app", args.port, args.workers, env, ready_path="/health/ready") as url:
-        run_wrk(url, paths[:2000], args.connections, 3)  # warm-up
-        recs = run_wrk(url, paths, args.connections, args.duration)
-        run_wrk(url, offer_paths[-2000:], args.connections, 3)
-        offers = run_wrk(url, offer_paths, args.connections, args.duration)
+    with server("serving.app:create_app", args.port, args.workers, env, ready_path="/health/ready") as running:
+        run_wrk(running.url, paths[:2000], args.connections, 3)  # warm-up
+        recs, recs_cpu = measured_load(running, args.redis_url, paths, args)
+        run_wrk(running.url, offer_paths[-2000:], args.connections, 3)
+        offers, offers_cpu = measured_load(running, args.redis_url, offer_paths, args)
     _drop_prefix(args.redis_url, limits_prefix)
-    with server("serving.app:create_bare_app", args.port + 1, args.workers, ready_path="/bare") as url:
-        run_wrk(url, ["/bare"], args.connections, 3)
-        bare = run_wrk(url, ["/bare"], args.connections, args.duration)
+    with server("serving.app:create_bare_app", args.port + 1, args.workers, ready_path="/bare") as running:
+        run_wrk(running.url, ["/bare"], args.connections, 3)
+        bare = run_wrk(running.url, ["/bare"], args.connections, args.duration)
 
     print(recs.line("GET recommendations"))
     print(bare.line("GET bare constant body"))
@@ -162,10 +163,21 @@ def main() -> None:
     print(f"RESULT rps={recs.rps:.0f} p50_ms={recs.p50_ms:.2f} p99_ms={recs.p99_ms:.2f} bare_rps={bare.rps:.0f} "
           f"bare_p99_ms={bare.p99_ms:.2f} ratio={ratio:.2f}")
     print(offers.line("GET offers"))
+    for label, (server_us, redis_us) in (("GET recommendations", recs_cpu), ("GET offers", offers_cpu)):
+        print(f"{label:<28} CPU per request: server {server_us:.0f} us, Redis {redis_us:.0f} us")
     if offers.errors or offers.non2xx:
         print(f"WARNING: {offers.errors} socket errors and {offers.non2xx} non-2xx offer answers under load")
     print(f"RESULT offers_p99_ms={offers.p99_ms:.2f} recs_p99_ms={recs.p99_ms:.2f} "
           f"offers_ratio={offers.p99_ms / recs.p99_ms:.2f}")
+
+
+def measured_load(running, redis_url: str, paths: list[str], args) -> tuple[LoadResult, tuple[float, float]]:
+    """A wrk run, with the CPU time the server's processes and Redis spent per request during it."""
+    server_before, redis_before = running.cpu_seconds(), redis_cpu_seconds(redis_url)
+    result = run_wrk(running.url, paths, args.connections, args.duration)
+    requests = max(result.rps * args.duration, 1.0)
+    return result, ((running.cpu_seconds() - server_before) / requests * 1e6,
+                    (redis_cpu_seconds(redis_url) - redis_before) / requests * 1e6)
 
 
 def _drop_prefix(url: str, prefix: str) -> None:
