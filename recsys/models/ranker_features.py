@@ -1,8 +1,9 @@
 """Customer, item and customer x item features for the re-ranker, all measured at one reference time.
 
 Everything is computed from purchases strictly before ``reference_time`` and kept as plain arrays
-(dense per customer and per item, sparse per pair), so a fitted ranker saves them beside its trees
-and scores without the transactions. Missing values are NaN, which LightGBM routes on its own.
+(dense per customer and per item, sparse per pair and per item description word), so a fitted ranker
+saves them beside its trees and scores without the transactions. Missing values are NaN, which
+LightGBM routes on its own.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ CUSTOMER_FEATURES = ("c_orders", "c_items", "c_recency_days", "c_tenure_days", "
 ITEM_FEATURES = ("i_buyers", "i_buyers_30d", "i_buyers_90d", "i_trend", "i_price", "i_age_days",
                  "i_last_sold_days", "i_repeat_share", "i_buyers_7d", "i_buyers_14d", "i_orders_30d", "i_slope",
                  "i_first_share_30d")
-PAIR_FEATURES = ("p_orders", "p_days_since", "p_quantity", "p_first_days", "p_price_ratio", "p_due")
+PAIR_FEATURES = ("p_orders", "p_days_since", "p_quantity", "p_first_days", "p_price_ratio", "p_due",
+                 "p_text_sim")
 FEATURE_NAMES = CUSTOMER_FEATURES + ITEM_FEATURES + PAIR_FEATURES
 
 
@@ -38,6 +40,8 @@ class FeatureTables:
     pair_days_since: sp.csr_matrix
     pair_quantity: sp.csr_matrix
     pair_first_days: sp.csr_matrix
+    #: items x description words, TF-IDF rows of unit length (no columns when items have no description)
+    item_words: sp.csr_matrix
 
     def gather(self, customers: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Feature rows in :data:`FEATURE_NAMES` order (float32, NaN where unknown) for the pairs
@@ -51,19 +55,35 @@ class FeatureTables:
         # near or above 1 means a repeat is due
         gap = pairs[3] / np.maximum(pairs[0], 1.0)
         due = pairs[1] / np.where(pairs[0] > 1, gap, np.nan)
-        return np.column_stack([customer, item, *pairs, price_ratio, due]).astype(np.float32)
+        text = self._description_similarity(customers, items)
+        return np.column_stack([customer, item, *pairs, price_ratio, due, text]).astype(np.float32)
+
+    def _description_similarity(self, customers: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Cosine between the item's description words and those of every item the customer bought
+        (TF-IDF, summed over their distinct items): tells a new item of a customer's usual kind (more
+        candle holders) from an unrelated one. NaN without descriptions or purchases."""
+        if not self.item_words.shape[1] or not len(items):
+            return np.full(len(items), np.nan)
+        unique, local = np.unique(customers, return_inverse=True)
+        bought = self.pair_orders[unique]
+        bought.data[:] = 1.0
+        profile = (bought @ self.item_words).toarray()
+        norms = np.linalg.norm(profile, axis=1)
+        profile /= np.where(norms > 0, norms, np.nan)[:, None]
+        return np.einsum("ij,ij->i", profile[local], self.item_words[items].toarray())
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"customer": self.customer, "item": self.item}
-        for name in ("pair_orders", "pair_days_since", "pair_quantity", "pair_first_days"):
+        for name in _SPARSE:
             arrays.update(sparse_to_arrays(name, getattr(self, name)))
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> FeatureTables:
-        return cls(arrays["customer"], arrays["item"],
-                   *(arrays_to_sparse(arrays, name)
-                     for name in ("pair_orders", "pair_days_since", "pair_quantity", "pair_first_days")))
+        return cls(arrays["customer"], arrays["item"], *(arrays_to_sparse(arrays, name) for name in _SPARSE))
+
+
+_SPARSE = ("pair_orders", "pair_days_since", "pair_quantity", "pair_first_days", "item_words")
 
 
 def build_features(data: Interactions) -> FeatureTables:
@@ -73,7 +93,7 @@ def build_features(data: Interactions) -> FeatureTables:
     frame = frame.assign(_days=(now - frame[schema.TIMESTAMP]).dt.total_seconds().to_numpy() / SECONDS_PER_DAY,
                          _spend=frame[schema.QUANTITY].to_numpy(float) * frame[schema.UNIT_PRICE].to_numpy(float))
     return FeatureTables(_customer_table(frame, data.n_customers), _item_table(frame, data.n_items),
-                         *_pair_tables(frame, data.n_customers, data.n_items))
+                         *_pair_tables(frame, data.n_customers, data.n_items), _item_words(frame, data.n_items))
 
 
 def _customer_table(frame: pd.DataFrame, n: int) -> np.ndarray:
@@ -129,6 +149,26 @@ def _pair_tables(frame: pd.DataFrame, n_customers: int, n_items: int) -> list[sp
     return [sp.csr_matrix((pairs[column].to_numpy(np.float64) + 1.0, (rows, cols)),
                           shape=(n_customers, n_items), dtype=np.float64)
             for column in ("orders", "last", "quantity", "first")]
+
+
+def _item_words(frame: pd.DataFrame, n_items: int) -> sp.csr_matrix:
+    """TF-IDF of the words (3+ letters) of each item's most frequent description, rows of unit length;
+    idf = ln((1 + items) / (1 + items with the word)) + 1."""
+    if schema.ITEM_NAME not in frame or frame[schema.ITEM_NAME].isna().all():
+        return sp.csr_matrix((n_items, 0))
+    names = frame.dropna(subset=[schema.ITEM_NAME]).groupby("item_idx")[schema.ITEM_NAME].agg(
+        lambda s: s.value_counts().index[0])
+    words = names.astype(str).str.lower().str.findall(r"[a-z]{3,}").explode().dropna()
+    if words.empty:
+        return sp.csr_matrix((n_items, 0))
+    codes, vocabulary = pd.factorize(words)
+    counts = sp.csr_matrix((np.ones(len(codes)), (words.index.to_numpy(np.int64), codes)),
+                           shape=(n_items, len(vocabulary)))
+    counts.sum_duplicates()
+    items_with_word = np.diff(counts.tocsc().indptr)
+    weights = counts.multiply(np.log((1.0 + len(names)) / (1.0 + items_with_word)) + 1.0).tocsr()
+    norms = np.sqrt(np.asarray(weights.multiply(weights).sum(axis=1)).ravel())
+    return (sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ weights).tocsr()
 
 
 def _dense(stats: pd.DataFrame, n: int) -> np.ndarray:

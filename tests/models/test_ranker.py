@@ -9,7 +9,7 @@ from recsys.data import schema
 from recsys.data.interactions import build_interactions
 from recsys.models.candidates import candidates_from_scores, make_generators, resolve_generator
 from recsys.models.ranker import OBJECTIVES, TwoStageRanker, split_for_labels
-from recsys.models.ranker_features import ITEM_FEATURES, build_features
+from recsys.models.ranker_features import FEATURE_NAMES, ITEM_FEATURES, build_features
 from tests.models.recommender_contract import RecommenderContract, checkerboard
 
 SMALL = {"candidates_per_generator": 10, "label_days": 60, "n_estimators": 30, "min_child_samples": 5}
@@ -198,3 +198,23 @@ def test_ranking_objectives_for_all_candidates():
         assert (rows % 2 == np.arange(data.n_customers)[:, None] % 2).mean() > 0.9
     with pytest.raises(ValueError, match="objective"):
         TwoStageRanker(objective="regression")
+
+
+def test_description_similarity_prefers_items_of_the_customers_kind():
+    # c0 bought heart mugs; a new heart mug shares their words, a garden spade none
+    names = {"m1": "RED HEART MUG", "m2": "PINK HEART MUG", "m3": "BLUE HEART MUG", "sp": "GARDEN SPADE"}
+    rows = [("o0", "c0", "m1", 10), ("o1", "c0", "m2", 5), ("o2", "c1", "m3", 3), ("o3", "c1", "sp", 2)]
+    frame = pd.DataFrame([(o, c, i, REFERENCE - pd.Timedelta(days=d), names[i]) for o, c, i, d in rows],
+                         columns=[schema.ORDER_ID, schema.CUSTOMER_ID, schema.ITEM_ID, schema.TIMESTAMP,
+                                  schema.ITEM_NAME])
+    frame[schema.QUANTITY] = 1.0
+    frame[schema.UNIT_PRICE] = 1.0
+    data = build_interactions(frame, reference_time=REFERENCE)
+    features = build_features(data)
+    c0 = data.customers.index_of("c0")
+    items = np.asarray([data.items.index_of(i) for i in ("m1", "m3", "sp")])
+    text = features.gather(np.full(3, c0), items)[:, FEATURE_NAMES.index("p_text_sim")]
+    assert text[0] > text[1] > text[2] == 0.0
+    # without descriptions the feature is unknown, not zero
+    bare = build_features(build_interactions(frame.drop(columns=schema.ITEM_NAME), reference_time=REFERENCE))
+    assert np.isnan(bare.gather(np.full(3, c0), items)[:, FEATURE_NAMES.index("p_text_sim")]).all()
