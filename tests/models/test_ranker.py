@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from recsys.data import schema
 from recsys.data.interactions import build_interactions
 from recsys.models.candidates import candidates_from_scores, make_generators, resolve_generator
-from recsys.models.ranker import OBJECTIVES, TwoStageRanker, split_for_labels
+from recsys.models.ranker import OBJECTIVES, TwoStageRanker, _below_head, split_for_labels
 from recsys.models.ranker_features import FEATURE_NAMES, ITEM_FEATURES, build_features
 from tests.models.recommender_contract import RecommenderContract, checkerboard
 
@@ -88,11 +88,15 @@ def test_bad_parameters_are_refused():
         TwoStageRanker(label_days=0)
     with pytest.raises(ValueError, match="n_bags"):
         TwoStageRanker(n_bags=0)
+    with pytest.raises(ValueError, match="depth_objective"):
+        TwoStageRanker(depth_objective="regression")
+    with pytest.raises(ValueError, match="depth_after"):
+        TwoStageRanker(depth_after=0)
 
 
 def test_bags_average_boosters_with_consecutive_seeds():
     data = checkerboard()
-    model = TwoStageRanker(**SMALL, n_bags=2, random_state=5).fit(data)
+    model = TwoStageRanker(**SMALL, n_bags=2, random_state=5, depth_objective=None).fit(data)
     bag = model._boosters["all"]
     assert len(bag) == 2
     assert [booster.params["seed"] for booster in bag] == [5, 6]
@@ -218,3 +222,30 @@ def test_description_similarity_prefers_items_of_the_customers_kind():
     # without descriptions the feature is unknown, not zero
     bare = build_features(build_interactions(frame.drop(columns=schema.ITEM_NAME), reference_time=REFERENCE))
     assert np.isnan(bare.gather(np.full(3, c0), items)[:, FEATURE_NAMES.index("p_text_sim")]).all()
+
+
+def test_depth_ranker_orders_the_list_below_the_head():
+    data = checkerboard()
+    model = TwoStageRanker(**SMALL, depth_after=2).fit(data)
+    assert set(model._boosters) == {"all", "new", "depth"}
+    rows = np.arange(data.n_customers)
+    candidates = model._candidates(model._models, model._features, rows, "all", model._seen)
+    head = model._predict(model._boosters["all"], candidates.features)
+    depth = model._predict(model._boosters["depth"], candidates.features)
+    listed, _ = model.recommend(rows, 6)
+    for row in rows:
+        mine = candidates.customers == row
+        items, by_head, by_depth = candidates.items[mine], head[mine], depth[mine]
+        first = items[np.argsort(-by_head, kind="stable")[:2]]
+        rest = [i for i in items[np.argsort(-by_depth, kind="stable")] if i not in first][:4]
+        assert listed[row].tolist() == first.tolist() + rest
+
+
+def test_below_head_keeps_the_head_and_orders_the_rest_by_depth():
+    head = np.array([[5.0, 4.0, 3.0, 2.0, -np.inf], [1.0, -np.inf, -np.inf, -np.inf, -np.inf]], dtype=np.float32)
+    depth = np.array([[0.0, 9.0, 1.0, 3.0, -np.inf], [0.0, 2.0, -np.inf, -np.inf, -np.inf]], dtype=np.float32)
+    scores = _below_head(head, depth, 2)
+    assert np.argsort(-scores[0], kind="stable")[:4].tolist() == [0, 1, 3, 2]
+    assert scores[0, :2].tolist() == [5.0, 4.0] and scores[0, 4] == -np.inf
+    # the head holds all the row has: the rest stays out
+    assert scores[1].tolist() == [1.0, -np.inf, -np.inf, -np.inf, -np.inf]
