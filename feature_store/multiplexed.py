@@ -38,7 +38,9 @@ class _Protocol(asyncio.Protocol):
 
     def __init__(self, timeout_seconds: float) -> None:
         self._reader = hiredis.Reader()
-        self._waiters: deque[tuple[asyncio.Future, float]] = deque()
+        # (future, deadline, number of replies it waits for): a batch of commands has one future
+        self._waiters: deque[tuple[asyncio.Future, float, int]] = deque()
+        self._batch: list = []  # replies received so far for the batch at the head
         self._outgoing: list[bytes] = []
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -60,15 +62,23 @@ class _Protocol(asyncio.Protocol):
         self._watchdog = loop.call_later(self.timeout_seconds / 4, self._watch)
 
     def fail(self, exc: Exception) -> None:
+        self._batch = []
         while self._waiters:
-            waiter, _ = self._waiters.popleft()
+            waiter = self._waiters.popleft()[0]
             if not waiter.done():
                 waiter.set_exception(exc)
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
         while (reply := self._reader.gets()) is not False:
-            waiter, _ = self._waiters.popleft()
+            waiter, _, expected = self._waiters[0]
+            if expected > 1:
+                self._batch.append(reply)
+                if len(self._batch) < expected:
+                    continue
+                reply, self._batch = self._batch, []
+                reply = next((r for r in reply if isinstance(r, hiredis.ReplyError)), reply)
+            self._waiters.popleft()
             if waiter.done():  # its caller timed out or was cancelled; the reply is simply dropped
                 continue
             if isinstance(reply, hiredis.ReplyError):
@@ -82,11 +92,12 @@ class _Protocol(asyncio.Protocol):
             self._watchdog.cancel()
         self.fail(RedisUnavailableError(f"connection to Redis lost: {exc or 'closed'}"))
 
-    def send(self, packed: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+    def send(self, packed: bytes, loop: asyncio.AbstractEventLoop, replies: int = 1) -> asyncio.Future:
+        """Queue ``packed`` (one command, or ``replies`` commands whose replies come back as a list)."""
         if self.closed or self.transport is None:
             raise RedisUnavailableError("connection to Redis is closed")
         waiter = loop.create_future()
-        self._waiters.append((waiter, loop.time() + self.timeout_seconds))
+        self._waiters.append((waiter, loop.time() + self.timeout_seconds, replies))
         # Commands issued in one turn of the event loop leave in one write: under load that is one
         # system call for many requests instead of one each.
         if not self._outgoing:
@@ -155,10 +166,11 @@ class MultiplexedRedis:
 
     async def execute_all(self, commands: list[tuple]) -> list[Any]:
         """Several commands in one write; their replies in order (the first error is raised)."""
+        if not commands:
+            return []
         protocol = await self._protocol_ready()
-        loop = asyncio.get_running_loop()
-        waiters = [protocol.send(hiredis.pack_command(command), loop) for command in commands]
-        return [await waiter for waiter in waiters]
+        packed = b"".join([hiredis.pack_command(command) for command in commands])
+        return await protocol.send(packed, asyncio.get_running_loop(), replies=len(commands))
 
     async def close(self) -> None:
         if self._protocol is not None:

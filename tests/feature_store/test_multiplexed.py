@@ -17,9 +17,14 @@ def test_concurrent_commands_get_their_own_replies():
         try:
             replies = await asyncio.gather(*(client.execute("ECHO", f"m{i}") for i in range(500)))
             assert replies == [f"m{i}".encode() for i in range(500)]
-            assert await client.execute_all([("ECHO", "a"), ("ECHO", "b")]) == [b"a", b"b"]
+            batches = await asyncio.gather(*(client.execute_all([("ECHO", f"a{i}"), ("ECHO", f"b{i}")])
+                                             for i in range(100)), client.execute("ECHO", "alone"))
+            assert batches[:100] == [[f"a{i}".encode(), f"b{i}".encode()] for i in range(100)]
+            assert batches[100] == b"alone" and await client.execute_all([]) == []
             with pytest.raises(RedisReplyError, match="unknown command"):
                 await client.execute("NOSUCHCOMMAND")
+            with pytest.raises(RedisReplyError, match="unknown command"):  # the batch's first error
+                await client.execute_all([("ECHO", "a"), ("NOSUCHCOMMAND",), ("ECHO", "b")])
             assert await client.execute("ECHO", "still fine") == b"still fine"
         finally:
             await client.close()
