@@ -169,8 +169,11 @@ class MultiplexedRedis:
         if not commands:
             return []
         protocol = await self._protocol_ready()
+        loop = asyncio.get_running_loop()
+        if len(commands) == 1:
+            return [await protocol.send(hiredis.pack_command(commands[0]), loop)]
         packed = b"".join([hiredis.pack_command(command) for command in commands])
-        return await protocol.send(packed, asyncio.get_running_loop(), replies=len(commands))
+        return await protocol.send(packed, loop, replies=len(commands))
 
     async def close(self) -> None:
         if self._protocol is not None:

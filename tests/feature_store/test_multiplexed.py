@@ -21,6 +21,7 @@ def test_concurrent_commands_get_their_own_replies():
                                              for i in range(100)), client.execute("ECHO", "alone"))
             assert batches[:100] == [[f"a{i}".encode(), f"b{i}".encode()] for i in range(100)]
             assert batches[100] == b"alone" and await client.execute_all([]) == []
+            assert await client.execute_all([("ECHO", "one")]) == [b"one"]
             with pytest.raises(RedisReplyError, match="unknown command"):
                 await client.execute("NOSUCHCOMMAND")
             with pytest.raises(RedisReplyError, match="unknown command"):  # the batch's first error
