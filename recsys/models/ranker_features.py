@@ -70,7 +70,9 @@ class FeatureTables:
         profile = (bought @ self.item_words).toarray()
         norms = np.linalg.norm(profile, axis=1)
         profile /= np.where(norms > 0, norms, np.nan)[:, None]
-        return np.einsum("ij,ij->i", profile[local], self.item_words[items].toarray())
+        # (customers x words) @ (words x items), then one entry per pair: no dense row per candidate
+        similarity = (self.item_words @ profile.T).T
+        return similarity[local, items]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"customer": self.customer, "item": self.item}
