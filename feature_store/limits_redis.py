@@ -204,23 +204,16 @@ class RedisLimitsStore(LimitsStore):
             for pair in event.fields.items():
                 args += pair
         limit_prefix, counter_prefix = f"{self.prefix}:lim:", f"{self.prefix}:cnt:"
+        _add_claims(keys, args, limit_prefix, shared)
+        args.append(len(groups))
         increments = recording.increments if recording is not None and recording.increments else None
-        for index, group in enumerate((shared, *groups)):
-            if index == 1:
-                args.append(len(groups))
-            args.append(len(group))
-            for claim in group:
-                keys.append(limit_prefix + claim.key)
-                args += (claim.limit, _ms(claim.ttl_seconds) if claim.ttl_seconds else 0, claim.amount)
-            if index == 0:
-                continue
-            group_increments = increments[index - 1] if increments is not None else ()
+        for index, group in enumerate(groups):
+            _add_claims(keys, args, limit_prefix, group)
+            group_increments = increments[index] if increments is not None else ()
             args.append(len(group_increments))
             for inc in group_increments:
                 keys.append(counter_prefix + inc.key)
                 args += (inc.field, inc.amount)
-        if not groups:
-            args.append(0)
         try:
             return await self._fast.execute("EVALSHA", self._acquire_sha, len(keys), *keys, *args)
         except RedisReplyError as exc:
@@ -268,6 +261,13 @@ class RedisLimitsStore(LimitsStore):
         await self._fast.close()
         await self.client.aclose()
         await self._pool.disconnect()
+
+
+def _add_claims(keys: list[str], args: list, limit_prefix: str, claims: Sequence[Claim]) -> None:
+    args.append(len(claims))
+    for claim in claims:
+        keys.append(limit_prefix + claim.key)
+        args += (claim.limit, _ms(claim.ttl_seconds) if claim.ttl_seconds else 0, claim.amount)
 
 
 def _ms(seconds: float) -> int:

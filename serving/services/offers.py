@@ -145,12 +145,13 @@ class OfferService:
         """Acquire the caps of the best k offers that fit, counting their impressions and logging the
         decision (every eligible offer, in rank order, and which were shown) in the same atomic step."""
         parts = self._offer_parts(catalogue)
+        impressions = outcome_fields(segment)[0]
         groups, increments = [], []
         for decision in ranked:
             offer, budget, counter_key = parts[decision.offer_id]
             repeat = repeat_claim(offer, customer_id)
             groups.append((repeat, budget) if budget is not None else (repeat,))
-            increments.append((Increment(counter_key, f"{segment}|impressions"),))
+            increments.append((Increment(counter_key, impressions),))
         # One JSON field rather than a field per value: typed values for analysis, and a short call.
         decision = orjson.dumps({
             "customer_id": customer_id, "segment": segment, "at": _now_iso(), "k": k,
