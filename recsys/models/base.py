@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import inspect
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -65,18 +65,26 @@ class Recommender(abc.ABC):
         self, customer_rows: np.ndarray, k: int, *, exclude_seen: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` item rows and scores for each customer row."""
+
+        def scores_of(rows: np.ndarray) -> np.ndarray:
+            scores = self.score(rows).astype(np.float32, copy=False)
+            if exclude_seen:
+                scores = scores.copy()
+                mask_seen(scores, self._seen[rows])
+            return scores
+
+        return self._batched_top_k(customer_rows, k, scores_of)
+
+    def _batched_top_k(self, customer_rows: np.ndarray, k: int,
+                       scores_of: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` of ``scores_of(rows)``, computed a batch of customer rows at a time."""
         self._check_fitted()
         customer_rows = self._check_customer_rows(customer_rows)
         check_k(k)
         item_rows = np.full((len(customer_rows), k), -1, dtype=np.int64)
         item_scores = np.full((len(customer_rows), k), -np.inf, dtype=np.float32)
         for batch in self._batches(len(customer_rows)):
-            rows = customer_rows[batch]
-            scores = self.score(rows).astype(np.float32, copy=False)
-            if exclude_seen:
-                scores = scores.copy()
-                mask_seen(scores, self._seen[rows])
-            item_rows[batch], item_scores[batch] = top_k(scores, k)
+            item_rows[batch], item_scores[batch] = top_k(scores_of(customer_rows[batch]), k)
         return item_rows, item_scores
 
     def recommend_with_sources(

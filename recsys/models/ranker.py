@@ -214,15 +214,7 @@ class TwoStageRanker(Recommender):
         if not exclude_seen:
             return super().recommend(customer_rows, k)
         # new items only: candidates drawn among unseen items, ordered by the new-item ranker
-        self._check_fitted()
-        customer_rows = self._check_customer_rows(customer_rows)
-        check_k(k)
-        item_rows = np.full((len(customer_rows), k), -1, dtype=np.int64)
-        item_scores = np.full((len(customer_rows), k), -np.inf, dtype=np.float32)
-        for batch in self._batches(len(customer_rows)):
-            scores = self._dense_scores(customer_rows[batch], "new")
-            item_rows[batch], item_scores[batch] = top_k(scores, k)
-        return item_rows, item_scores
+        return self._batched_top_k(customer_rows, k, lambda rows: self._dense_scores(rows, "new"))
 
     def recommend_with_sources(
         self, customer_rows: np.ndarray, k: int, *, exclude_seen: bool = False
