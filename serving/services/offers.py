@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -250,13 +251,14 @@ def _top_item(view: SnapshotView, raw: bytes | None) -> str | None:
     return view.catalog.item_ids[row] if row is not None else None
 
 
-_second: list = [-1, ""]  # the last whole second formatted, since every decision is stamped
-
-
 def _now_iso() -> str:
     """The time as ``datetime.isoformat(timespec="milliseconds")`` writes it for UTC."""
     now = time.time()
     second = int(now)
-    if second != _second[0]:
-        _second[:] = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")]
-    return f"{_second[1]}.{int((now - second) * 1000):03d}+00:00"
+    return f"{_iso_second(second)}.{int((now - second) * 1000):03d}+00:00"
+
+
+@lru_cache(maxsize=1)
+def _iso_second(second: int) -> str:
+    # Every decision is stamped: format each whole second once.
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")

@@ -217,3 +217,14 @@ def test_fallback_catalogue_file_when_the_snapshot_has_none(redis_prefix, tmp_pa
         body = client.get("/v1/customers/c2/offers").json()
     store.close()
     assert body["catalogue_version"] == parse_catalogue(catalogue_data()).version
+
+
+def test_decision_time_is_written_as_isoformat_writes_it():
+    from datetime import UTC, datetime
+
+    from serving.services.offers import _now_iso
+
+    stamp = _now_iso()
+    parsed = datetime.fromisoformat(stamp)
+    assert stamp == parsed.isoformat(timespec="milliseconds")
+    assert abs((datetime.now(UTC) - parsed).total_seconds()) < 2
