@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recsys.data import schema
 from recsys.data.interactions import Interactions
@@ -154,23 +155,19 @@ def _pair_tables(frame: pd.DataFrame, n_customers: int, n_items: int) -> list[sp
 
 
 def _item_words(frame: pd.DataFrame, n_items: int) -> sp.csr_matrix:
-    """TF-IDF of the words (3+ letters) of each item's most frequent description, rows of unit length;
-    idf = ln((1 + items) / (1 + items with the word)) + 1."""
+    """TF-IDF of the words (3+ letters) of each item's most frequent description, rows of unit length
+    (scikit-learn's smoothed idf over the items that have a description)."""
     if schema.ITEM_NAME not in frame or frame[schema.ITEM_NAME].isna().all():
         return sp.csr_matrix((n_items, 0))
     names = frame.dropna(subset=[schema.ITEM_NAME]).groupby("item_idx")[schema.ITEM_NAME].agg(
         lambda s: s.value_counts().index[0])
-    words = names.astype(str).str.lower().str.findall(r"[a-z]{3,}").explode().dropna()
-    if words.empty:
+    vectorizer = TfidfVectorizer(lowercase=True, token_pattern=r"[a-z]{3,}", dtype=np.float64)
+    try:
+        weights = vectorizer.fit_transform(names.astype(str)).tocoo()
+    except ValueError:  # no description has a word of three letters
         return sp.csr_matrix((n_items, 0))
-    codes, vocabulary = pd.factorize(words)
-    counts = sp.csr_matrix((np.ones(len(codes)), (words.index.to_numpy(np.int64), codes)),
-                           shape=(n_items, len(vocabulary)))
-    counts.sum_duplicates()
-    items_with_word = np.diff(counts.tocsc().indptr)
-    weights = counts.multiply(np.log((1.0 + len(names)) / (1.0 + items_with_word)) + 1.0).tocsr()
-    norms = np.sqrt(np.asarray(weights.multiply(weights).sum(axis=1)).ravel())
-    return (sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ weights).tocsr()
+    rows = names.index.to_numpy(np.int64)[weights.row]
+    return sp.csr_matrix((weights.data, (rows, weights.col)), shape=(n_items, weights.shape[1]))
 
 
 def _dense(stats: pd.DataFrame, n: int) -> np.ndarray:
