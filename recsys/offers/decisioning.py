@@ -8,7 +8,8 @@ that is the marketers' static prior).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+import math
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -41,16 +42,17 @@ class OfferDecision:
     value: float
     cost: float
     expected_value: float
-    #: builds the eligibility reasons; called only for the offers a customer is actually shown, since
-    #: formatting them for every candidate costs more than ranking
-    explain: Callable[[], list[str]] = field(repr=False, compare=False)
+    #: what the eligibility reasons are written from (offer, profile, time, recommended item): they are
+    #: written only for the offers a customer is actually shown, since formatting them for every
+    #: candidate costs more than ranking
+    context: tuple = field(repr=False, compare=False)
     recommended_item: str | None = None
     _reasons: list[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def reasons(self) -> list[str]:
         if self._reasons is None:
-            self._reasons = self.explain()
+            self._reasons = check_eligibility(*self.context).reasons
         return self._reasons
 
     def to_dict(self) -> dict:
@@ -65,9 +67,9 @@ def check_eligibility(offer: Offer, profile: CustomerProfile, now: datetime,
                       recommended_item: str | None = None, explain: bool = True) -> Eligibility:
     """Evaluate every rule of the offer against one profile, in the catalogue's order.
 
-    ``explain=False`` decides without writing the reasons (the ranking's fast path)."""
+    ``explain=False`` decides without writing the reasons."""
     if not explain:
-        return Eligibility(_eligible(offer, profile, now, recommended_item), [])
+        return Eligibility(_Rules.of(offer).admit(profile, _aware(now), recommended_item), [])
     reasons: list[str] = []
     if not offer.validity.contains(_aware(now)):
         return Eligibility(False, [f"outside validity window at {_aware(now).isoformat()}"])
@@ -101,21 +103,56 @@ def check_eligibility(offer: Offer, profile: CustomerProfile, now: datetime,
     return Eligibility(True, reasons)
 
 
-def _eligible(offer: Offer, profile: CustomerProfile, now: datetime, recommended_item: str | None) -> bool:
-    """The verdict of :func:`check_eligibility` without its reasons; the two must agree (tested)."""
-    if not offer.validity.contains(_aware(now)):
-        return False
-    rules = offer.eligibility
-    if rules.segments is not None and profile.segment not in rules.segments:
-        return False
-    for bounds, value in ((rules.churn_probability, profile.churn_probability), (rules.clv, profile.clv),
-                          (rules.orders, profile.frequency),
-                          (rules.days_since_last_purchase, profile.recency_days)):
-        if bounds is not None and (value is None or not bounds.contains(float(value))):
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """One offer's eligibility as plain values: the verdict of :func:`check_eligibility` without its
+    reasons (the two must agree: tested), checked for every offer on every decision."""
+
+    offer: Offer
+    starts: datetime | None
+    ends: datetime | None
+    segments: frozenset[str] | None
+    bounds: tuple[tuple[str, float, float], ...]  # (profile attribute, lowest, highest), inclusive
+    countries: frozenset[str] | None
+    bundle: bool
+
+    @classmethod
+    def of(cls, offer: Offer) -> _Rules:
+        rules = offer.eligibility
+        bounds = tuple(
+            (attribute, -math.inf if r.min is None else r.min, math.inf if r.max is None else r.max)
+            for attribute, r in (("churn_probability", rules.churn_probability), ("clv", rules.clv),
+                                 ("frequency", rules.orders), ("recency_days", rules.days_since_last_purchase))
+            if r is not None)
+        return cls(offer, *offer.validity.utc_bounds,
+                   None if rules.segments is None else frozenset(rules.segments), bounds,
+                   None if rules.countries is None else frozenset(rules.countries), offer.type is OfferType.BUNDLE)
+
+    def admit(self, profile: CustomerProfile, now: datetime, recommended_item: str | None) -> bool:
+        if (self.starts is not None and now < self.starts) or (self.ends is not None and now >= self.ends):
             return False
-    if rules.countries is not None and profile.country not in rules.countries:
-        return False
-    return offer.type is not OfferType.BUNDLE or recommended_item is not None
+        if self.segments is not None and profile.segment not in self.segments:
+            return False
+        for attribute, lowest, highest in self.bounds:
+            value = getattr(profile, attribute)
+            if value is None or not lowest <= value <= highest:
+                return False
+        if self.countries is not None and profile.country not in self.countries:
+            return False
+        return recommended_item is not None or not self.bundle
+
+
+_RULES: dict[str, tuple[_Rules, ...]] = {}
+
+
+def _rules_of(catalogue: Catalogue) -> tuple[_Rules, ...]:
+    """Every offer's rules, built once per catalogue version (a content hash, so the same rules)."""
+    rules = _RULES.get(catalogue.version)
+    if rules is None:
+        if len(_RULES) >= 8:
+            _RULES.clear()
+        rules = _RULES[catalogue.version] = tuple(_Rules.of(offer) for offer in catalogue.offers)
+    return rules
 
 
 def posterior(offer: Offer, segment: str, outcomes: OutcomeTable) -> BetaPosterior:
@@ -135,9 +172,10 @@ def rank_offers(catalogue: Catalogue, profile: CustomerProfile, now: datetime, *
     segment = profile.segment or UNKNOWN_SEGMENT
     now = _aware(now)
     decisions = []
-    for offer in catalogue.offers:
-        if not _eligible(offer, profile, now, recommended_item):
+    for rules in _rules_of(catalogue):
+        if not rules.admit(profile, now, recommended_item):
             continue
+        offer = rules.offer
         memo = beliefs.get((offer.id, segment)) if beliefs is not None else None
         if memo is None:
             belief = posterior(offer, segment, outcomes)
@@ -153,16 +191,10 @@ def rank_offers(catalogue: Catalogue, profile: CustomerProfile, now: datetime, *
             p = belief.sample(rng)
         decisions.append(OfferDecision(
             offer.id, offer.name, offer.type.value, segment, p, belief.mean, belief.alpha, belief.beta,
-            offer.value, offer.cost, p * offer.value - offer.cost,
-            _explainer(offer, profile, now, recommended_item),
-            recommended_item if offer.type is OfferType.BUNDLE else None))
+            offer.value, offer.cost, p * offer.value - offer.cost, (offer, profile, now, recommended_item),
+            recommended_item if rules.bundle else None))
     decisions.sort(key=lambda d: (-d.expected_value, d.offer_id))
     return decisions
-
-
-def _explainer(offer: Offer, profile: CustomerProfile, now: datetime,
-               recommended_item: str | None) -> Callable[[], list[str]]:
-    return lambda: check_eligibility(offer, profile, now, recommended_item).reasons
 
 
 def count_eligible(catalogue: Catalogue, profiles: Iterable[CustomerProfile], now: datetime,
@@ -171,10 +203,12 @@ def count_eligible(catalogue: Catalogue, profiles: Iterable[CustomerProfile], no
     unless ``has_recommendation`` is false."""
     counts = {offer.id: 0 for offer in catalogue.offers}
     item = "any" if has_recommendation else None
+    rules = _rules_of(catalogue)
+    now = _aware(now)
     for profile in profiles:
-        for offer in catalogue.offers:
-            if _eligible(offer, profile, now, item):
-                counts[offer.id] += 1
+        for offer_rules in rules:
+            if offer_rules.admit(profile, now, item):
+                counts[offer_rules.offer.id] += 1
     return counts
 
 

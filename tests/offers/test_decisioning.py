@@ -147,11 +147,13 @@ def test_fast_verdict_agrees_with_the_explained_one():
     from pathlib import Path
 
     from recsys.offers import load_catalogue
-    from recsys.offers.decisioning import _eligible
+    from recsys.offers.decisioning import _Rules
 
     example = load_catalogue(Path(__file__).resolve().parents[2] / "recsys" / "offers" / "example_catalogue.yaml")
     rng = np.random.default_rng(5)
     segments = ["Champions", "At Risk", "Hibernating", "Lost", "New Customers", "Loyal Customers", None]
+    # validity windows in both catalogues: before, inside and after them
+    moments = [NOW, datetime(2023, 6, 1, tzinfo=UTC), datetime(2031, 6, 1, tzinfo=UTC)]
     checked = 0
     for catalogue in (CATALOGUE, example):
         for _ in range(300):
@@ -162,8 +164,10 @@ def test_fast_verdict_agrees_with_the_explained_one():
                 frequency=int(rng.integers(0, 30)), recency_days=float(rng.integers(0, 400)),
                 country=["United Kingdom", "France", None][rng.integers(3)])
             item = None if rng.random() < 0.2 else "SKU1"
+            now = moments[rng.integers(len(moments))]
             for offer in catalogue.offers:
-                assert _eligible(offer, customer, NOW, item) == check_eligibility(offer, customer, NOW, item).eligible
+                fast = _Rules.of(offer).admit(customer, now, item)
+                assert fast == check_eligibility(offer, customer, now, item).eligible
                 checked += 1
     assert checked > 1000
 
