@@ -134,6 +134,8 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="serve the snapshot a previous run left under --prefix instead of building one")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
 
     if args.reuse:
         customers, score_s, publish_s = existing_customers(args), None, None
