@@ -77,9 +77,7 @@ def encode_customer_records(item_rows: np.ndarray, scores: np.ndarray, sources: 
 
 def decode_customer_record(value: bytes) -> tuple[np.ndarray, np.ndarray]:
     """The ranked list (as :func:`decode_ranked`) and the bought item rows of a customer record."""
-    if len(value) < 2:
-        raise ValueError(f"customer record of {len(value)} bytes has no header")
-    count = int.from_bytes(value[:2], "little")
+    count = _ranked_count(value)
     end = 2 + count * RANKED_DTYPE.itemsize
     if len(value) < end or (len(value) - end) % 4:
         raise ValueError(f"customer record of {len(value)} bytes does not hold {count} ranked entries and a history")
@@ -126,13 +124,22 @@ def slugify(name: str) -> str:
 def first_ranked_item(value: bytes) -> int | None:
     """The item row at the top of a customer record's ranked list (None for an empty list), without
     decoding the rest of the record."""
-    if len(value) < 2:
-        raise ValueError(f"customer record of {len(value)} bytes has no header")
-    if int.from_bytes(value[:2], "little") == 0:
+    if _ranked_count(value) == 0:
         return None
     if len(value) < 2 + RANKED_DTYPE.itemsize:
         raise ValueError(f"customer record of {len(value)} bytes is shorter than its first ranked entry")
-    return int.from_bytes(value[2:6], "little")
+    return int.from_bytes(value[_FIRST_ITEM], "little")
+
+
+def _ranked_count(value: bytes) -> int:
+    """The length of a customer record's ranked list, from its ``uint16`` header."""
+    if len(value) < 2:
+        raise ValueError(f"customer record of {len(value)} bytes has no header")
+    return int.from_bytes(value[:2], "little")
+
+
+_ITEM_OFFSET = 2 + RANKED_DTYPE.fields["item"][1]
+_FIRST_ITEM = slice(_ITEM_OFFSET, _ITEM_OFFSET + RANKED_DTYPE["item"].itemsize)
 
 
 def member_page_key(segment: str, page: int) -> str:
@@ -176,7 +183,7 @@ class CustomerProfile:
         # object.__setattr__, which costs more than the decoding itself.
         profile = object.__new__(cls)
         profile.__dict__.update(_PROFILE_DEFAULTS)
-        profile.__dict__["churn_reasons"] = []
+        profile.__dict__.update({name: make() for name, make in _PROFILE_FACTORIES.items()})
         profile.__dict__.update(data)
         return profile
 
@@ -185,3 +192,4 @@ _PROFILE_FIELDS = frozenset(f.name for f in fields(CustomerProfile))
 _PROFILE_REQUIRED = frozenset(f.name for f in fields(CustomerProfile)
                               if f.default is MISSING and f.default_factory is MISSING)
 _PROFILE_DEFAULTS = {f.name: f.default for f in fields(CustomerProfile) if f.default is not MISSING}
+_PROFILE_FACTORIES = {f.name: f.default_factory for f in fields(CustomerProfile) if f.default_factory is not MISSING}
