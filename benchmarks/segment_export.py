@@ -103,23 +103,6 @@ class RssSampler(threading.Thread):
         return self.peak
 
 
-def server_pid(port: int) -> int:
-    """The process listening on ``port``'s parent chain root: the uvicorn process the harness started."""
-    inode = None
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
-            inode = fields[9]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if any(os.readlink(fd) == f"socket:[{inode}]" for fd in (entry / "fd").iterdir()):
-                    return int(entry.name)
-            except OSError:
-                continue
-    raise RuntimeError(f"no process listens on port {port}")
-
-
 def export(url: str, chunk_size: int) -> tuple[int, int, float]:
     started = time.perf_counter()
     lines = size = 0
@@ -170,7 +153,7 @@ def main() -> None:
         print(f"published snapshot {snapshot_id} in {publish_s:.1f}s", flush=True)
         env = {"RECSYS_SERVING_STORE_URL": args.redis_url, "RECSYS_SERVING_STORE_PREFIX": args.prefix}
         with server("serving.app:create_app", args.port, args.workers, env, ready_path="/health/ready") as running:
-            url, pid = running.url, server_pid(args.port)
+            url, pid = running.url, running.pid
             urllib.request.urlopen(f"{url}/v1/segments", timeout=30).read()  # warm: index read, imports done
             baseline = rss_mb(pid)
             sampler = RssSampler(pid)
