@@ -109,8 +109,6 @@ class _Rules:
     reasons (the two must agree: tested), checked for every offer on every decision."""
 
     offer: Offer
-    starts: datetime | None
-    ends: datetime | None
     segments: frozenset[str] | None
     bounds: tuple[tuple[str, float, float], ...]  # (profile attribute, lowest, highest), inclusive
     countries: frozenset[str] | None
@@ -124,12 +122,11 @@ class _Rules:
             for attribute, r in (("churn_probability", rules.churn_probability), ("clv", rules.clv),
                                  ("frequency", rules.orders), ("recency_days", rules.days_since_last_purchase))
             if r is not None)
-        return cls(offer, *offer.validity.utc_bounds,
-                   None if rules.segments is None else frozenset(rules.segments), bounds,
+        return cls(offer, None if rules.segments is None else frozenset(rules.segments), bounds,
                    None if rules.countries is None else frozenset(rules.countries), offer.type is OfferType.BUNDLE)
 
     def admit(self, profile: CustomerProfile, now: datetime, recommended_item: str | None) -> bool:
-        if (self.starts is not None and now < self.starts) or (self.ends is not None and now >= self.ends):
+        if not self.offer.validity.contains(now):
             return False
         if self.segments is not None and profile.segment not in self.segments:
             return False
