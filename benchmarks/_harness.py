@@ -20,7 +20,16 @@ ROOT = Path(__file__).resolve().parents[1]
 WRK_SCRIPT = """
 local paths = {}
 for line in io.lines("%(paths)s") do paths[#paths + 1] = line end
-math.randomseed(%(seed)d)
+-- Each thread draws its own sequence: with one seed for all, every path would be asked for once per
+-- thread, in step, and the second ask would find what the first left (a capped offer, a warm cache).
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("thread_number", threads)
+end
+init = function(args)
+  math.randomseed(%(seed)d + 7919 * thread_number)
+end
 local headers = {}
 %(headers)s
 request = function()
