@@ -196,7 +196,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if n_rows == 0 or width == 0:
         return np.full((n_rows, k), -1, dtype=np.int64), np.full((n_rows, k), -np.inf, dtype=np.float32)
     if width < n_cols:
-        part = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+        part = _lower_rows_at_the_cut(scores, np.argpartition(-scores, width - 1, axis=1)[:, :width])
     else:
         part = np.tile(np.arange(n_cols), (n_rows, 1))
     part_scores = np.take_along_axis(scores, part, axis=1)
@@ -209,6 +209,30 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         values = np.pad(values, ((0, 0), (0, k - width)), constant_values=-np.inf)
     rows = np.where(np.isneginf(values), -1, rows)
     return rows.astype(np.int64), values.astype(np.float32)
+
+
+def _lower_rows_at_the_cut(scores: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """``part`` (each row's columns from a partial sort) with the entries tied with the row's last kept
+    score replaced by the lowest columns among all entries of that score: a partial sort keeps an
+    arbitrary subset of them, and a list must not depend on it."""
+    cut = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+    tied = scores == cut
+    kept_tied = np.take_along_axis(tied, part, axis=1).sum(axis=1)
+    # rows whose cut is -inf lose those slots anyway
+    rows = np.flatnonzero((tied.sum(axis=1) > kept_tied) & np.isfinite(cut[:, 0]))
+    if rows.size:
+        width = part.shape[1]
+        above_row, above_col = np.nonzero(scores[rows] > cut[rows])
+        tied_row, tied_col = np.nonzero(tied[rows])  # row by row, lowest column first
+        n_tied = np.bincount(tied_row, minlength=len(rows))
+        place = np.arange(len(tied_row)) - np.repeat(np.cumsum(n_tied) - n_tied, n_tied)
+        room = width - np.bincount(above_row, minlength=len(rows))
+        first = place < room[tied_row]
+        # every row now holds exactly `width` columns; a stable sort by row lines them up
+        owner = np.concatenate([above_row, tied_row[first]])
+        columns = np.concatenate([above_col, tied_col[first]])
+        part[rows] = columns[np.argsort(owner, kind="stable")].reshape(len(rows), width)
+    return part
 
 
 def mask_seen(scores: np.ndarray, seen: sp.csr_matrix) -> None:
