@@ -94,11 +94,11 @@ class Validity(_Strict):
         return self
 
     def contains(self, now: datetime) -> bool:
-        start, end = self.utc_bounds
+        start, end = self._utc_bounds
         return (start is None or now >= start) and (end is None or now < end)
 
     @cached_property
-    def utc_bounds(self) -> tuple[datetime | None, datetime | None]:
+    def _utc_bounds(self) -> tuple[datetime | None, datetime | None]:
         # Checked for every offer on every decision; the window never changes.
         return _utc(self.starts_at), _utc(self.ends_at)
 

@@ -64,12 +64,8 @@ class OfferDecision:
 
 
 def check_eligibility(offer: Offer, profile: CustomerProfile, now: datetime,
-                      recommended_item: str | None = None, explain: bool = True) -> Eligibility:
-    """Evaluate every rule of the offer against one profile, in the catalogue's order.
-
-    ``explain=False`` decides without writing the reasons."""
-    if not explain:
-        return Eligibility(_Rules.of(offer).admit(profile, _aware(now), recommended_item), [])
+                      recommended_item: str | None = None) -> Eligibility:
+    """Evaluate every rule of the offer against one profile, in the catalogue's order."""
     reasons: list[str] = []
     if not offer.validity.contains(_aware(now)):
         return Eligibility(False, [f"outside validity window at {_aware(now).isoformat()}"])
