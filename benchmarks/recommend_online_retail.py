@@ -10,21 +10,27 @@ the ranker's fit time on each fold, and ends with one ``RESULT`` line per settin
 ranker for A, and for B whichever model scored the best validation nDCG@10 in B. Configurations are
 fixed here and in the models' defaults, chosen on the validation fold only. ``--check-repeat`` fits
 the ranker on the test fold a second time and fails unless every figure is identical.
+OpenBLAS runs the kernels the ``recsys`` command pins (:mod:`recsys.numerics`), so the figures
+repeat on other CPUs; the ``numerics`` line names the CPU and kernels they came from.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-from pathlib import Path
+from recsys.numerics import numeric_environment, pin_blas_kernel
 
-import numpy as np
+pin_blas_kernel()  # before numpy loads OpenBLAS, as the recsys command does
 
-from recsys.data import clean_transactions, load_online_retail
-from recsys.evaluation.protocol import ONLINE_RETAIL, Fold, evaluate_settings
-from recsys.models.base import top_k
-from recsys.models.registry import create_model
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from recsys.data import clean_transactions, load_online_retail  # noqa: E402
+from recsys.evaluation.protocol import ONLINE_RETAIL, Fold, evaluate_settings  # noqa: E402
+from recsys.models.base import top_k  # noqa: E402
+from recsys.models.registry import create_model  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "online_retail.parquet"
 RESULT_METRICS = ("ndcg@10", "recall@10", "recall@20", "precision@10", "map@10", "coverage@10")
@@ -71,6 +77,7 @@ def main() -> None:
     folds = ONLINE_RETAIL.folds(transactions)
     print(f"{len(transactions)} rows, {transactions['customer_id'].nunique()} customers, "
           f"{transactions['item_id'].nunique()} items")
+    print("numerics: " + ", ".join(f"{k.removeprefix('numerics.')} {v}" for k, v in numeric_environment().items()))
     results: dict[tuple[str, str], dict] = {}
     fit_seconds = {}
     for fold_name, fold in folds.items():

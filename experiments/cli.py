@@ -6,14 +6,19 @@ the training app with the ``experiment`` group added.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Annotated
+from recsys.numerics import pin_blas_kernel
 
-import typer
-from rich.console import Console
+# First, before anything loads numpy: OpenBLAS reads its kernel choice once, when it is loaded.
+pin_blas_kernel()
 
-from training.cli import app
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Annotated  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from training.cli import app  # noqa: E402
 
 experiment_app = typer.Typer(help="Offline experiments: tune on validation, score once on test, log to MLflow.",
                              no_args_is_help=True)

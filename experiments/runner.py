@@ -34,6 +34,7 @@ from recsys.data import clean_transactions
 from recsys.evaluation import Fold, evaluate
 from recsys.models.base import Recommender
 from recsys.models.registry import create_model
+from recsys.numerics import numeric_environment
 from training import tracking
 from training.settings import TrainingSettings
 from training.sources import DataSource, load_source
@@ -86,7 +87,8 @@ def run_experiment(config: ExperimentConfig, settings: TrainingSettings, report:
         report(f"{fold.name} fold: {fold.train.n_customers} customers x {fold.train.n_items} items in train, "
                + ", ".join(f"{len(fold.ground_truth(s)[0])} evaluated in setting {s}" for s in config.settings))
 
-    tags = {"job": "experiment", "config": config.name}
+    # the kernels decide the last bits of every fit: a rerun elsewhere compares them first
+    tags = {"job": "experiment", "config": config.name, **numeric_environment()}
     if config_text is not None:
         tags["config_sha256"] = hashlib.sha256(config_text.encode()).hexdigest()
     with tracking.training_run(settings, config.name, tags=tags, experiment=config.experiment) as parent:

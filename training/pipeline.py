@@ -14,6 +14,7 @@ import pandas as pd
 from recsys.data import CleaningResult, CleaningRules, clean_transactions, schema
 from recsys.data.interactions import build_interactions
 from recsys.models.registry import create_model
+from recsys.numerics import numeric_environment
 from training import tracking
 from training.bundle import ModelBundle, build_catalog, history_of
 from training.evaluation import evaluate_models, make_holdout
@@ -89,7 +90,7 @@ def run_training(config: TrainConfig, settings: TrainingSettings, reporter: Repo
                  run_name: str = "train", cleaned: CleaningResult | None = None) -> TrainResult:
     """The recommendation job; ``cleaned`` skips loading when the caller already has the data."""
     reporter = reporter or Reporter()
-    with tracking.training_run(settings, run_name, tags={"job": "train"}) as run:
+    with tracking.training_run(settings, run_name, tags={"job": "train", **numeric_environment()}) as run:
         tracking.log_params({"data": config.source.describe(), "cleaning": _rules_params(config.cleaning),
                              "holdout_days": config.holdout_days, "cutoff": config.cutoff,
                              "roles": {role: {"model": s.name, **s.params} for role, s in config.roles.items()}})

@@ -37,6 +37,7 @@ def test_train_publish_serve(settings, redis_prefix):
     # MLflow: one run with parameters, data summary, holdout metrics, the bundle, a registered version.
     run = mlflow.get_run(result.run_id)
     assert run.data.params["data.source"] == "synthetic"
+    assert run.data.tags["job"] == "train" and run.data.tags["numerics.blas"]
     assert run.data.metrics["data.rows_out"] > 0
     assert 0 < run.data.metrics["holdout.personal.ndcg_at_10"] <= 1
     assert "holdout.popular.recall_at_20" in run.data.metrics
