@@ -81,7 +81,7 @@ def test_mlflow_parent_with_nested_children_and_artifacts(runs):
     assert parent.data.tags["job"] == "experiment"
     # what the fits ran on, to tell a rerun elsewhere apart from a change
     assert parent.data.tags["numerics.numpy"] == np.__version__
-    assert "openblas" in parent.data.tags["numerics.blas"]
+    assert parent.data.tags["numerics.blas"] not in ("", "none loaded")
     assert parent.data.params["winner.A"] == result.winners["A"].candidate.label
     assert "test.A.ndcg_at_10" in parent.data.metrics
     children = client.search_runs([parent.info.experiment_id],
