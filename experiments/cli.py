@@ -1,7 +1,7 @@
 """``recsys experiment run CONFIG``, and the ``recsys`` command with every training command beside it.
 
-Training may not import experiments, so the console command's entry point is this module's ``app``:
-the training app with the ``experiment`` group added.
+Training may not import experiments, so the console command lives here: ``app`` is the training app
+with the ``experiment`` group added, and :func:`main` (the entry point) runs it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from recsys.numerics import pin_blas_kernel
 # First, before anything loads numpy: OpenBLAS reads its kernel choice once, when it is loaded.
 pin_blas_kernel()
 
+import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Annotated  # noqa: E402
@@ -54,3 +55,35 @@ def run(
 
 def _print(line: str) -> None:
     console.print(line, highlight=False, soft_wrap=True)
+
+
+def main() -> None:
+    """The console command. An error in what it was given (a missing or malformed file, a bad catalogue
+    or config, data too thin to fit, an unreachable store) ends in one line naming it and exit status 2;
+    a page of traceback would bury that line. ``--verbose`` shows the traceback as well."""
+    errors = _input_errors()
+    try:
+        app()
+    except errors as exc:
+        if {"-v", "--verbose"} & set(sys.argv[1:]):
+            raise
+        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
+
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from experiments.config import ConfigError
+    from feature_store.base import StoreError
+    from recsys.customers.churn import ChurnDataError
+    from recsys.data import TransactionSchemaError
+    from recsys.data.cdnow import CdnowFormatError
+    from recsys.metrics.ranking import EmptyEvaluationError
+    from recsys.models.base import ModelFitError
+    from recsys.offers import CatalogueError
+    from training.publish_customers import CustomerPublishError
+
+    return (FileNotFoundError, TransactionSchemaError, CdnowFormatError, CatalogueError, ConfigError,
+            ModelFitError, ChurnDataError, EmptyEvaluationError, CustomerPublishError, StoreError,
+            RedisConnectionError)

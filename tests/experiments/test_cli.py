@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from experiments.cli import app
+from experiments.cli import app, main
 from tests.experiments.conftest import SMALL_CONFIG, write_config
 from training.settings import get_settings
 
@@ -44,3 +44,40 @@ def test_training_commands_stay_on_the_composed_app():
     names = {command.name or command.callback.__name__ for command in app.registered_commands}
     assert "train" in names
     assert "experiment" in {group.name for group in app.registered_groups}
+
+
+def _run_command(monkeypatch, *args: str) -> int:
+    monkeypatch.setattr("sys.argv", ["recsys", *args])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    return stopped.value.code
+
+
+def test_a_missing_data_file_ends_in_one_line_and_status_2(tmp_path, isolated_settings, monkeypatch, capsys):
+    missing = tmp_path / "nowhere.csv"
+    assert _run_command(monkeypatch, "train", "--data", str(missing)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(missing) in err and "Traceback" not in err
+
+
+def test_a_malformed_file_names_column_and_row(tmp_path, isolated_settings, monkeypatch, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer_id,item_id,timestamp,quantity,unit_price,order_id\n"
+                   "1,A,2024-01-01,2,3.5,o1\n2,B,notadate,1,2.0,o2\n")
+    assert _run_command(monkeypatch, "train", "--data", str(bad)) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "column 'timestamp'" in err and "rows [1]" in err and "notadate" in err
+
+
+def test_verbose_keeps_the_traceback(tmp_path, isolated_settings, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["recsys", "--verbose", "train", "--data", str(tmp_path / "nowhere.csv")])
+    with pytest.raises(FileNotFoundError):
+        main()
+
+
+def test_an_unreachable_store_ends_in_one_line_and_status_2(isolated_settings, monkeypatch, capsys):
+    monkeypatch.setenv("RECSYS_STORE_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    get_settings.cache_clear()
+    assert _run_command(monkeypatch, "snapshots", "list") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "127.0.0.1:1" in err
