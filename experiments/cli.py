@@ -79,11 +79,12 @@ def _input_errors() -> tuple[type[Exception], ...]:
     from recsys.customers.churn import ChurnDataError
     from recsys.data import TransactionSchemaError
     from recsys.data.cdnow import CdnowFormatError
+    from recsys.evaluation import SplitError
     from recsys.metrics.ranking import EmptyEvaluationError
     from recsys.models.base import ModelFitError
     from recsys.offers import CatalogueError
     from training.publish_customers import CustomerPublishError
 
     return (FileNotFoundError, TransactionSchemaError, CdnowFormatError, CatalogueError, ConfigError,
-            ModelFitError, ChurnDataError, EmptyEvaluationError, CustomerPublishError, StoreError,
+            ModelFitError, ChurnDataError, EmptyEvaluationError, SplitError, CustomerPublishError, StoreError,
             RedisConnectionError)

@@ -16,7 +16,7 @@ from rich.table import Table
 from recsys.data import CleaningRules
 from training.offers_cli import app as offers_app
 from training.settings import get_settings
-from training.sources import DataSource
+from training.sources import FORMATS, DataSource
 
 app = typer.Typer(help="Recommendations and customer intelligence for e-commerce.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -25,10 +25,29 @@ app.add_typer(snapshots_app, name="snapshots")
 app.add_typer(offers_app, name="offers")
 console = Console(soft_wrap=True)
 
+
+def _known_format(value: str) -> str:
+    if value not in FORMATS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
+    return value
+
+
+def _date_or_none(value: str | None) -> str | None:
+    import pandas as pd
+
+    if value is not None:
+        try:
+            pd.Timestamp(value)
+        except ValueError as exc:
+            raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD): {exc}") from None
+    return value
+
+
 DataOpt = Annotated[str, typer.Option("--data", help="CSV/Parquet transactions file, or 'synthetic'")]
-FormatOpt = Annotated[str, typer.Option("--format", help="canonical (documented schema) or online-retail")]
-CustomersOpt = Annotated[int, typer.Option("--customers", help="Synthetic customers (with --data synthetic)")]
-ItemsOpt = Annotated[int, typer.Option("--items", help="Synthetic items (with --data synthetic)")]
+FormatOpt = Annotated[str, typer.Option("--format", help="canonical (documented schema) or online-retail",
+                                        callback=_known_format)]
+CustomersOpt = Annotated[int, typer.Option("--customers", min=1, help="Synthetic customers (with --data synthetic)")]
+ItemsOpt = Annotated[int, typer.Option("--items", min=1, help="Synthetic items (with --data synthetic)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the synthetic generator")]
 CatalogueOpt = Annotated[Path | None, typer.Option(help="Offer catalogue YAML (default RECSYS_OFFER_CATALOGUE)")]
 
@@ -47,8 +66,9 @@ def train(
     customers: CustomersOpt = 5_000,
     items: ItemsOpt = 800,
     seed: SeedOpt = 0,
-    cutoff: Annotated[str | None, typer.Option(help="Holdout cutoff date (default: last date - holdout days)")] = None,
-    holdout_days: Annotated[int, typer.Option(help="Days held out for evaluation")] = 90,
+    cutoff: Annotated[str | None, typer.Option(help="Holdout cutoff date (default: last date - holdout days)",
+                                               callback=_date_or_none)] = None,
+    holdout_days: Annotated[int, typer.Option(min=1, help="Days held out for evaluation")] = 90,
     keep_non_products: Annotated[bool, typer.Option(help="Keep non-product codes (POST, M, ...)")] = False,
     publish: Annotated[bool, typer.Option(help="Publish a snapshot after training")] = True,
     customers_job: Annotated[bool, typer.Option("--customers-job/--no-customers-job",

@@ -4,10 +4,12 @@ from recsys.evaluation.protocol import (
     ONLINE_RETAIL,
     SETTINGS,
     Fold,
+    SplitError,
     TemporalProtocol,
     evaluate,
     evaluate_settings,
     make_fold,
 )
 
-__all__ = ["ONLINE_RETAIL", "SETTINGS", "Fold", "TemporalProtocol", "evaluate", "evaluate_settings", "make_fold"]
+__all__ = ["ONLINE_RETAIL", "SETTINGS", "Fold", "SplitError", "TemporalProtocol", "evaluate", "evaluate_settings",
+           "make_fold"]

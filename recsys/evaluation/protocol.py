@@ -52,6 +52,10 @@ SETTINGS: tuple[Setting, ...] = ("A", "B")
 RecommendFn = Callable[[np.ndarray, int, bool], np.ndarray]
 
 
+class SplitError(ValueError):
+    """A split that leaves nothing to train on or nothing to evaluate."""
+
+
 class _Recommends(Protocol):
     def recommend(self, customer_rows: np.ndarray, k: int, *, exclude_seen: bool = False
                   ) -> tuple[np.ndarray, np.ndarray]: ...
@@ -147,7 +151,7 @@ def make_fold(
         after_mask &= stamps < end
     after = transactions[after_mask]
     if before.empty or after.empty:
-        raise ValueError(f"cutoff {cutoff} leaves an empty side: {len(before)} rows before, {len(after)} in "
+        raise SplitError(f"cutoff {cutoff} leaves an empty side: {len(before)} rows before, {len(after)} in "
                          f"the evaluation window")
     return fold_from_frames(before, after, name=name, weighting=weighting, cutoff=cutoff, end=end)
 
@@ -165,13 +169,13 @@ def fold_from_frames(
     (temporal cut, per-customer random or leave-last-out). ``cutoff`` is the training reference time
     (default: the last training row)."""
     if train.empty or held_out.empty:
-        raise ValueError(f"the {name} split leaves an empty side: {len(train)} training rows, "
+        raise SplitError(f"the {name} split leaves an empty side: {len(train)} training rows, "
                          f"{len(held_out)} held-out rows")
     interactions = build_interactions(train, weighting=weighting, reference_time=cutoff)
     customer_rows = interactions.customers.to_index(held_out[schema.CUSTOMER_ID])
     known = customer_rows >= 0
     if not known.any():
-        raise ValueError(f"no held-out customer of the {name} split has a training row (none bought before "
+        raise SplitError(f"no held-out customer of the {name} split has a training row (none bought before "
                          f"the evaluation window)")
     item_ids = held_out[schema.ITEM_ID].astype(str).to_numpy()[known]
     item_rows = interactions.items.to_index(item_ids)

@@ -81,3 +81,20 @@ def test_an_unreachable_store_ends_in_one_line_and_status_2(isolated_settings, m
     assert _run_command(monkeypatch, "snapshots", "list") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "127.0.0.1:1" in err
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--format", "excel"], "--format"), (["--holdout-days", "0"], "--holdout-days"),
+    (["--customers", "-5"], "--customers"), (["--cutoff", "someday"], "--cutoff"),
+])
+def test_train_options_are_checked_before_any_work(args, named, isolated_settings):
+    result = CliRunner().invoke(app, ["train", *args])
+    assert result.exit_code == 2 and named in result.output
+
+
+def test_a_cutoff_past_the_data_names_both_sides(isolated_settings, monkeypatch, capsys):
+    args = ("train", "--customers", "200", "--items", "60", "--cutoff", "2090-01-01", "--no-publish",
+            "--no-customers-job")
+    assert _run_command(monkeypatch, *args) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "error: cutoff 2090-01-01" in err and "0 in the evaluation window" in err
