@@ -38,8 +38,10 @@ class OfferType(StrEnum):
 
 
 class _Strict(BaseModel):
-    # A misspelled key in YAML must fail, not be silently ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A misspelled key in YAML must fail, not be silently ignored. YAML's .inf and .nan are refused: no cap,
+    # window or budget is infinite (leave the field out for "no limit"), and JSON, which carries the
+    # catalogue in a snapshot, cannot hold them.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Range(_Strict):

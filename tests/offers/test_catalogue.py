@@ -43,6 +43,10 @@ def test_error_names_offer_id_and_field():
     ({"budget": {"max_redemptions": 0}}, "budget.max_redemptions"),
     ({"validity": {"starts_at": "2025-02-01", "ends_at": "2025-01-01"}}, "validity"),
     ({"type": "percentage_discount"}, "(offer)"),  # discount_percent missing
+    # YAML's .inf and .nan: a snapshot's JSON cannot carry them, and no cap or budget is infinite
+    ({"repeat_after_days": float("inf")}, "repeat_after_days"),
+    ({"budget": {"total": float("inf")}}, "budget.total"),
+    ({"value": float("nan")}, "value"),
 ])
 def test_each_bad_field_is_named(overrides, field):
     problems = problems_of({"offers": [offer(**overrides)]})
