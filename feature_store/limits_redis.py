@@ -30,7 +30,7 @@ from feature_store.limits import (
     Recording,
     check_groups,
 )
-from feature_store.multiplexed import MultiplexedRedis, RedisReplyError
+from feature_store.multiplexed import MultiplexedRedis, RedisReplyError, reporting_unavailable
 
 # ARGV: marker TTL in ms (-1: no marker), max groups, whether these are all the groups (1) or only the
 #   first ones (0), log maxlen (-1: no event) [number of fields, fields], number of shared claims, their
@@ -163,6 +163,7 @@ return result
 class RedisLimitsStore(LimitsStore):
     def __init__(self, url: str, *, prefix: str = "recsys", max_connections: int = 64) -> None:
         self.prefix = validate_name("prefix", prefix)
+        self._url = url
         # A blocking pool makes a burst of concurrent calls wait for a connection instead of failing.
         self._pool = aredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
         self.client = aredis.Redis(connection_pool=self._pool)
@@ -230,7 +231,7 @@ class RedisLimitsStore(LimitsStore):
     async def used(self, keys: Sequence[str]) -> list[int]:
         if not keys:
             return []
-        values = await self.client.mget([self._key("lim", k) for k in keys])
+        values = await reporting_unavailable(self.client.mget([self._key("lim", k) for k in keys]), self._url)
         return [int(v) if v is not None else 0 for v in values]
 
     async def record(self, increments: Sequence[Increment] = (), events: Sequence[Event] = ()) -> None:
@@ -251,7 +252,7 @@ class RedisLimitsStore(LimitsStore):
         return [{flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)} for flat in replies]
 
     async def read_events(self, stream: str, count: int = 100) -> list[tuple[str, dict[str, str]]]:
-        entries = await self.client.xrange(self._key("log", stream), count=count)
+        entries = await reporting_unavailable(self.client.xrange(self._key("log", stream), count=count), self._url)
         return [(sid.decode(), {k.decode(): v.decode() for k, v in fields.items()}) for sid, fields in entries]
 
     async def ping(self) -> bool:

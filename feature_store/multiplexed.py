@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import hiredis
+import redis
 from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 
 from feature_store.base import StoreError, StoreUnavailableError
@@ -27,6 +30,24 @@ class RedisUnavailableError(StoreUnavailableError):
 
 class RedisReplyError(StoreError):
     """Redis answered a command with an error (``NOSCRIPT``, ``WRONGTYPE``, ...)."""
+
+
+async def reporting_unavailable(awaitable: Awaitable[Any], url: str) -> Any:
+    """Await a redis-py call, reporting connection trouble as :class:`RedisUnavailableError` (which the
+    service answers with 503) under ``url`` without its password, since the message reaches clients."""
+    try:
+        return await awaitable
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise RedisUnavailableError(f"Redis at {without_password(url)} is unavailable: {exc}") from exc
+
+
+def without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class _Protocol(asyncio.Protocol):

@@ -34,11 +34,10 @@ from feature_store.base import (
     SnapshotStateError,
     SnapshotWriter,
     StoreError,
-    StoreUnavailableError,
     check_batch,
 )
 from feature_store.keys import DEFAULT_N_BUCKETS, KeyScheme, bucket_of, new_snapshot_id, validate_name
-from feature_store.multiplexed import MultiplexedRedis
+from feature_store.multiplexed import MultiplexedRedis, reporting_unavailable
 
 # Creates a bucket and gives it its TTL in one atomic step; a plain HSET followed by EXPIRE could be
 # cut in two by a publisher killed mid-pipeline and leave a hash that never expires.
@@ -412,11 +411,7 @@ class AsyncRedisReader(AsyncOnlineStoreReader):
         return _decode(await self._fast.execute("GET", self.keys.current))
 
     async def _redis(self, awaitable):
-        """Await a redis-py call, reporting connection trouble as :class:`StoreUnavailableError`."""
-        try:
-            return await awaitable
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StoreUnavailableError(f"Redis at {self.url} is unavailable: {exc}") from exc
+        return await reporting_unavailable(awaitable, self.url)
 
     async def get_manifest(self, snapshot_id: str) -> Manifest | None:
         manifest = self._manifests.get(snapshot_id)
@@ -466,7 +461,7 @@ class AsyncRedisReader(AsyncOnlineStoreReader):
             async with self.client.pipeline(transaction=False) as pipe:
                 for bucket in group:
                     pipe.hgetall(self.keys.bucket(snapshot_id, namespace, bucket))
-                results = await pipe.execute()
+                results = await self._redis(pipe.execute())
             for items in results:
                 batch.extend((k.decode(), v) for k, v in items.items())
             while len(batch) >= batch_size:

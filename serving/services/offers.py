@@ -182,25 +182,30 @@ class OfferService:
         if offer_id not in catalogue:
             raise UnknownOfferError(offer_id, catalogue.version)
         offer = catalogue[offer_id]
-        claims = []
-        if event.type == "redemption" and (budget := budget_claim(offer, amount=1)) is not None:
-            claims.append(budget)
-        outcome = await self.limits.try_acquire(claims, once=f"event:{event.event_id}")
-        body = {"event_id": event.event_id, "offer_id": offer_id, "type": event.type,
-                "duplicate": outcome is Acquired.DUPLICATE}
-        if outcome is Acquired.DUPLICATE:
-            return body
-        if outcome is Acquired.LIMITED:
-            raise BudgetExhaustedError(offer_id, offer.redemption_limit or 0)
+        # The segment is read before anything is written: if the snapshot store fails here, nothing has
+        # been counted and the client's retry counts the event once.
         raw = await self.reader.get(view.snapshot_id, PROFILES, event.customer_id)
         segment = (CustomerProfile.from_bytes(raw).segment if raw is not None else None) or UNKNOWN_SEGMENT
         impressions, redemptions = outcome_fields(segment)
         field = {"impression": impressions, "redemption": redemptions}.get(event.type, f"{segment}|dismissals")
+        claims = []
+        if event.type == "redemption" and (budget := budget_claim(offer, amount=1)) is not None:
+            claims.append(budget)
         log = {"type": event.type, "event_id": event.event_id, "offer_id": offer_id,
                "customer_id": event.customer_id, "segment": segment, "at": _now_iso(),
                "snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version}
-        await self.limits.record([Increment(outcomes_key(offer_id), field)],
-                                 [Event(EVENTS_STREAM, log, self.event_log_max)])
+        # Idempotency marker, budget, outcome counter and log entry in one atomic step: the marker is never
+        # set without the count it stands for. A redemption refused for budget is logged with acquired="".
+        outcome = await self.limits.acquire_first(
+            [claims], 1, once=f"event:{event.event_id}",
+            recording=Recording([(Increment(outcomes_key(offer_id), field),)],
+                                Event(EVENTS_STREAM, log, self.event_log_max)))
+        body = {"event_id": event.event_id, "offer_id": offer_id, "type": event.type,
+                "duplicate": outcome is Acquired.DUPLICATE}
+        if outcome is Acquired.DUPLICATE:
+            return body
+        if not outcome:
+            raise BudgetExhaustedError(offer_id, offer.redemption_limit or 0)
         return {**body, "segment": segment}
 
     async def preview(self) -> dict:

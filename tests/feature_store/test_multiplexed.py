@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from feature_store.multiplexed import MultiplexedRedis, RedisReplyError, RedisUnavailableError
+from feature_store.multiplexed import MultiplexedRedis, RedisReplyError, RedisUnavailableError, without_password
 from tests.conftest import redis_url
 
 
@@ -66,3 +66,13 @@ def test_a_server_that_stops_answering_fails_the_waiters_and_the_next_call_recon
             await server.wait_closed()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("redis://:s3cret@cache.internal:6380/2", "redis://:***@cache.internal:6380/2"),
+    ("rediss://app:s3cret@cache.internal/0", "rediss://app:***@cache.internal/0"),
+    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+])
+def test_unavailable_messages_never_carry_the_password(url, shown):
+    # the message of a RedisUnavailableError is part of the 503 a client receives
+    assert without_password(url) == shown

@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 from feature_store import open_store
 from serving.app import create_app
 from serving.settings import ServingSettings
+from tests.conftest import redis_url
+from tests.serving.offers_fixture import catalogue_data, publish_with_offers
 from tests.serving.snapshot_fixture import publish_hand_made
 
 pytestmark = pytest.mark.redis
@@ -64,3 +66,65 @@ def test_answers_from_memory_while_redis_is_down(private_redis):
     assert popular.status_code == 200 and [i["item_id"] for i in popular.json()["items"]] == ["D", "A"]
     assert ready.status_code == 503
     assert similar.status_code == 503 and similar.headers["retry-after"] == "1"
+
+
+def _offers_client(store_url: str, store_prefix: str, limits_url: str, limits_prefix: str) -> TestClient:
+    settings = ServingSettings(store_url=store_url, store_prefix=store_prefix, snapshot_refresh_seconds=0,
+                               limits_url=limits_url, limits_prefix=limits_prefix, offers_seed=0)
+    return TestClient(create_app(settings))
+
+
+def test_an_offer_event_during_a_store_outage_is_counted_once_on_retry(private_redis, redis_prefix):
+    url, process = private_redis
+    store = open_store(url, prefix="outage")
+    publish_with_offers(store)
+    store.close()
+    event = {"event_id": "evt-42", "type": "redemption", "customer_id": "c1"}
+    with _offers_client(url, "outage", redis_url(), redis_prefix) as client:
+        assert client.get("/v1/customers/c2/offers").status_code == 200  # the snapshot is known
+        process.kill()
+        process.wait()
+        first = client.post("/v1/offers/winback/events", json=event)
+        retry = client.post("/v1/offers/winback/events", json=event)
+    # nothing was written by the failed call, so the retry is not mistaken for a duplicate
+    assert first.status_code == 503 and retry.status_code == 503
+    limits = redis.Redis.from_url(redis_url())
+    assert limits.keys(f"{redis_prefix}:once:*") == [] and limits.keys(f"{redis_prefix}:lim:budget:*") == []
+    assert limits.hgetall(f"{redis_prefix}:cnt:outcomes:winback") == {}
+    assert limits.keys(f"{redis_prefix}:log:offer_events") == []
+
+
+def test_an_offer_event_writes_counter_log_and_marker_together(redis_prefix):
+    store = open_store(redis_url(), prefix=redis_prefix)
+    publish_with_offers(store, catalogue_data(winback_budget=1))
+    store.close()
+    with _offers_client(redis_url(), redis_prefix, redis_url(), redis_prefix) as client:
+        counted = client.post("/v1/offers/winback/events",
+                              json={"event_id": "e1", "type": "redemption", "customer_id": "c1"})
+        again = client.post("/v1/offers/winback/events",
+                            json={"event_id": "e1", "type": "redemption", "customer_id": "c1"})
+        refused = client.post("/v1/offers/winback/events",
+                              json={"event_id": "e2", "type": "redemption", "customer_id": "c2"})
+    assert counted.status_code == 200 and not counted.json()["duplicate"]
+    assert again.status_code == 200 and again.json()["duplicate"]
+    assert refused.status_code == 409
+    limits = redis.Redis.from_url(redis_url())
+    assert limits.hgetall(f"{redis_prefix}:cnt:outcomes:winback") == {b"at_risk|redemptions": b"1"}
+    log = [(f[b"event_id"], f[b"acquired"]) for _, f in limits.xrange(f"{redis_prefix}:log:offer_events")]
+    assert log == [(b"e1", b"0"), (b"e2", b"")]  # the refused redemption is logged, and counted nowhere
+
+
+@pytest.mark.parametrize("down", ["snapshot store", "limits store"])
+def test_offers_preview_answers_503_while_a_store_is_down(private_redis, redis_prefix, down):
+    url, process = private_redis
+    snapshot_url = url if down == "snapshot store" else redis_url()
+    store = open_store(snapshot_url, prefix=redis_prefix)
+    publish_with_offers(store)
+    store.close()
+    limits_url = url if down == "limits store" else redis_url()
+    with _offers_client(snapshot_url, redis_prefix, limits_url, redis_prefix) as client:
+        assert client.get("/v1/customers/c2/offers").status_code == 200  # catalogue and snapshot known
+        process.kill()
+        process.wait()
+        preview = client.get("/v1/offers/preview")
+    assert preview.status_code == 503 and preview.headers["retry-after"] == "1"
