@@ -8,12 +8,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from feature_store import StoreUnavailableError, open_async_reader, open_limits
 from recsys.offers import load_catalogue
 from serving.auth import scope_dependencies
+from serving.responses import utf8_safe
 from serving.routers import customers, health, offers, recommendations, segments
 from serving.services.customers import CustomerService
 from serving.services.offers import OfferService
@@ -56,6 +59,12 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     @app.exception_handler(NoSnapshotError)
     async def no_snapshot(_: Request, exc: NoSnapshotError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422 echoes each rejected input, and one holding a lone surrogate could not be
+        # encoded, so the client got a 500 instead
+        return JSONResponse({"detail": utf8_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.exception_handler(StoreUnavailableError)
     async def store_unavailable(_: Request, exc: StoreUnavailableError) -> JSONResponse:

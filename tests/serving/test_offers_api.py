@@ -228,3 +228,13 @@ def test_decision_time_is_written_as_isoformat_writes_it():
     parsed = datetime.fromisoformat(stamp)
     assert stamp == parsed.isoformat(timespec="milliseconds")
     assert abs((datetime.now(UTC) - parsed).total_seconds()) < 2
+
+
+def test_an_undecodable_string_in_an_event_is_a_422_naming_the_field(redis_prefix, published):
+    # JSON may carry a lone surrogate (\ud800), which no UTF-8 text holds: rejected, and echoed escaped
+    body = b'{"event_id": "e1", "type": "impression", "customer_id": "\\ud800"}'
+    with client_for(redis_prefix) as client:
+        answer = client.post("/v1/offers/vip/events", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422
+    problem = answer.json()["detail"][0]
+    assert problem["loc"] == ["body", "customer_id"] and problem["input"] == "\\ud800"
