@@ -9,10 +9,13 @@ schema through :data:`RECOMMENDATION_PARAMETERS` and :data:`K_PARAMETER`.
 from __future__ import annotations
 
 from fastapi import HTTPException, Request, status
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import QueryParams
 
 from recsys.rules import RuleSet
 from serving.settings import ServingSettings
+
+_INTEGER = TypeAdapter(int)
 
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 LIST_RULES = ("include_items", "exclude_items", "categories", "exclude_categories")
@@ -62,10 +65,15 @@ def _integer(query: QueryParams, name: str) -> int | None:
     raw = query.get(name)
     if raw is None:
         return None
-    try:
+    if raw.isascii() and raw.isdigit():  # the usual case, without pydantic's call
         value = int(raw)
-    except ValueError:
-        raise invalid(name, "Input should be a valid integer", raw, "int_parsing") from None
+    else:
+        # Python's int() also reads other scripts' digits and rejects "3.0": pydantic, which FastAPI
+        # parses its own parameters with, decides what else is an integer
+        try:
+            value = _INTEGER.validate_python(raw)
+        except ValidationError:
+            raise invalid(name, "Input should be a valid integer", raw, "int_parsing") from None
     if value < 1:
         raise invalid(name, "Input should be greater than or equal to 1", raw, "greater_than_equal")
     return value

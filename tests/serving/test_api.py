@@ -70,6 +70,18 @@ def test_default_k_and_bounds(store_url, published):
     assert text.status_code == 422 and text.json()["detail"][0]["loc"] == ["query", "k"]
 
 
+def test_k_is_read_as_fastapi_reads_its_own_integer_parameters(store_url, published):
+    with client_for(store_url) as client:
+        def status_and_length(raw: str) -> tuple[int, int | None]:
+            answer = client.get("/v1/items/popular", params={"k": raw})
+            return answer.status_code, len(answer.json()["items"]) if answer.status_code == 200 else None
+
+        assert status_and_length("2.0") == (200, 2)
+        assert status_and_length(" 2 ") == (200, 2)
+        assert status_and_length("\u0663") == (422, None)  # an Arabic-Indic three: int() reads it, pydantic not
+        assert status_and_length("2.5") == (422, None)
+
+
 def test_similar_items_and_unknown_item(store_url, published):
     with client_for(store_url) as client:
         similar = client.get("/v1/items/C/similar", params={"k": 2})
