@@ -82,7 +82,8 @@ def hit_matrix(
     """A boolean (n_customers, k) matrix: entry [u, r] says the item at rank r + 1 of u's list is a hit.
 
     Positions past the end of a short list are misses, and so is any repeat of an item already seen
-    higher in the same list. Built with one vectorised membership test over (customer, item) codes.
+    higher in the same list, and a missing entry (``None``, NaN), which names no item. Built with one
+    vectorised membership test over (customer, item) codes.
     """
     _check_aligned(recommended, relevant)
     _check_k(k)
@@ -103,12 +104,15 @@ def hit_matrix(
     if not rec_items or not rel_items:
         return hits
     codes, _ = pd.factorize(pd.Series(rec_items + rel_items, dtype=object))
-    n_codes = int(codes.max()) + 1
+    # factorize codes a missing value -1, whose key would be the previous customer's last code
+    n_codes = int(codes.max()) + 2
+    codes = codes + 1
+    rec_codes, rel_codes = codes[: len(rec_items)], codes[len(rec_items) :]
     rec_rows = np.asarray(rows, dtype=np.int64)
-    rec_keys = rec_rows * n_codes + codes[: len(rec_items)]
-    rel_keys = np.asarray(rel_rows, dtype=np.int64) * n_codes + codes[len(rec_items) :]
+    rec_keys = rec_rows * n_codes + rec_codes
+    rel_keys = (np.asarray(rel_rows, dtype=np.int64) * n_codes + rel_codes)[rel_codes > 0]
     first = ~pd.Series(rec_keys).duplicated().to_numpy()
-    is_hit = np.isin(rec_keys, rel_keys) & first
+    is_hit = np.isin(rec_keys, rel_keys) & first & (rec_codes > 0)
     hits[rec_rows[is_hit], np.asarray(cols, dtype=np.int64)[is_hit]] = True
     return hits
 
@@ -190,6 +194,9 @@ def evaluate_rankings(
 
     The hit matrix is built once at the largest k and sliced for the smaller ones.
     """
+    ks = list(ks)
+    for k in ks:
+        _check_k(k)
     ks = sorted({int(k) for k in ks})
     metrics = tuple(metrics)
     if not ks:

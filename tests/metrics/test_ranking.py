@@ -136,6 +136,17 @@ def test_input_validation():
         precision_at_k(["abc"], [{"a"}], 1)
     with pytest.raises(ValueError, match="unknown metrics"):
         evaluate_rankings([["a"]], [{"a"}], metrics=("auc",))
+    for ks in ((0, 5), (2.7, 5), (-2, 5)):  # every cut-off is checked, not only the largest
+        with pytest.raises(ValueError, match="positive integer"):
+            evaluate_rankings([[1, 2, 3]], [{1}], ks=ks)
+
+
+@pytest.mark.parametrize("missing", [None, np.nan])
+def test_a_missing_entry_is_a_miss_never_another_customers_item(missing):
+    # factorize codes a missing value -1: it must not land on the previous customer's last item
+    hits = hit_matrix([["b"], [missing]], [{"a"}, {"b"}], 1)
+    assert hits.tolist() == [[False], [False]]
+    assert hit_matrix([["a", missing, "b"]], [{"b"}], 3).tolist() == [[False, False, True]]
 
 
 def test_evaluate_rankings_keys_and_values_match_single_metrics():
