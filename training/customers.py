@@ -234,10 +234,15 @@ def lifetime_value(transactions: pd.DataFrame, cutoff: pd.Timestamp, customers: 
     values = {"p_alive": bgnbd.conditional_probability_alive(x, t_x, T),
               "expected": bgnbd.conditional_expected_number_of_purchases_up_to_time(config.horizon_days, x, t_x, T),
               "clv": None}
-    if not (x > 0).any():
-        return values, "degenerate: Gamma-Gamma: no repeat customers to learn spend from", params
-    spend = GammaGammaModel().fit(x, m)
-    params["gamma_gamma"] = dict(spend.params_)
+    # Spend is learned from repeat customers who paid something: a free repeat order (a zero-price line
+    # left in by the cleaning rules) has no place in a Gamma spend model, yet still gets a value below.
+    learn = (x > 0) & (m > 0)
+    needed = len(GammaGammaModel.PARAM_NAMES)  # its fit needs one customer per parameter at least
+    if learn.sum() < needed:
+        return values, (f"degenerate: Gamma-Gamma: {int(learn.sum())} repeat customers with positive spend to "
+                        f"learn from, {needed} needed"), params
+    spend = GammaGammaModel().fit(x[learn], m[learn])
+    params["gamma_gamma"] = {**spend.params_, "repeat_customers_without_spend": float(((x > 0) & ~learn).sum())}
     try:
         values["clv"] = spend.check().customer_lifetime_value(bgnbd, x, t_x, T, m, time_months=config.clv_months,
                                                               discount_rate=config.discount_rate, freq="D")

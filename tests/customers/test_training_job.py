@@ -94,6 +94,26 @@ def test_lifetime_value_is_served_only_from_usable_fits():
     assert values == {"p_alive": None, "expected": None, "clv": None}
 
 
+def test_repeat_customers_without_spend_are_valued_but_left_out_of_the_spend_fit():
+    cutoff = pd.Timestamp("2024-06-01")
+    shop = clean_transactions(generate_transactions(n_customers=3000, n_items=60, start="2022-01-01",
+                                                    end="2024-05-31", seed=1)).transactions
+    orders = shop.groupby("customer_id")[schema.ORDER_ID].nunique()
+    free = orders[orders >= 3].index[:2]  # repeat customers whose orders were all free (price 0 kept)
+    shop.loc[shop["customer_id"].isin(free), schema.UNIT_PRICE] = 0.0
+    customers = pd.Index(sorted(shop["customer_id"].unique()))
+    values, status, params = lifetime_value(shop, cutoff, customers, FAST)
+    assert status == "ok" and params["gamma_gamma"]["repeat_customers_without_spend"] == 2
+    assert np.isfinite(values["clv"][customers.get_indexer(free)]).all()
+
+    # two paying repeat customers cannot fit three spend parameters: no values, not a crash
+    paying = orders[orders >= 2].index[:2]
+    shop.loc[~shop["customer_id"].isin(paying), schema.UNIT_PRICE] = 0.0
+    values, status, _ = lifetime_value(shop, cutoff, customers, FAST)
+    assert status == "degenerate: Gamma-Gamma: 2 repeat customers with positive spend to learn from, 3 needed"
+    assert values["clv"] is None and values["p_alive"] is not None
+
+
 def _steady_shop(cutoff: pd.Timestamp) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     rows = []
