@@ -83,8 +83,10 @@ def _input_errors() -> tuple[type[Exception], ...]:
     from recsys.metrics.ranking import EmptyEvaluationError
     from recsys.models.base import ModelFitError
     from recsys.offers import CatalogueError
+    from training.pipeline import NoTransactionsError
     from training.publish_customers import CustomerPublishError
+    from training.tracking import UnknownModelVersionError
 
     return (FileNotFoundError, TransactionSchemaError, CdnowFormatError, CatalogueError, ConfigError,
             ModelFitError, ChurnDataError, EmptyEvaluationError, SplitError, CustomerPublishError, StoreError,
-            RedisConnectionError)
+            RedisConnectionError, NoTransactionsError, UnknownModelVersionError)

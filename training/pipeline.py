@@ -14,7 +14,6 @@ import pandas as pd
 from recsys.data import CleaningResult, CleaningRules, clean_transactions, schema
 from recsys.data.interactions import build_interactions
 from recsys.models.registry import create_model
-from recsys.numerics import numeric_environment
 from training import tracking
 from training.bundle import ModelBundle, build_catalog, history_of
 from training.evaluation import evaluate_models, make_holdout
@@ -77,12 +76,20 @@ def summarize(transactions: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+class NoTransactionsError(ValueError):
+    """The data source held no rows, or cleaning dropped them all."""
+
+
 def load_and_clean(config: TrainConfig, reporter: Reporter | None = None) -> CleaningResult:
     reporter = reporter or Reporter()
     with reporter.step("Loading transactions"):
         raw = load_source(config.source)
     with reporter.step("Cleaning transactions"):
         cleaned = clean_transactions(raw, config.cleaning)
+    reporter.note(str(cleaned.report))
+    if cleaned.transactions.empty:
+        raise NoTransactionsError(f"{config.source.describe().get('source')}: no transactions left to train on "
+                                  f"({cleaned.report})")
     return cleaned
 
 
@@ -90,7 +97,7 @@ def run_training(config: TrainConfig, settings: TrainingSettings, reporter: Repo
                  run_name: str = "train", cleaned: CleaningResult | None = None) -> TrainResult:
     """The recommendation job; ``cleaned`` skips loading when the caller already has the data."""
     reporter = reporter or Reporter()
-    with tracking.training_run(settings, run_name, tags={"job": "train", **numeric_environment()}) as run:
+    with tracking.training_run(settings, run_name, tags={"job": "train"}) as run:
         tracking.log_params({"data": config.source.describe(), "cleaning": _rules_params(config.cleaning),
                              "holdout_days": config.holdout_days, "cutoff": config.cutoff,
                              "roles": {role: {"model": s.name, **s.params} for role, s in config.roles.items()}})

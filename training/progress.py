@@ -22,6 +22,10 @@ class Reporter:
         yield
         log.info("%s done in %.2fs", description, time.perf_counter() - started)
 
+    def note(self, message: str) -> None:
+        """A finding worth the user's eye, such as how many rows cleaning dropped and why."""
+        log.info("%s", message)
+
     @contextmanager
     def counting(self, description: str, total: int) -> Iterator[callable]:
         """Yields ``advance(n)`` for steps with a known amount of work."""
@@ -39,6 +43,9 @@ class RichReporter(Reporter):
         with self.console.status(description):
             yield
         self.console.print(f"[green]✓[/green] {description} [dim]({time.perf_counter() - started:.1f}s)[/dim]")
+
+    def note(self, message: str) -> None:
+        self.console.print(f"  {message}", style="dim", highlight=False)
 
     @contextmanager
     def counting(self, description: str, total: int) -> Iterator[callable]:

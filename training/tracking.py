@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from recsys.numerics import numeric_environment
 from training.settings import TrainingSettings
 
 
@@ -51,8 +53,9 @@ def training_run(settings: TrainingSettings, run_name: str, tags: Mapping[str, s
                  experiment: str | None = None, nested: bool = False) -> Iterator[mlflow.ActiveRun]:
     configure_tracking(settings)
     experiment_id = ensure_experiment(experiment or settings.mlflow_experiment, settings)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags or {}),
-                          nested=nested) as run:
+    # Every run says which CPU and numeric kernels it ran on: they decide the last bits of each fit.
+    tags = {**numeric_environment(), **(tags or {})}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags, nested=nested) as run:
         yield run
 
 
@@ -97,15 +100,36 @@ def set_alias(model_name: str, alias: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(model_name, alias, version)
 
 
+class UnknownModelVersionError(LookupError):
+    """The registry has no such version or alias of the model."""
+
+
 def resolve_version(model_name: str, alias_or_version: str) -> RegisteredVersion:
     client = MlflowClient()
-    if alias_or_version.isdigit():
-        version = client.get_model_version(model_name, alias_or_version)
-        alias = None
-    else:
-        version = client.get_model_version_by_alias(model_name, alias_or_version)
-        alias = alias_or_version
+    try:
+        if alias_or_version.isdigit():
+            version = client.get_model_version(model_name, alias_or_version)
+            alias = None
+        else:
+            version = client.get_model_version_by_alias(model_name, alias_or_version)
+            alias = alias_or_version
+    except MlflowException as exc:
+        # a missing version is RESOURCE_DOES_NOT_EXIST, a missing alias INVALID_PARAMETER_VALUE
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        raise UnknownModelVersionError(f"registered model {model_name!r} has no version or alias "
+                                       f"{alias_or_version!r}{_known_versions(client, model_name)}") from None
     return RegisteredVersion(model_name, str(version.version), version.run_id, alias)
+
+
+def _known_versions(client: MlflowClient, model_name: str) -> str:
+    try:
+        model = client.get_registered_model(model_name)
+    except MlflowException:
+        return " (the model is not registered: train first)"
+    versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{model_name}'"))
+    aliases = ", ".join(f"@{alias} = {version}" for alias, version in sorted(model.aliases.items()))
+    return f"; versions {', '.join(map(str, versions)) or 'none'}" + (f"; aliases {aliases}" if aliases else "")
 
 
 def download_run_artifacts(run_id: str, artifact_path: str, destination: Path) -> Path:

@@ -62,6 +62,7 @@ def test_job_builds_profiles_and_logs_the_run(settings):
     assert {"churn.latest.roc_auc", "churn.latest.brier", "churn.backtest.1.pr_auc"} <= set(metrics)
     assert "clv.bgnbd.r" in metrics and metrics["clv.degenerate"] == float(result.clv_status != "ok")
     assert run.data.tags["clv_status"] == result.clv_status
+    assert run.data.tags["numerics.numpy"] == np.__version__  # every run records its numeric kernels
     client = MlflowClient()
     artifacts = {a.path for folder in ("plots", "segments", "clusters")
                  for a in client.list_artifacts(result.run_id, folder)}

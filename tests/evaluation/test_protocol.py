@@ -142,3 +142,10 @@ def test_an_empty_window_is_refused():
 def test_a_window_without_returning_customers_is_refused():
     with pytest.raises(ValueError, match="bought before"):
         make_fold(toy_transactions(), "2024-01-15", "2024-01-24")
+
+
+def test_a_cutoff_with_a_time_zone_is_taken_in_utc(fold):
+    # the loaders keep timestamps as naive UTC: 2024-02-01T02:00+02:00 is the same instant as the cutoff
+    aware = make_fold(toy_transactions(), "2024-02-01T02:00:00+02:00", "2024-03-01T00:00:00Z", name="toy")
+    assert aware.cutoff == fold.cutoff and aware.end == fold.end
+    assert aware.train.matrix.nnz == fold.train.matrix.nnz

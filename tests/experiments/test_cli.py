@@ -98,3 +98,21 @@ def test_a_cutoff_past_the_data_names_both_sides(isolated_settings, monkeypatch,
     assert _run_command(monkeypatch, *args) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "error: cutoff 2090-01-01" in err and "0 in the evaluation window" in err
+
+
+def test_a_file_that_cleaning_empties_says_what_was_dropped(tmp_path, isolated_settings, monkeypatch, capsys):
+    returns_only = tmp_path / "returns.csv"
+    returns_only.write_text("customer_id,item_id,timestamp,quantity,unit_price,order_id\n"
+                            "1,A,2024-01-01,-2,3.5,C1\n")
+    assert _run_command(monkeypatch, "train", "--data", str(returns_only)) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    # the cleaning counts are printed on the way, and the error repeats them
+    assert "cleaning kept 0 of 1 rows; dropped cancellation 1" in err
+    assert f"error: {returns_only}: no transactions left to train on" in err
+
+
+def test_publishing_a_version_the_registry_lacks_names_what_it_has(isolated_settings, monkeypatch, capsys):
+    assert _run_command(monkeypatch, "publish", "--model", "9") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "error: registered model 'recsys-recommender' has no version or alias '9'" in err
+    assert "train first" in err
