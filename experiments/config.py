@@ -39,11 +39,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recsys.data import CleaningRules
-from recsys.models.registry import model_params
+from recsys.models.registry import create_model, model_params
 
 METRIC_NAMES = ("ndcg", "recall", "precision", "map", "coverage")
 DEFAULT_METRICS = ("ndcg@10", "recall@10", "recall@20", "precision@10", "map@10", "coverage@10")
@@ -87,20 +88,32 @@ class DataConfig(_Strict):
     weighting: Literal["orders", "quantity", "binary", "lines"] = "orders"
 
 
-def _as_date_string(value: Any) -> Any:
+def _as_naive_utc_string(value: Any) -> Any:
+    """A cut-off as an ISO string; one with a UTC offset becomes the same instant in naive UTC."""
     # YAML reads 2011-06-09 as a date; keep one type whatever the author typed.
-    return value.isoformat() if isinstance(value, date | datetime) else value
+    if isinstance(value, date | datetime):
+        value = value.isoformat()
+    if not isinstance(value, str):
+        return value
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        return value
+    # The loaders hold timestamps as naive UTC, and pandas refuses to compare naive with aware ones.
+    return stamp.tz_convert("UTC").tz_localize(None).isoformat()
 
 
 class TemporalConfig(_Strict):
-    """Train before each cut-off: validation in [validation_cutoff, test_cutoff), test in [test_cutoff, end)."""
+    """Train before each cut-off: validation in [validation_cutoff, test_cutoff), test in [test_cutoff, end).
+
+    A cut-off with a UTC offset is held as the same instant in naive UTC, the loaded timestamps' time zone.
+    """
 
     kind: Literal["temporal"]
     validation_cutoff: str
     test_cutoff: str
     end: str | None = None
 
-    _dates = field_validator("validation_cutoff", "test_cutoff", "end", mode="before")(_as_date_string)
+    _dates = field_validator("validation_cutoff", "test_cutoff", "end", mode="before")(_as_naive_utc_string)
 
     @model_validator(mode="after")
     def _check_order(self) -> TemporalConfig:
@@ -157,11 +170,24 @@ class ParamSpace(_Strict):
             raise ValueError(f"a log-scaled dimension needs low > 0, got {self.low}")
         if self.log and self.step is not None:
             raise ValueError("'step' and 'log' cannot be combined")
+        if self.step is not None and self.step <= 0:
+            raise ValueError(f"'step' must be > 0, got {self.step}")
+        if self.type == "int" and self.step is not None and not float(self.step).is_integer():
+            # Optuna's int dimensions take an int step; truncating 2.5 to 2 would search another grid
+            raise ValueError(f"an int dimension needs a whole-number 'step', got {self.step}")
         if self.choices is not None:
             raise ValueError(f"an {self.type} dimension takes 'low'/'high', not 'choices'")
         if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high)):
             raise ValueError("an int dimension needs whole-number 'low' and 'high'")
         return self
+
+    def extremes(self) -> list[Any]:
+        """The values a model must accept for every trial to be buildable: the ends, or every choice."""
+        if self.type == "categorical":
+            return list(self.choices or ())
+        if self.type == "int":
+            return [int(self.low), int(self.high)]
+        return [self.low, self.high]
 
 
 class SearchConfig(_Strict):
@@ -216,6 +242,48 @@ class ModelConfig(_Strict):
         keys = list(self.params)
         axes = [value if isinstance(value, list) else [value] for value in self.params.values()]
         return [dict(zip(keys, combination, strict=True)) for combination in itertools.product(*axes)]
+
+    def rejected_values(self) -> dict[str, str]:
+        """``{field: message}`` for each parameter value the model's constructor rejects (``params.neighbours``,
+        ``search.space.factors``); the first rejection of each field only.
+
+        Every grid point is built, and a search is built at the ends of each dimension. Constructors check
+        their values without fitting, so this is cheap, and a bad value fails here rather than mid-run.
+        """
+        rejected: dict[str, str] = {}
+        for params in self.grid():
+            error = _construction_error(self.model, params)
+            if error is not None:
+                for field, message in self._blame(params, error).items():
+                    rejected.setdefault(field, message)
+        if rejected or self.search is None:
+            return rejected
+        fixed = self.grid()[0]
+        for name, space in self.search.space.items():
+            for value in space.extremes():
+                error = _construction_error(self.model, {**fixed, name: value})
+                if error is not None:
+                    rejected[f"search.space.{name}"] = f"model {self.model!r} rejects {name}={value!r}: {error}"
+                    break
+        return rejected
+
+    def _blame(self, params: dict[str, Any], error: str) -> dict[str, str]:
+        # Constructor messages need not name the parameter: each value rejected on its own (beside the
+        # defaults) is a culprit; when none is, only the combination can be named.
+        blamed = {}
+        for key, value in params.items():
+            alone = _construction_error(self.model, {key: value})
+            if alone is not None:
+                blamed[f"params.{key}"] = f"model {self.model!r} rejects {key}={value!r}: {alone}"
+        return blamed or {"params": f"model {self.model!r} rejects {params}: {error}"}
+
+
+def _construction_error(model: str, params: dict[str, Any]) -> str | None:
+    try:
+        create_model(model, **params)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
 
 
 def parse_metric(metric: str) -> tuple[str, int]:
@@ -272,6 +340,12 @@ class ExperimentConfig(_Strict):
                                  f"which is not in settings {self.settings}")
         return self
 
+    def rejected_model_values(self) -> dict[str, str]:
+        """``{dotted field: message}`` for each model parameter value its constructor rejects; see
+        :meth:`ModelConfig.rejected_values`."""
+        return {f"models.{index}.{field}": message for index, model in enumerate(self.models)
+                for field, message in model.rejected_values().items()}
+
     def selection_metric(self, setting: str) -> str:
         if isinstance(self.selection, str):
             return self.selection
@@ -308,6 +382,10 @@ def load_config(path: str | Path, data: str | Path | None = None, data_format: s
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {exc.error_count()} invalid field(s):\n{_describe(exc)}") from None
+    rejected = config.rejected_model_values()
+    if rejected:
+        lines = "\n".join(f"  {where}: {message}" for where, message in rejected.items())
+        raise ConfigError(f"{path}: {len(rejected)} invalid field(s):\n{lines}")
     data_path = config.data.path if config.data.path.is_absolute() else (path.parent / config.data.path)
     return config.model_copy(update={"data": config.data.model_copy(update={"path": data_path.resolve()})})
 

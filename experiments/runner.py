@@ -34,7 +34,6 @@ from recsys.data import clean_transactions
 from recsys.evaluation import Fold, evaluate
 from recsys.models.base import Recommender
 from recsys.models.registry import create_model
-from recsys.numerics import numeric_environment
 from training import tracking
 from training.settings import TrainingSettings
 from training.sources import DataSource, load_source
@@ -82,13 +81,13 @@ def run_experiment(config: ExperimentConfig, settings: TrainingSettings, report:
     report(f"Loading {config.data.path} ({config.data.format})")
     raw = load_source(DataSource(path=str(config.data.path), format=config.data.format))
     cleaned = clean_transactions(raw, config.data.cleaning.rules())
+    report(str(cleaned.report))
     folds = make_folds(cleaned.transactions, config.protocol, weighting=config.data.weighting)
     for fold in folds.values():
         report(f"{fold.name} fold: {fold.train.n_customers} customers x {fold.train.n_items} items in train, "
                + ", ".join(f"{len(fold.ground_truth(s)[0])} evaluated in setting {s}" for s in config.settings))
 
-    # the kernels decide the last bits of every fit: a rerun elsewhere compares them first
-    tags = {"job": "experiment", "config": config.name, **numeric_environment()}
+    tags = {"job": "experiment", "config": config.name}
     if config_text is not None:
         tags["config_sha256"] = hashlib.sha256(config_text.encode()).hexdigest()
     with tracking.training_run(settings, config.name, tags=tags, experiment=config.experiment) as parent:
@@ -116,7 +115,7 @@ def run_experiment(config: ExperimentConfig, settings: TrainingSettings, report:
         with tempfile.TemporaryDirectory() as tmp:
             folder = output_dir or Path(tmp)
             written = write_artifacts(folder, table, candidate_frame, curves, config, lines, config_text)
-            tracking.log_artifacts(folder)
+            tracking.log_files(folder, written)
         return ExperimentResult(parent.info.run_id, table, candidate_frame, curves, winners, lines,
                                 [str(path.relative_to(folder)) for path in written])
 

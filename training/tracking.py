@@ -81,6 +81,14 @@ def log_artifacts(folder: Path, artifact_path: str | None = None) -> None:
     mlflow.log_artifacts(str(folder), artifact_path)
 
 
+def log_files(folder: Path, files: list[Path]) -> None:
+    """Log ``files`` (under ``folder``) to the active run at their paths relative to ``folder``; other
+    files in the folder, such as an earlier run's plots, are left out."""
+    for path in files:
+        parent = path.relative_to(folder).parent
+        mlflow.log_artifact(str(path), artifact_path=None if parent == Path() else parent.as_posix())
+
+
 def register_bundle(run_id: str, artifact_path: str, model_name: str, alias: str | None,
                     description: str = "") -> RegisteredVersion:
     """Register the run's artifact folder as a new version of ``model_name`` and point ``alias`` at it."""

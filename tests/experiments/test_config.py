@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,64 @@ def test_parse_metric():
     for bad in ("ndcg", "ndcg@0", "auc@10", "NDCG@10"):
         with pytest.raises(ValueError):
             parse_metric(bad)
+
+
+@pytest.mark.parametrize(("models", "where", "words"), [
+    ([{"model": "item_knn", "params": {"neighbours": -5}}], "models.0.params.neighbours", "neighbours must be >= 1"),
+    ([{"model": "als", "params": {"iterations": "ten"}}], "models.0.params.iterations", "rejects iterations='ten'"),
+    # a grid is built point by point, and the bad value is named even when the constructor's message does not
+    ([{"model": "popularity"}, {"model": "als", "params": {"factors": [8, 0], "iterations": [2, 3]}}],
+     "models.1.params.factors", "rejects factors=0"),
+    ([{"model": "als", "search": {"n_trials": 2, "space": {"factors": {"type": "int", "low": 0, "high": 8}}}}],
+     "models.0.search.space.factors", "rejects factors=0"),
+    ([{"model": "item_knn", "search": {"n_trials": 2, "space": {
+        "similarity": {"type": "categorical", "choices": ["cosine", "jaccard"]}}}}],
+     "models.0.search.space.similarity", "similarity='jaccard' is not one of"),
+])
+def test_parameter_values_the_model_rejects_name_the_field(tmp_path, models, where, words):
+    message = _error(tmp_path, _with(models=models))
+    line = next((line for line in message.splitlines() if line.strip().startswith(f"{where}:")), None)
+    assert line is not None, message
+    assert words in line
+    assert "Traceback" not in message
+
+
+@pytest.mark.parametrize(("space", "words"), [
+    ({"type": "float", "low": 0.01, "high": 1.0, "step": 0}, "'step' must be > 0"),
+    ({"type": "int", "low": 8, "high": 32, "step": -2}, "'step' must be > 0"),
+    # Optuna takes an int step for an int dimension: 2.5 would silently search every 2nd value instead
+    ({"type": "int", "low": 8, "high": 32, "step": 2.5}, "whole-number 'step'"),
+])
+def test_search_steps_must_be_positive_and_whole_for_int_dimensions(tmp_path, space, words):
+    models = [{"model": "als", "search": {"n_trials": 2, "space": {"factors": space}}}]
+    message = _error(tmp_path, _with(models=models))
+    line = next((line for line in message.splitlines() if line.strip().startswith("models.0.search.space.factors:")),
+                None)
+    assert line is not None, message
+    assert words in line
+
+
+def test_a_whole_number_int_step_written_as_a_float_is_accepted(tmp_path):
+    models = [{"model": "als", "search": {"n_trials": 2, "space": {
+        "factors": {"type": "int", "low": 8, "high": 32, "step": 2.0}}}}]
+    config = load_config(write_config(tmp_path, _with(models=models)))
+    assert config.models[0].search.space["factors"].step == 2
+
+
+def test_cutoffs_with_a_utc_offset_become_naive_utc_like_the_loaded_timestamps(tmp_path):
+    # quoted: a string; unquoted: YAML's own timestamp type, with its offset
+    protocol = {"kind": "temporal", "validation_cutoff": "2024-06-01T00:00:00+02:00",
+                "test_cutoff": datetime(2024, 9, 1, tzinfo=timezone(timedelta(hours=2))), "end": "2024-12-31"}
+    config = load_config(write_config(tmp_path, _with(protocol=protocol)))
+    assert config.protocol.validation_cutoff == "2024-05-31T22:00:00"
+    assert config.protocol.test_cutoff == "2024-08-31T22:00:00"
+    assert config.protocol.end == "2024-12-31", "a cut-off without an offset is kept as written"
+
+
+def test_cutoffs_with_and_without_an_offset_compare_as_instants(tmp_path):
+    # 01:00 at +02:00 is 23:00 UTC the day before: earlier than midnight UTC, though its clock reads later
+    protocol = {"kind": "temporal", "validation_cutoff": "2024-06-01T01:00:00+02:00", "test_cutoff": "2024-06-01"}
+    config = load_config(write_config(tmp_path, _with(protocol=protocol)))
+    assert config.protocol.validation_cutoff == "2024-05-31T23:00:00"
+    swapped = {**protocol, "validation_cutoff": "2024-06-01", "test_cutoff": "2024-06-01T01:00:00+02:00"}
+    assert "must be before" in _error(tmp_path, _with(protocol=swapped))

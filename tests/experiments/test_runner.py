@@ -12,6 +12,8 @@ from mlflow.tracking import MlflowClient
 
 from experiments.config import load_config
 from experiments.runner import run_experiment
+from recsys.data import clean_transactions, load_transactions
+from tests.experiments.conftest import write_config
 from training.settings import TrainingSettings
 
 pytestmark = pytest.mark.slow
@@ -96,3 +98,54 @@ def test_mlflow_parent_with_nested_children_and_artifacts(runs):
     assert {"comparison.csv", "comparison.md", "validation.csv", "curves.csv", "config.yaml", "plots"} <= artifacts
     plots = {a.path for a in client.list_artifacts(result.run_id, "plots")}
     assert plots == {"plots/curves_A.png", "plots/curves_B.png", "plots/coverage.png"}
+
+
+def _run_popularity(synthetic_folder, var_dir, folder, protocol, output_dir=None):
+    """One cheap run (the popularity model, setting A only) of the synthetic shop; returns the result, the
+    lines passed to ``report`` and the tracking URI."""
+    config = {"name": "popularity-only", "experiment": "experiments-test",
+              "data": {"path": str(synthetic_folder / "transactions.csv")}, "protocol": protocol,
+              "settings": ["A"], "metrics": ["ndcg@10"], "models": [{"model": "popularity"}]}
+    reported = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        result = run_experiment(load_config(write_config(folder, config)), TrainingSettings(var_dir=var_dir),
+                                report=reported.append, output_dir=output_dir)
+        return result, reported, mlflow.get_tracking_uri()
+
+
+@pytest.fixture(scope="module")
+def popularity_run(synthetic_folder, var_dir, tmp_path_factory):
+    """A run into an output folder that already holds an unrelated note and an older run's plot for setting B."""
+    folder = tmp_path_factory.mktemp("popularity")
+    (folder / "out" / "plots").mkdir(parents=True)
+    (folder / "out" / "notes.txt").write_text("not this run's\n")
+    (folder / "out" / "plots" / "curves_B.png").write_bytes(b"an older run's plot")
+    return _run_popularity(synthetic_folder, var_dir, folder, {"kind": "stratified"}, output_dir=folder / "out")
+
+
+def test_only_the_files_this_run_wrote_are_logged(popularity_run):
+    result, _, uri = popularity_run
+    client = MlflowClient(tracking_uri=uri)
+    logged = {a.path for a in client.list_artifacts(result.run_id)} - {"plots"}
+    logged |= {a.path for a in client.list_artifacts(result.run_id, "plots")}
+    assert logged == set(result.artifacts)
+    assert "notes.txt" not in logged and "plots/curves_B.png" not in logged
+
+
+def test_cleaning_counts_are_reported_right_after_loading(popularity_run, synthetic_folder):
+    reported = popularity_run[1]
+    expected = clean_transactions(load_transactions(synthetic_folder / "transactions.csv")).report
+    assert expected.dropped["cancellation"] > 0, "the synthetic shop has cancellations to drop"
+    assert reported[0].startswith("Loading ")
+    assert reported[1] == str(expected)
+
+
+def test_cutoffs_with_a_utc_offset_split_the_naive_utc_data(synthetic_folder, var_dir, tmp_path):
+    protocol = {"kind": "temporal", "validation_cutoff": "2024-06-01T00:00:00+02:00",
+                "test_cutoff": "2024-09-01T00:00:00+02:00"}
+    result, reported, uri = _run_popularity(synthetic_folder, var_dir, tmp_path, protocol)
+    assert [line.split(" fold:")[0] for line in reported if " fold:" in line] == ["validation", "test"]
+    params = MlflowClient(tracking_uri=uri).get_run(result.run_id).data.params
+    assert params["protocol.validation_cutoff"] == "2024-05-31T22:00:00"
