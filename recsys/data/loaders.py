@@ -5,15 +5,27 @@ generator): it returns a frame with exactly the columns and dtypes of :data:`sch
 :class:`TransactionSchemaError` that names the file, the column, the first bad rows and their values.
 What it does *not* reject is left to :mod:`recsys.data.cleaning`: null customer ids, cancellations,
 non-positive quantities or prices, non-product items.
+
+``read_column_names`` and ``read_columns`` are the file readers the loaders and adapters share; they turn
+what is wrong with a file as a whole (its type, emptiness, encoding, a CSV row longer than the header)
+into a :class:`TransactionSchemaError` too.
 """
 
 from __future__ import annotations
 
+import bz2
+import codecs
+import csv
+import gzip
+import io
+import lzma
 import warnings
-from collections.abc import Mapping, Sequence
+import zipfile
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -23,25 +35,34 @@ from recsys.data import schema
 _MAX_REPORTED_ROWS = 5
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
+_DECOMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _COLUMN_ORDER: tuple[str, ...] = schema.REQUIRED_COLUMNS + schema.OPTIONAL_COLUMNS
 _ID_COLUMNS = (schema.ORDER_ID, schema.CUSTOMER_ID, schema.ITEM_ID)
 _NS_MIN = pd.Timestamp.min
 _NS_MAX = pd.Timestamp.max
+_NUMERIC_TIMESTAMP = (
+    "a number instead of a date (pandas would read 1704067200 or 20240102 as nanoseconds after 1970); "
+    "accepted: ISO 8601 dates or datetimes as text, e.g. '2024-01-02', '2024-01-02 10:30:00', "
+    "'2024-01-02T10:30:00+01:00'"
+)
 
 
 class TransactionSchemaError(ValueError):
     """A transactions source does not fit the canonical schema.
 
     ``rows`` are 0-based positions of data rows (not counting a CSV header), at most the first five;
-    ``values`` are the offending values at those rows. For a missing column both are empty.
+    ``values`` are the offending values at those rows. For a missing column both are empty. ``column`` is
+    None when the file as a whole is at fault (its type, emptiness, encoding or CSV layout).
     """
 
-    def __init__(self, source: str, column: str, problem: str, rows: Sequence[int] = (), values: Sequence[Any] = ()):
+    def __init__(
+        self, source: str, column: str | None, problem: str, rows: Sequence[int] = (), values: Sequence[Any] = ()
+    ):
         self.source = source
         self.column = column
         self.rows = tuple(int(r) for r in rows)
         self.values = tuple(values)
-        message = f"{source}: column {column!r}: {problem}"
+        message = f"{source}: {problem}" if column is None else f"{source}: column {column!r}: {problem}"
         if self.rows:
             message += f" at rows {list(self.rows)} (0-based data rows), values {list(self.values)!r}"
         super().__init__(message)
@@ -62,17 +83,7 @@ def load_transactions(path: str | PathLike[str], columns: Mapping[str, str] | No
     source_of = {canonical: source for source, canonical in rename.items()}
     wanted = {source_of.get(name, name) for name in schema.DTYPES}
 
-    name = path.name.lower()
-    if name.endswith(_CSV_SUFFIXES):
-        present = pd.read_csv(path, nrows=0).columns.tolist()
-    elif name.endswith(_PARQUET_SUFFIXES):
-        import pyarrow.parquet as pq
-
-        present = pq.read_schema(path).names
-    else:
-        raise ValueError(
-            f"{path}: unsupported file type; expected a name ending in one of {list(_CSV_SUFFIXES + _PARQUET_SUFFIXES)}"
-        )
+    present = read_column_names(path)
     # Checked before the full read so that the error lists every column of the file, kept or not.
     renamed = {rename.get(c, c) for c in present}
     missing = [c for c in schema.REQUIRED_COLUMNS if c not in renamed]
@@ -80,14 +91,41 @@ def load_transactions(path: str | PathLike[str], columns: Mapping[str, str] | No
         raise TransactionSchemaError(str(path), missing[0], f"missing required column(s) {missing}; present: {present}")
 
     keep = [c for c in present if c in wanted]
-    if name.endswith(_CSV_SUFFIXES):
-        # Ids must be read as text: a numeric-looking id column with a null becomes float ("17850.0")
-        # and leading zeros vanish.
-        id_sources = {source_of.get(c, c) for c in _ID_COLUMNS}
-        frame = pd.read_csv(path, usecols=keep, dtype={c: "string" for c in id_sources if c in keep})
-    else:
-        frame = pd.read_parquet(path, columns=keep)
+    # Ids must be read as text: a numeric-looking id column with a null becomes float ("17850.0")
+    # and leading zeros vanish.
+    id_sources = {source_of.get(c, c) for c in _ID_COLUMNS}
+    frame = read_columns(path, keep, text_columns=id_sources)
     return validate_transactions(frame.rename(columns=rename), source=str(path))
+
+
+def read_column_names(path: Path) -> list[str]:
+    """Return the columns of a CSV file (its header) or a Parquet file, or raise TransactionSchemaError."""
+    if _is_csv(path):
+        return _read_csv(path, nrows=0).columns.tolist()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path).names
+    except pa.ArrowInvalid as exc:
+        raise TransactionSchemaError(str(path), None, f"not a readable Parquet file ({exc})") from exc
+
+
+def read_columns(path: Path, columns: Sequence[str], text_columns: Collection[str] = ()) -> pd.DataFrame:
+    """Read ``columns`` of a CSV or Parquet file, CSV ``text_columns`` as strings, or raise TransactionSchemaError.
+
+    A CSV row with more fields than the header is an error: cut short, its values would sit under the
+    wrong columns.
+    """
+    if not _is_csv(path):
+        return pd.read_parquet(path, columns=list(columns))
+    # pandas checks each row against the width of the first data row, but makes an index of that row's
+    # own surplus fields; read without a header, the first data row is checked against the header too.
+    _read_csv(path, header=None, nrows=2, dtype=str)
+    # Every column is read, not only ``columns``: with ``usecols`` pandas drops a row's surplus fields
+    # without a word. The other columns live only until the selection below.
+    frame = _read_csv(path, dtype={c: "string" for c in text_columns if c in columns})
+    return frame[list(columns)]
 
 
 def validate_transactions(frame: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -146,6 +184,10 @@ def _as_id_strings(values: pd.Series) -> pd.Series:
 
 
 def _as_timestamps(values: pd.Series, source: str) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        # pandas takes any number for nanoseconds since 1970; an all-null column falls through and is
+        # reported as missing below.
+        _raise_if_bad(source, schema.TIMESTAMP, values.notna().to_numpy(), values, _NUMERIC_TIMESTAMP)
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         parsed = values.dt.tz_convert("UTC").dt.tz_localize(None)
     elif pd.api.types.is_datetime64_dtype(values.dtype):
@@ -171,3 +213,107 @@ def _as_numbers(values: pd.Series, source: str, column: str) -> pd.Series:
     array = np.asarray(numbers.to_numpy(dtype="float64", na_value=np.nan), dtype="float64")
     _raise_if_bad(source, column, ~np.isfinite(array), values, "missing or non-numeric value")
     return pd.Series(array, index=values.index, dtype=schema.DTYPES[column])
+
+
+def _is_csv(path: Path) -> bool:
+    name = path.name.lower()
+    if name.endswith(_CSV_SUFFIXES):
+        return True
+    if name.endswith(_PARQUET_SUFFIXES):
+        return False
+    suffixes = list(_CSV_SUFFIXES + _PARQUET_SUFFIXES)
+    problem = f"unsupported file type; expected a name ending in one of {suffixes} (save spreadsheets as CSV)"
+    raise TransactionSchemaError(str(path), None, problem)
+
+
+def _read_csv(path: Path, **options: Any) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, **options)
+    except pd.errors.EmptyDataError as exc:
+        raise TransactionSchemaError(
+            str(path), None, "the file is empty; a CSV file starts with a header line naming its columns"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise _not_utf8_error(path) from exc
+    except pd.errors.ParserError as exc:
+        raise _long_rows_error(path, exc) from exc
+
+
+def _long_rows_error(path: Path, cause: Exception) -> TransactionSchemaError:
+    try:
+        width, count, first = _rows_longer_than_header(path)
+    except csv.Error:  # e.g. a field past the csv module's size limit: fall back to pandas' words
+        width, count, first = 0, 0, []
+    if not count:
+        return TransactionSchemaError(str(path), None, f"cannot be read as CSV ({cause})")
+    problem = (
+        f"{count} row(s) with more fields than the header's {width} (a field that holds a comma must be quoted): "
+        f"{[len(record) for _, _, record in first]} fields on lines {[line for _, line, _ in first]} of the file"
+    )
+    return TransactionSchemaError(
+        str(path), None, problem, [row for row, _, _ in first], [record for _, _, record in first]
+    )
+
+
+def _rows_longer_than_header(path: Path) -> tuple[int, int, list[tuple[int, int, list[str]]]]:
+    """Return the header's width, how many rows are longer, and the first few as (data row, line, fields).
+
+    pandas' error names a line number that counts neither data rows nor file lines, hence this scan.
+    """
+    count = 0
+    first: list[tuple[int, int, list[str]]] = []
+    # Replacing undecodable bytes is harmless here: only the field counts matter.
+    with _open_bytes(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
+        reader = csv.reader(text)
+        width = len(next(reader, []))
+        data_row = 0
+        for record in reader:
+            if not record:  # a blank line, which pandas skips: not a data row
+                continue
+            if len(record) > width:
+                count += 1
+                if len(first) < _MAX_REPORTED_ROWS:
+                    first.append((data_row, reader.line_num, record))
+            data_row += 1
+    return width, count, first
+
+
+def _not_utf8_error(path: Path) -> TransactionSchemaError:
+    compressed = " of the decompressed data" if path.suffix.lower() in (*_DECOMPRESSORS, ".zip") else ""
+    found = _first_non_utf8_byte(path)
+    where = "" if found is None else " byte 0x{:02x} at byte offset {} (line {}){}".format(*found, compressed)
+    return TransactionSchemaError(str(path), None, f"not UTF-8 text:{where}; save the file as UTF-8")
+
+
+def _first_non_utf8_byte(path: Path) -> tuple[int, int, int] | None:
+    """Return the value, 0-based offset and 1-based line of the first byte that breaks UTF-8.
+
+    pandas' own offset counts from the start of a field, which does not help anyone find the byte.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    consumed = newlines = 0
+    with _open_bytes(path) as raw:
+        while True:
+            chunk = raw.read(1 << 20)
+            pending = decoder.getstate()[0]  # the unfinished character the last chunk ended with
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                line = newlines + exc.object[: exc.start].count(b"\n") + 1
+                return exc.object[exc.start], consumed - len(pending) + exc.start, line
+            if not chunk:
+                return None
+            consumed += len(chunk)
+            newlines += chunk.count(b"\n")
+
+
+@contextmanager
+def _open_bytes(path: Path) -> Iterator[IO[bytes]]:
+    """Open ``path`` for reading, decompressed by suffix as pandas does."""
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        with zipfile.ZipFile(path) as archive, archive.open(archive.namelist()[0]) as member:
+            yield member
+    else:
+        with _DECOMPRESSORS.get(suffix, open)(path, "rb") as raw:
+            yield raw

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from recsys.data import schema
-from recsys.data.loaders import validate_transactions
+from recsys.data.loaders import TransactionSchemaError, read_column_names, read_columns, validate_transactions
 
 COLUMNS: dict[str, str] = {
     "InvoiceNo": schema.ORDER_ID,
@@ -31,13 +31,12 @@ _TEXT_COLUMNS = ("InvoiceNo", "StockCode", "CustomerID")
 def load_online_retail(path: str | PathLike[str]) -> pd.DataFrame:
     """Read Online Retail from Parquet or CSV and return it validated in the canonical schema."""
     path = Path(path)
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        raw = pd.read_parquet(path, columns=list(COLUMNS))
-    elif name.endswith((".csv", ".csv.gz")):
-        raw = pd.read_csv(path, usecols=list(COLUMNS), dtype={c: "string" for c in _TEXT_COLUMNS})
-    else:
-        raise ValueError(f"{path}: unsupported file type; expected .parquet or .csv (export the .xlsx first)")
+    present = read_column_names(path)
+    missing = [c for c in COLUMNS if c not in present]
+    if missing:
+        problem = f"missing Online Retail column(s) {missing}; present: {present}"
+        raise TransactionSchemaError(str(path), missing[0], problem)
+    raw = read_columns(path, list(COLUMNS), text_columns=_TEXT_COLUMNS)
     return online_retail_to_canonical(raw, source=str(path))
 
 

@@ -165,3 +165,74 @@ def test_unsupported_suffix_and_unknown_target_name(tmp_path):
         load_transactions(tmp_path / "orders.xlsx")
     with pytest.raises(ValueError, match="unknown canonical name"):
         load_transactions(tmp_path / "orders.csv", {"Qty": "qty"})
+
+
+CANONICAL_HEADER = "order_id,customer_id,item_id,timestamp,quantity,unit_price"
+
+
+@pytest.mark.parametrize(
+    ("lines", "rows", "line_numbers", "widths"),
+    [
+        # An unquoted comma in a name; with usecols pandas cut such rows short and shifted nothing back.
+        (
+            [
+                f"{CANONICAL_HEADER},item_name",
+                "1,a,x,2024-01-01,1,2.50,Mug",
+                "2,b,SOFA,2024-01-02,1,1,234.50,Sofa",
+                "3,b,y,2024-01-02,1,3.00,Mug, Blue",
+            ],
+            (1, 2),
+            [3, 4],
+            [8, 8],
+        ),
+        # A longer first data row: pandas makes an index of its surplus fields instead of failing.
+        ([CANONICAL_HEADER, "1,a,x,2024-01-01,1,2,", "", "2,b,y,2024-01-02,1,2,9"], (0, 1), [2, 4], [7, 7]),
+    ],
+)
+def test_csv_row_longer_than_the_header_names_rows_lines_and_field_counts(tmp_path, lines, rows, line_numbers, widths):
+    path = tmp_path / "orders.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TransactionSchemaError) as caught:
+        load_transactions(path)
+    err = caught.value
+    assert (err.source, err.column, err.rows) == (str(path), None, rows)
+    assert err.values[-1] == lines[line_numbers[-1] - 1].split(",")
+    width = len(lines[0].split(","))
+    assert f"more fields than the header's {width}" in str(err)
+    assert f"{widths} fields on lines {line_numbers} of the file" in str(err)
+
+
+def test_numeric_timestamps_are_rejected_not_read_as_nanoseconds(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text(f"{CANONICAL_HEADER}\n1,a,x,1704067200,1,2\n2,b,y,20240102,1,2\n")
+    with pytest.raises(TransactionSchemaError) as caught:
+        load_transactions(path)
+    err = caught.value
+    assert (err.column, err.rows, err.values) == ("timestamp", (0, 1), (1704067200, 20240102))
+    assert "2 row(s) with a number instead of a date" in str(err) and "ISO 8601" in str(err)
+    # An empty column reads as float too; it is reported as missing, not as numbers.
+    path.write_text(f"{CANONICAL_HEADER}\n1,a,x,,1,2\n")
+    with pytest.raises(TransactionSchemaError, match="missing or unparseable timestamp"):
+        load_transactions(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("orders.txt", b"order_id\n1\n", "unsupported file type; expected a name ending in one of ['.csv'"),
+        ("orders.csv", b"", "the file is empty"),
+        ("orders.parquet", b"", "not a readable Parquet file"),
+        (
+            "orders.csv",
+            f"{CANONICAL_HEADER}\n1,a,x,2024-01-01,1,2\n2,b,y,2024-01-01,1,2.5\xa3\n".encode("latin-1"),
+            "not UTF-8 text: byte 0xa3 at byte offset 102 (line 3); save the file as UTF-8",
+        ),
+    ],
+)
+def test_unreadable_files_name_the_file_and_the_problem(tmp_path, name, content, problem):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(TransactionSchemaError) as caught:
+        load_transactions(path)
+    assert (caught.value.source, caught.value.column) == (str(path), None)
+    assert str(caught.value).startswith(f"{path}: {problem}")

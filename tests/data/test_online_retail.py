@@ -58,3 +58,26 @@ def test_real_file_shape(online_retail_path):
     assert out[schema.CUSTOMER_ID].isna().sum() == 135_080
     assert not out[schema.CUSTOMER_ID].str.contains(".", regex=False).any()
     assert out[schema.ORDER_ID].str.startswith("C").sum() == 9_288
+
+
+def test_canonical_file_lists_missing_source_columns_and_those_present(tmp_path):
+    canonical = online_retail_to_canonical(RAW, source="toy")
+    canonical.to_parquet(tmp_path / "canonical.parquet")
+    canonical.to_csv(tmp_path / "canonical.csv", index=False)
+    for path in (tmp_path / "canonical.parquet", tmp_path / "canonical.csv"):
+        with pytest.raises(TransactionSchemaError) as caught:
+            load_online_retail(path)
+        assert (caught.value.source, caught.value.column) == (str(path), "InvoiceNo")
+        assert "missing Online Retail column(s) ['InvoiceNo', 'StockCode'" in str(caught.value)
+        assert f"present: {list(canonical.columns)}" in str(caught.value)
+
+
+def test_csv_row_longer_than_the_header_is_an_error(tmp_path):
+    path = tmp_path / "retail.csv"
+    RAW.to_csv(path, index=False)
+    with path.open("a") as handle:
+        handle.write("536366,22633,HAND WARMER, UNION JACK,6,2010-12-01 08:28:00,1.85,17850.0,United Kingdom\n")
+    with pytest.raises(TransactionSchemaError) as caught:
+        load_online_retail(path)
+    assert (caught.value.column, caught.value.rows) == (None, (3,))
+    assert "[9] fields on lines [5] of the file" in str(caught.value)
