@@ -190,11 +190,13 @@ def generate(
 ) -> None:
     """Write a synthetic transactions file in the documented schema."""
     from recsys.data import generate_transactions
+    from recsys.data.loaders import is_csv_file
 
+    writes_csv = is_csv_file(out)  # the names the loaders read back: .csv, .CSV, .csv.gz, ..., .parquet
     frame = generate_transactions(n_customers=customers, n_items=items, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".csv":
-        frame.to_csv(out, index=False)
+    if writes_csv:
+        frame.to_csv(out, index=False)  # compressed as the suffix says
     else:
         frame.to_parquet(out, index=False)
     console.print(f"Wrote {len(frame):,} rows for {customers:,} customers to {out}")

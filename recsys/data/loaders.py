@@ -100,7 +100,7 @@ def load_transactions(path: str | PathLike[str], columns: Mapping[str, str] | No
 
 def read_column_names(path: Path) -> list[str]:
     """Return the columns of a CSV file (its header) or a Parquet file, or raise TransactionSchemaError."""
-    if _is_csv(path):
+    if is_csv_file(path):
         return _read_csv(path, nrows=0).columns.tolist()
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -117,7 +117,7 @@ def read_columns(path: Path, columns: Sequence[str], text_columns: Collection[st
     A CSV row with more fields than the header is an error: cut short, its values would sit under the
     wrong columns.
     """
-    if not _is_csv(path):
+    if not is_csv_file(path):
         return pd.read_parquet(path, columns=list(columns))
     # pandas checks each row against the width of the first data row, but makes an index of that row's
     # own surplus fields; read without a header, the first data row is checked against the header too.
@@ -215,7 +215,9 @@ def _as_numbers(values: pd.Series, source: str, column: str) -> pd.Series:
     return pd.Series(array, index=values.index, dtype=schema.DTYPES[column])
 
 
-def _is_csv(path: Path) -> bool:
+def is_csv_file(path: Path) -> bool:
+    """Whether ``path`` names a CSV file (possibly compressed) rather than Parquet, by the suffixes the
+    loaders read; any other name is a TransactionSchemaError."""
     name = path.name.lower()
     if name.endswith(_CSV_SUFFIXES):
         return True

@@ -4,6 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from experiments.cli import app, main
+from recsys.data import load_transactions
 from tests.experiments.conftest import SMALL_CONFIG, write_config
 from training.settings import get_settings
 
@@ -116,3 +117,12 @@ def test_publishing_a_version_the_registry_lacks_names_what_it_has(isolated_sett
     err = " ".join(capsys.readouterr().err.split())
     assert "error: registered model 'recsys-recommender' has no version or alias '9'" in err
     assert "train first" in err
+
+
+@pytest.mark.parametrize("name", ["shop.csv.gz", "SHOP.CSV", "shop.parquet"])
+def test_generate_writes_what_the_name_says_and_train_reads_it_back(name, tmp_path, isolated_settings):
+    out = tmp_path / name
+    result = CliRunner().invoke(app, ["generate", str(out), "--customers", "50", "--items", "20"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:4] != b"PAR1" or name.endswith(".parquet")
+    assert len(load_transactions(out)) > 0
