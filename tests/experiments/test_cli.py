@@ -61,12 +61,16 @@ def test_a_missing_data_file_ends_in_one_line_and_status_2(tmp_path, isolated_se
     assert err.startswith("error: ") and str(missing) in err and "Traceback" not in err
 
 
+def _train_on_rows(tmp_path, monkeypatch, capsys, rows: str) -> tuple[str, str]:
+    """Train on a CSV of ``rows`` under the canonical header, expect status 2; the file and stderr."""
+    data = tmp_path / "transactions.csv"
+    data.write_text("customer_id,item_id,timestamp,quantity,unit_price,order_id\n" + rows)
+    assert _run_command(monkeypatch, "train", "--data", str(data)) == 2
+    return str(data), " ".join(capsys.readouterr().err.split())
+
+
 def test_a_malformed_file_names_column_and_row(tmp_path, isolated_settings, monkeypatch, capsys):
-    bad = tmp_path / "bad.csv"
-    bad.write_text("customer_id,item_id,timestamp,quantity,unit_price,order_id\n"
-                   "1,A,2024-01-01,2,3.5,o1\n2,B,notadate,1,2.0,o2\n")
-    assert _run_command(monkeypatch, "train", "--data", str(bad)) == 2
-    err = " ".join(capsys.readouterr().err.split())
+    _, err = _train_on_rows(tmp_path, monkeypatch, capsys, "1,A,2024-01-01,2,3.5,o1\n2,B,notadate,1,2.0,o2\n")
     assert "column 'timestamp'" in err and "rows [1]" in err and "notadate" in err
 
 
@@ -102,11 +106,7 @@ def test_a_cutoff_past_the_data_names_both_sides(isolated_settings, monkeypatch,
 
 
 def test_a_file_that_cleaning_empties_says_what_was_dropped(tmp_path, isolated_settings, monkeypatch, capsys):
-    returns_only = tmp_path / "returns.csv"
-    returns_only.write_text("customer_id,item_id,timestamp,quantity,unit_price,order_id\n"
-                            "1,A,2024-01-01,-2,3.5,C1\n")
-    assert _run_command(monkeypatch, "train", "--data", str(returns_only)) == 2
-    err = " ".join(capsys.readouterr().err.split())
+    returns_only, err = _train_on_rows(tmp_path, monkeypatch, capsys, "1,A,2024-01-01,-2,3.5,C1\n")
     # the cleaning counts are printed on the way, and the error repeats them
     assert "cleaning kept 0 of 1 rows; dropped cancellation 1" in err
     assert f"error: {returns_only}: no transactions left to train on" in err
