@@ -3,7 +3,8 @@
 Entries of a snapshot are written in one transaction per :meth:`SnapshotWriter.write` call, under a
 ``snapshots`` row marked uncommitted; commit flips the flag and the one-row pointer in one transaction.
 A publisher killed midway therefore leaves an uncommitted row and its entries, which the next
-``begin_snapshot`` deletes once they are older than ``pending_ttl_seconds``.
+``begin_snapshot`` deletes once they are older than ``pending_ttl_seconds``. Snapshots pushed out of
+retention are retired, still readable for ``expire_seconds`` as on Redis, then deleted by a later commit.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class _Tables:
                 started_at REAL NOT NULL,
                 created_at REAL,
                 manifest TEXT,
-                committed INTEGER NOT NULL DEFAULT 0
+                committed INTEGER NOT NULL DEFAULT 0,
+                retired_at REAL
             );
             CREATE TABLE IF NOT EXISTS {self.entries} (
                 snapshot_id TEXT NOT NULL,
@@ -69,6 +71,19 @@ class _Tables:
             );
             INSERT OR IGNORE INTO {self.pointer} (id, snapshot_id) VALUES (0, NULL);
         """
+
+    def add_missing_columns(self, conn: sqlite3.Connection) -> None:
+        # a file written before snapshots were retired with a grace period lacks the column
+        if "retired_at" not in {row[1] for row in conn.execute(f"PRAGMA table_info({self.snapshots})")}:
+            try:
+                conn.execute(f"ALTER TABLE {self.snapshots} ADD COLUMN retired_at REAL")
+            except sqlite3.OperationalError as exc:  # another connection added it first
+                if "duplicate column" not in str(exc):
+                    raise
+
+
+#: ``committed`` of a snapshot past retention: readable until deleted, neither listed nor a rollback target
+_RETIRED = 2
 
 
 def _enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
@@ -105,6 +120,7 @@ class _Connections:
             # the last commits, and a lost publish can be republished.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(f"BEGIN IMMEDIATE; {self._tables.schema()} COMMIT;")
+            self._tables.add_missing_columns(conn)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -139,7 +155,8 @@ class _SqliteReads:
         if manifest is None:
             row = (
                 self.connections.get()
-                .execute(f"SELECT manifest FROM {self.t.snapshots} WHERE id = ? AND committed = 1", (snapshot_id,))
+                .execute(f"SELECT manifest FROM {self.t.snapshots} WHERE id = ? AND committed IN (1, {_RETIRED})",
+                         (snapshot_id,))
                 .fetchone()
             )
             manifest = None if row is None else _parse_manifest(row[0])
@@ -210,14 +227,17 @@ class SqliteOnlineStore(OnlineStore):
         prefix: str = "recsys",
         retain: int = 3,
         pending_ttl_seconds: float = 86_400,
+        expire_seconds: float = 600,
     ) -> None:
         if retain < 1:
             raise ValueError(f"retain must be >= 1, got {retain}")
-        if pending_ttl_seconds < 0:
-            raise ValueError(f"pending_ttl_seconds must be >= 0, got {pending_ttl_seconds}")
+        if pending_ttl_seconds < 0 or expire_seconds < 0:
+            raise ValueError(f"pending_ttl_seconds and expire_seconds must be >= 0, got {pending_ttl_seconds} "
+                             f"and {expire_seconds}")
         self.path = _resolve(path)
         self.retain = retain
         self.pending_ttl_seconds = pending_ttl_seconds
+        self.expire_seconds = expire_seconds
         self.tables = _Tables(prefix)
         self.connections = _Connections(self.path, self.tables)
         self._reads = _SqliteReads(self.connections, self.tables)
@@ -250,7 +270,11 @@ class SqliteOnlineStore(OnlineStore):
         return SqliteSnapshotWriter(self, snapshot_id)
 
     def _apply_retention(self, conn: sqlite3.Connection) -> None:
+        """Retire snapshots beyond ``retain`` (never the current one): unlisted and no longer a rollback
+        target, but still readable for ``expire_seconds``, as on Redis, so that a worker still serving
+        one until its next refresh keeps answering from it. Retired ones past that are deleted."""
         t = self.tables
+        now = time.time()
         conn.execute("BEGIN IMMEDIATE")
         try:
             current = self._reads.current_snapshot_id()
@@ -262,8 +286,18 @@ class SqliteOnlineStore(OnlineStore):
             ]
             for sid in ids[self.retain :]:
                 if sid != current:
-                    conn.execute(f"DELETE FROM {t.entries} WHERE snapshot_id = ?", (sid,))
-                    conn.execute(f"DELETE FROM {t.snapshots} WHERE id = ?", (sid,))
+                    conn.execute(f"UPDATE {t.snapshots} SET committed = {_RETIRED}, retired_at = ? WHERE id = ?",
+                                 (now, sid))
+            expired = [
+                row[0]
+                for row in conn.execute(
+                    f"SELECT id FROM {t.snapshots} WHERE committed = {_RETIRED} AND retired_at <= ?",
+                    (now - self.expire_seconds,),
+                )
+            ]
+            for sid in expired:
+                conn.execute(f"DELETE FROM {t.entries} WHERE snapshot_id = ?", (sid,))
+                conn.execute(f"DELETE FROM {t.snapshots} WHERE id = ?", (sid,))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

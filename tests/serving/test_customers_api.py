@@ -32,7 +32,8 @@ def store_url(tmp_path):
 
 @pytest.fixture
 def published(store_url):
-    store = open_store(store_url, prefix="t", retain=2)
+    # retired snapshots are deleted at the next commit, without a grace period: a cursor's expiry shows
+    store = open_store(store_url, prefix="t", retain=2, expire_seconds=0)
     manifest = publish_customers(store)
     yield store, manifest
     store.close()
