@@ -59,6 +59,10 @@ class KeyScheme:
     def manifest(self, snapshot_id: str) -> str:
         return f"{self.prefix}:snap:{snapshot_id}:manifest"
 
+    def writer(self, snapshot_id: str) -> str:
+        """The claim of the one writer of an uncommitted snapshot."""
+        return f"{self.prefix}:writing:{snapshot_id}"
+
     def bucket(self, snapshot_id: str, namespace: str, bucket: int) -> str:
         return f"{self.prefix}:snap:{snapshot_id}:{namespace}:{bucket}"
 

@@ -131,7 +131,15 @@ class RedisOnlineStore(OnlineStore):
 
     def begin_snapshot(self, snapshot_id: str | None = None) -> SnapshotWriter:
         snapshot_id = validate_name("snapshot id", snapshot_id or new_snapshot_id())
+        # One writer per id, as on SQLite: the claim lasts as long as a killed writer's buckets, so a retry
+        # under the same id cannot mix with what it left. Claimed before the manifest check, since a commit
+        # sets the manifest and drops its claim in one transaction.
+        claim = self.keys.writer(snapshot_id)
+        if not self.client.set(claim, 1, nx=True, ex=self.pending_ttl_seconds):
+            raise StoreError(f"snapshot {snapshot_id} is being written by another writer, or its writer died "
+                             f"less than pending_ttl_seconds ago")
         if self.client.exists(self.keys.manifest(snapshot_id)):
+            self.client.delete(claim)
             raise StoreError(f"snapshot {snapshot_id} already exists")
         return RedisSnapshotWriter(self, snapshot_id)
 
@@ -366,6 +374,7 @@ class RedisSnapshotWriter(SnapshotWriter):
         pipe.set(self._keys.manifest(self.snapshot_id), payload)
         pipe.zadd(self._keys.index, {self.snapshot_id: now.timestamp()})
         pipe.set(self._keys.current, self.snapshot_id)
+        pipe.delete(self._keys.writer(self.snapshot_id))
         pipe.execute()
         self._state = "committed"
         self._store._apply_retention()
@@ -385,6 +394,7 @@ class RedisSnapshotWriter(SnapshotWriter):
         keys = self._bucket_keys()
         for start in range(0, len(keys), 1000):
             self._store.client.unlink(*keys[start : start + 1000])
+        self._store.client.delete(self._keys.writer(self.snapshot_id))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None and self._state == "open":

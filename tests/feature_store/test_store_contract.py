@@ -19,6 +19,7 @@ from feature_store import (
     OnlineStore,
     SnapshotNotFoundError,
     SnapshotStateError,
+    StoreError,
     open_async_reader,
     open_store,
 )
@@ -369,3 +370,19 @@ def test_a_sqlite_file_from_before_retirement_gains_the_column(tmp_path):
     publish(store, n=5)
     assert store.get(s1, "rec", "c3") == b"rec-c3"
     store.close()
+
+
+def test_one_writer_per_snapshot_id(backend):
+    store = backend.make()
+    first = store.begin_snapshot("run-42")
+    first.write("rec", ["a"], [b"first"])
+    # a second writer under the same id would mix its entries into the first's, or abort them away
+    with pytest.raises(StoreError):
+        store.begin_snapshot("run-42")
+    first.abort()
+    again = store.begin_snapshot("run-42")  # an aborted id is free again
+    again.write("rec", ["b"], [b"again"])
+    again.commit()
+    with pytest.raises(StoreError, match="already exists"):
+        store.begin_snapshot("run-42")
+    assert store.get("run-42", "rec", "b") == b"again" and store.get("run-42", "rec", "a") is None
