@@ -36,8 +36,21 @@ class RuleSet:
         unknown = set(values) - set(RULE_NAMES)
         if unknown:
             raise ValueError(f"{where}: unknown rule(s) {sorted(unknown)}; valid rules: {', '.join(RULE_NAMES)}")
-        converted = {k: frozenset(map(str, v)) if isinstance(v, list | tuple | set | frozenset) else v
-                     for k, v in values.items()}
+        # Checked by type, not coerced: "mugs" as a category list would match by substring ("mug", "s"),
+        # and the string "false" would switch exclude_purchased on.
+        converted: dict[str, Any] = {}
+        for name, value in values.items():
+            if name == "exclude_purchased":
+                if not isinstance(value, bool):
+                    raise ValueError(f"{where}.{name}: expected true or false, got {value!r}")
+            elif name == "max_per_category":
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise ValueError(f"{where}.{name}: expected a whole number >= 1, got {value!r}")
+            elif isinstance(value, list | tuple | set | frozenset):
+                value = frozenset(map(str, value))
+            else:
+                raise ValueError(f"{where}.{name}: expected a list of ids, got {value!r}")
+            converted[name] = value
         return cls(**converted)
 
     def override(self, **changes: Any) -> RuleSet:

@@ -17,7 +17,8 @@ from serving.settings import ServingSettings
 
 _INTEGER = TypeAdapter(int)
 
-TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+# pydantic's spellings, which FastAPI's own boolean parameters accept
+TRUE, FALSE = {"true", "t", "1", "yes", "y", "on"}, {"false", "f", "0", "no", "n", "off"}
 LIST_RULES = ("include_items", "exclude_items", "categories", "exclude_categories")
 RULE_PARAMETERS = ("placement", "exclude_purchased", *LIST_RULES, "max_per_category")
 

@@ -41,6 +41,18 @@ def test_max_per_category_holds_across_lists():
     assert personal == [0, 1] and fallback == [3, 4, 5]
 
 
+@pytest.mark.parametrize(("rules", "named"), [
+    ({"categories": "mugs"}, "categories"),  # a string is not a list: "mug" in "mugs" would match
+    ({"exclude_items": "AB"}, "exclude_items"),
+    ({"exclude_purchased": "false"}, "exclude_purchased"),  # a non-empty string is true
+    ({"max_per_category": "2"}, "max_per_category"),
+    ({"max_per_category": True}, "max_per_category"),
+])
+def test_from_mapping_refuses_values_of_the_wrong_type(rules, named):
+    with pytest.raises(ValueError, match=f"placement 'home'.{named}: expected"):
+        RuleSet.from_mapping(rules, where="placement 'home'")
+
+
 def test_from_mapping_rejects_unknown_rules_and_bad_caps():
     with pytest.raises(ValueError, match="placement 'home': unknown rule.*exclude_bought"):
         RuleSet.from_mapping({"exclude_bought": True}, where="placement 'home'")

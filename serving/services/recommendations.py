@@ -71,10 +71,12 @@ class RecommendationService:
         except StoreUnavailableError as exc:
             # A storefront must always get a list: the popular one held in memory, marked as such.
             log.warning("store unavailable, answering %s from the fallback: %s", customer_id, exc)
-            rules_filter = RuleFilter(rules or RuleSet(), view.catalog.categories, view.catalog.item_ids)
-            items = self._fallback(view, k, rules_filter)
+            # The purchases are in the record that could not be read: exclude_purchased cannot be applied,
+            # and the answer must not claim it was.
+            applied = (rules or RuleSet()).override(exclude_purchased=False)
+            items = self._fallback(view, k, RuleFilter(applied, view.catalog.categories, view.catalog.item_ids))
             return RankedAnswer(items, FALLBACK, view, fallback_reason="store_unavailable",
-                                extra={"rules": rules.active if rules else []})
+                                extra={"rules": applied.active})
         active = rules.active if rules is not None else []
         if active:
             return await self._with_rules(view, customer_id, raw, k, rules, active)

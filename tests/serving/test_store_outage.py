@@ -54,6 +54,9 @@ def test_answers_from_memory_while_redis_is_down(private_redis):
         process.kill()
         process.wait()
         during = client.get("/v1/customers/c1/recommendations", params={"k": 3})
+        # c1's purchases are in the record that cannot be read: exclude_purchased is not claimed
+        ruled = client.get("/v1/customers/c1/recommendations",
+                           params={"k": 3, "exclude_purchased": "t", "max_per_category": 5})
         popular = client.get("/v1/items/popular", params={"k": 2})
         ready = client.get("/health/ready")
         similar = client.get("/v1/items/A/similar")
@@ -62,6 +65,7 @@ def test_answers_from_memory_while_redis_is_down(private_redis):
     body = during.json()
     assert body["source"] == "fallback" and body["fallback_reason"] == "store_unavailable"
     assert [i["item_id"] for i in body["items"]] == ["D", "A", "B"]
+    assert ruled.status_code == 200 and ruled.json()["rules"] == ["max_per_category"]
     assert body["snapshot_id"] == manifest.snapshot_id
     assert popular.status_code == 200 and [i["item_id"] for i in popular.json()["items"]] == ["D", "A"]
     assert ready.status_code == 503
