@@ -6,7 +6,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
@@ -213,9 +213,8 @@ def snapshots_list() -> None:
         for column in ("created", "model", "counts"):
             table.add_column(column)
         for manifest in store.list_snapshots():
-            model = manifest.metadata.get("model", {})
             table.add_row("*" if manifest.snapshot_id == current else "", manifest.snapshot_id,
-                          manifest.created_at, f"{model.get('name', '?')} v{model.get('version', '?')}",
+                          manifest.created_at, _model_label(manifest.metadata.get("model")),
                           ", ".join(f"{k}={v:,}" for k, v in manifest.counts.items()))
         console.print(table)
     finally:
@@ -242,6 +241,13 @@ def snapshots_use(snapshot_id: Annotated[str, typer.Argument(help="A retained sn
     finally:
         store.close()
     console.print(f"Current snapshot is now [bold]{manifest.snapshot_id}[/bold]")
+
+
+def _model_label(model: Any) -> str:
+    # what recsys publishes is {"name", "version", ...}; metadata written by other tools may be anything
+    if isinstance(model, dict):
+        return f"{model.get('name', '?')} v{model.get('version', '?')}"
+    return "?" if model is None else str(model)
 
 
 def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:

@@ -53,3 +53,14 @@ def test_bad_catalogue_is_rejected_before_training(env, tmp_path):
     result = CliRunner().invoke(app, ["train", "--customers", "200", "--catalogue", str(bad)])
     assert result.exit_code != 0
     assert "x" in str(result.exception) and "type" in str(result.exception)
+
+
+def test_snapshots_list_shows_snapshots_published_by_other_tools(env):
+    store = open_store(f"sqlite:///{env / 'store.sqlite'}")
+    with store.begin_snapshot() as writer:  # free-form metadata, not recsys's {"name", "version"}
+        writer.write("rec", ["c1"], [b"x"])
+        sid = writer.commit({"model": "als", "version": 3}).snapshot_id
+    store.close()
+    listed = CliRunner().invoke(app, ["snapshots", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert sid in listed.output and "als" in listed.output
