@@ -62,6 +62,12 @@ def customer_snapshot_part(profiles: Sequence[CustomerProfile], segments: Sequen
     """
     if page_size < 1:
         raise ValueError(f"page_size must be at least 1, got {page_size}")
+    seen: set[str] = set()
+    repeated = [p.customer_id for p in profiles if p.customer_id in seen or seen.add(p.customer_id)]
+    if repeated:
+        # the store would keep the last profile while the segment pages list every copy
+        raise CustomerPublishError(f"{len(repeated)} customer id(s) appear more than once among the profiles, "
+                                   f"e.g. {sorted(set(repeated))[:5]}")
     records = _segment_records(profiles, segments, page_size)
     columns = _columns(profiles)
 

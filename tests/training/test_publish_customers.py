@@ -121,6 +121,9 @@ def test_inconsistent_input_is_refused_and_nothing_is_published(store):
         customer_snapshot_part([], [{"name": "All"}])
     with pytest.raises(CustomerPublishError, match="share the slug"):
         customer_snapshot_part([], [{"name": "At Risk"}, {"name": "at-risk"}])
+    # one id twice: the store would keep one profile, the segment pages would list both
+    with pytest.raises(CustomerPublishError, match=r"1 customer id\(s\) appear more than once.*c00001"):
+        customer_snapshot_part([*profiles, profiles[1]], SEGMENTS_DEFINED)
     assert store.current_snapshot_id() is None
 
 
