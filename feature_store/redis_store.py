@@ -357,25 +357,31 @@ class RedisSnapshotWriter(SnapshotWriter):
                 self.abort()
                 raise StoreError(f"part of snapshot {self.snapshot_id} expired before commit")
             counts[namespace] = sum(sizes)
-        now = datetime.now(UTC)
-        manifest = Manifest(
-            snapshot_id=self.snapshot_id,
-            created_at=now.isoformat(),
-            counts=counts,
-            metadata=dict(metadata or {}),
-            layout={"n_buckets": self._n_buckets},
-        )
-        payload = json.dumps(manifest.to_dict(), sort_keys=True)
-        # The TTLs go in the same transaction as the switch: persisted keys without a manifest would
-        # never expire if the publisher died between the two.
-        pipe = client.pipeline(transaction=True)
-        for key in self._bucket_keys():
-            pipe.persist(key)
-        pipe.set(self._keys.manifest(self.snapshot_id), payload)
-        pipe.zadd(self._keys.index, {self.snapshot_id: now.timestamp()})
-        pipe.set(self._keys.current, self.snapshot_id)
-        pipe.delete(self._keys.writer(self.snapshot_id))
-        pipe.execute()
+        bucket_keys = self._bucket_keys()
+
+        def switch(pipe: redis.client.Pipeline) -> Manifest:
+            # Stamped inside the watched transaction: a commit landing between the stamp and EXEC makes
+            # this one retry with a later stamp, so the current snapshot is always the newest listed.
+            now = datetime.now(UTC)
+            manifest = Manifest(
+                snapshot_id=self.snapshot_id,
+                created_at=now.isoformat(),
+                counts=counts,
+                metadata=dict(metadata or {}),
+                layout={"n_buckets": self._n_buckets},
+            )
+            pipe.multi()
+            # The TTLs go in the same transaction as the switch: persisted keys without a manifest would
+            # never expire if the publisher died between the two.
+            for key in bucket_keys:
+                pipe.persist(key)
+            pipe.set(self._keys.manifest(self.snapshot_id), json.dumps(manifest.to_dict(), sort_keys=True))
+            pipe.zadd(self._keys.index, {self.snapshot_id: now.timestamp()})
+            pipe.set(self._keys.current, self.snapshot_id)
+            pipe.delete(self._keys.writer(self.snapshot_id))
+            return manifest
+
+        manifest = client.transaction(switch, self._keys.current, self._keys.index, value_from_callable=True)
         self._state = "committed"
         self._store._apply_retention()
         return manifest

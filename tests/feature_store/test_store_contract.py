@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -386,3 +387,11 @@ def test_one_writer_per_snapshot_id(backend):
     with pytest.raises(StoreError, match="already exists"):
         store.begin_snapshot("run-42")
     assert store.get("run-42", "rec", "b") == b"again" and store.get("run-42", "rec", "a") is None
+
+
+def test_concurrent_publishes_leave_the_current_snapshot_the_newest(backend):
+    store = backend.make(retain=1)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda _: publish(store, n=200), range(12)))
+    # the last commit is current and the one retained, whatever order the publishers raced in
+    assert [m.snapshot_id for m in store.list_snapshots()] == [store.current_snapshot_id()]
