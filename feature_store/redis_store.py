@@ -287,12 +287,14 @@ class RedisSnapshotWriter(SnapshotWriter):
     def write(self, namespace: str, keys: Sequence[str], values: Sequence[bytes]) -> None:
         self._check_open()
         check_batch(namespace, keys, values)
+        # Encoded before anything is buffered: a key UTF-8 cannot hold fails the whole call, as on SQLite.
+        encoded = [key.encode() for key in keys]
         self._created.setdefault(namespace, set())
         buckets = self._buffer.setdefault(namespace, {})
         n_buckets = self._n_buckets
         crc32 = zlib.crc32  # bucket_of, inlined: this loop runs once per value
-        for key, value in zip(keys, values, strict=True):
-            b = crc32(key.encode()) % n_buckets
+        for key, raw, value in zip(keys, encoded, values, strict=True):
+            b = crc32(raw) % n_buckets
             fields = buckets.get(b)
             if fields is None:
                 buckets[b] = fields = []

@@ -395,3 +395,14 @@ def test_concurrent_publishes_leave_the_current_snapshot_the_newest(backend):
         list(pool.map(lambda _: publish(store, n=200), range(12)))
     # the last commit is current and the one retained, whatever order the publishers raced in
     assert [m.snapshot_id for m in store.list_snapshots()] == [store.current_snapshot_id()]
+
+
+def test_a_write_that_fails_keeps_nothing_of_its_batch(backend):
+    store = backend.make()
+    with store.begin_snapshot() as writer:
+        with pytest.raises(UnicodeEncodeError):
+            writer.write("rec", ["a", "b\ud800", "c"], [b"1", b"2", b"3"])  # a lone surrogate: not UTF-8
+        writer.write("rec", ["z"], [b"26"])
+        manifest = writer.commit()
+    assert manifest.counts == {"rec": 1}
+    assert store.get(manifest.snapshot_id, "rec", "a") is None
