@@ -13,6 +13,7 @@ import abc
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from feature_store.keys import validate_name
@@ -60,6 +61,15 @@ class Manifest:
             "metadata": dict(self.metadata),
             "layout": dict(self.layout),
         }
+
+    @classmethod
+    def made_now(cls, snapshot_id: str, counts: dict[str, int], metadata: Mapping[str, Any] | None,
+                 layout: dict[str, Any]) -> tuple[Manifest, float]:
+        """The manifest of a snapshot committed now, and now as a POSIX timestamp (for ordering)."""
+        now = datetime.now(UTC)
+        manifest = cls(snapshot_id=snapshot_id, created_at=now.isoformat(), counts=counts,
+                       metadata=dict(metadata or {}), layout=layout)
+        return manifest, now.timestamp()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Manifest:

@@ -14,7 +14,6 @@ import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -364,21 +363,14 @@ class RedisSnapshotWriter(SnapshotWriter):
         def switch(pipe: redis.client.Pipeline) -> Manifest:
             # Stamped inside the watched transaction: a commit landing between the stamp and EXEC makes
             # this one retry with a later stamp, so the current snapshot is always the newest listed.
-            now = datetime.now(UTC)
-            manifest = Manifest(
-                snapshot_id=self.snapshot_id,
-                created_at=now.isoformat(),
-                counts=counts,
-                metadata=dict(metadata or {}),
-                layout={"n_buckets": self._n_buckets},
-            )
+            manifest, stamp = Manifest.made_now(self.snapshot_id, counts, metadata, {"n_buckets": self._n_buckets})
             pipe.multi()
             # The TTLs go in the same transaction as the switch: persisted keys without a manifest would
             # never expire if the publisher died between the two.
             for key in bucket_keys:
                 pipe.persist(key)
             pipe.set(self._keys.manifest(self.snapshot_id), json.dumps(manifest.to_dict(), sort_keys=True))
-            pipe.zadd(self._keys.index, {self.snapshot_id: now.timestamp()})
+            pipe.zadd(self._keys.index, {self.snapshot_id: stamp})
             pipe.set(self._keys.current, self.snapshot_id)
             pipe.delete(self._keys.writer(self.snapshot_id))
             return manifest

@@ -15,7 +15,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -403,17 +402,10 @@ class SqliteSnapshotWriter(SnapshotWriter):
                     (self.snapshot_id,),
                 )
             )
-            now = datetime.now(UTC)
-            manifest = Manifest(
-                snapshot_id=self.snapshot_id,
-                created_at=now.isoformat(),
-                counts=counts,
-                metadata=dict(metadata or {}),
-                layout={"backend": "sqlite"},
-            )
+            manifest, stamp = Manifest.made_now(self.snapshot_id, counts, metadata, {"backend": "sqlite"})
             conn.execute(
                 f"UPDATE {t.snapshots} SET committed = 1, created_at = ?, manifest = ? WHERE id = ?",
-                (now.timestamp(), json.dumps(manifest.to_dict(), sort_keys=True), self.snapshot_id),
+                (stamp, json.dumps(manifest.to_dict(), sort_keys=True), self.snapshot_id),
             )
             conn.execute(f"UPDATE {t.pointer} SET snapshot_id = ? WHERE id = 0", (self.snapshot_id,))
             conn.execute("COMMIT")
