@@ -53,7 +53,7 @@ def synthetic_profiles_part(customer_ids, seed: int = 11, batch: int = 100_000):
 
     def write(writer) -> dict:
         rng = np.random.default_rng(seed)
-        segments = np.array(["champions", "loyal", "potential", "at_risk", "hibernating"])
+        segments = np.array(["Champions", "Loyal Customers", "Potential Loyalists", "At Risk", "Hibernating"])
         for start in range(0, len(customer_ids), batch):
             ids = customer_ids[start:start + batch]
             n = len(ids)

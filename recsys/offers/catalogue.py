@@ -20,6 +20,8 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from recsys.records import slugify
+
 
 class CatalogueError(ValueError):
     """A catalogue that cannot be used; the message names the offer id and the field."""
@@ -52,6 +54,8 @@ class Range(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> Range:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both (leave the rule out for no restriction)")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is above max {self.max}")
         return self
@@ -165,7 +169,11 @@ class Offer(_Strict):
         return self
 
     def prior_for(self, segment: str | None) -> Prior:
-        return self.segment_priors.get(segment, self.prior) if segment is not None else self.prior
+        """The prior of ``segment``, matched by slug as segments are everywhere ("At Risk" = "at_risk")."""
+        if segment is None or not self.segment_priors:
+            return self.prior
+        wanted = slugify(segment)
+        return next((p for name, p in self.segment_priors.items() if slugify(name) == wanted), self.prior)
 
     @property
     def redemption_limit(self) -> int | None:
@@ -174,7 +182,8 @@ class Offer(_Strict):
             return None
         limits = [self.budget.max_redemptions] if self.budget.max_redemptions is not None else []
         if self.budget.total is not None and self.cost > 0:
-            limits.append(math.floor(self.budget.total / self.cost))
+            # rounded before the floor: 1100 / 0.55 is 1999.9999999999998 in binary floating point
+            limits.append(math.floor(round(self.budget.total / self.cost, 9)))
         return min(limits) if limits else None
 
 
@@ -214,7 +223,7 @@ def parse_catalogue(data: Any) -> Catalogue:
     unknown = set(data) - {"offers", "contact"}
     problems = [f"catalogue: unknown field {name!r}" for name in sorted(unknown)]
     try:
-        contact = ContactPolicy.model_validate(data.get("contact") or {})
+        contact = ContactPolicy.model_validate(data.get("contact", {}))
     except ValidationError as exc:
         problems += _describe("catalogue", "contact", exc)
         contact = ContactPolicy()
@@ -222,6 +231,8 @@ def parse_catalogue(data: Any) -> Catalogue:
     seen: set[str] = set()
     for position, raw in enumerate(data["offers"]):
         offer_id = raw.get("id") if isinstance(raw, dict) else None
+        if not isinstance(offer_id, str):  # a list or number is reported by validation, under its position
+            offer_id = None
         label = f"offer {offer_id!r}" if offer_id else f"offer #{position + 1} (no id)"
         if offer_id and offer_id in seen:
             problems.append(f"{label}: id: appears more than once")

@@ -12,12 +12,13 @@ import math
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import numpy as np
 
 from recsys.offers.bandit import BetaPosterior, Outcomes, OutcomeTable, ThompsonDraws
 from recsys.offers.catalogue import Catalogue, Offer, OfferType
-from recsys.records import CustomerProfile
+from recsys.records import CustomerProfile, slugify
 
 #: Segment of a customer whose profile has none, for priors and outcome counts.
 UNKNOWN_SEGMENT = "unknown"
@@ -71,7 +72,7 @@ def check_eligibility(offer: Offer, profile: CustomerProfile, now: datetime,
         return Eligibility(False, [f"outside validity window at {_aware(now).isoformat()}"])
     rules = offer.eligibility
     if rules.segments is not None:
-        if profile.segment not in rules.segments:
+        if _slug(profile.segment) not in {slugify(name) for name in rules.segments}:
             return Eligibility(False, [f"segment {profile.segment!r} not in {rules.segments}"])
         reasons.append(f"segment {profile.segment!r} in {rules.segments}")
     for label, bounds, value in (("churn_probability", rules.churn_probability, profile.churn_probability),
@@ -118,13 +119,13 @@ class _Rules:
             for attribute, r in (("churn_probability", rules.churn_probability), ("clv", rules.clv),
                                  ("frequency", rules.orders), ("recency_days", rules.days_since_last_purchase))
             if r is not None)
-        return cls(offer, None if rules.segments is None else frozenset(rules.segments), bounds,
+        return cls(offer, None if rules.segments is None else frozenset(map(slugify, rules.segments)), bounds,
                    None if rules.countries is None else frozenset(rules.countries), offer.type is OfferType.BUNDLE)
 
     def admit(self, profile: CustomerProfile, now: datetime, recommended_item: str | None) -> bool:
         if not self.offer.validity.contains(now):
             return False
-        if self.segments is not None and profile.segment not in self.segments:
+        if self.segments is not None and _slug(profile.segment) not in self.segments:
             return False
         for attribute, lowest, highest in self.bounds:
             value = getattr(profile, attribute)
@@ -136,6 +137,13 @@ class _Rules:
 
 
 _RULES: dict[str, tuple[_Rules, ...]] = {}
+
+
+@lru_cache(maxsize=4096)
+def _slug(segment: str | None) -> str | None:
+    # Segments match by slug, as the segment API does: a catalogue may say at_risk or "At Risk" for the
+    # customer job's "At Risk". A shop has a handful of segment names, so each is slugged once.
+    return None if segment is None else slugify(segment)
 
 
 def _rules_of(catalogue: Catalogue) -> tuple[_Rules, ...]:

@@ -47,6 +47,9 @@ def test_error_names_offer_id_and_field():
     ({"repeat_after_days": float("inf")}, "repeat_after_days"),
     ({"budget": {"total": float("inf")}}, "budget.total"),
     ({"value": float("nan")}, "value"),
+    # a range with neither bound restricts nothing and cannot be written as a reason
+    ({"eligibility": {"clv": {}}}, "eligibility.clv"),
+    ({"eligibility": {"clv": {"min": None, "max": None}}}, "eligibility.clv"),
 ])
 def test_each_bad_field_is_named(overrides, field):
     problems = problems_of({"offers": [offer(**overrides)]})
@@ -90,3 +93,17 @@ def test_not_yaml_or_empty_is_rejected(tmp_path):
     with pytest.raises(CatalogueError, match="not valid YAML"):
         load_catalogue(bad)
     assert "non-empty list" in problems_of({"offers": []})[0]
+
+
+@pytest.mark.parametrize(("total", "cost", "limit"), [(1100, 0.55, 2000), (700, 0.07, 10_000), (0.3, 0.1, 3)])
+def test_a_money_budget_allows_every_redemption_it_pays_for(total, cost, limit):
+    # 1100 / 0.55 is 1999.9999999999998 in binary floating point: flooring that lost one redemption
+    catalogue = parse_catalogue({"offers": [offer(cost=cost, budget={"total": total})]})
+    assert catalogue["o1"].redemption_limit == limit
+
+
+def test_malformed_ids_and_contact_are_reported_not_crashed_on_or_ignored():
+    problems = problems_of({"offers": [offer(id=["winback"])], "contact": []})
+    text = "\n".join(problems)
+    assert "offer #1 (no id): id" in text
+    assert "contact" in text  # an empty list is not the default policy

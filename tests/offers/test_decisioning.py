@@ -176,3 +176,28 @@ def test_reasons_are_written_only_when_read():
     ranked = rank_offers(CATALOGUE, profile(), NOW)
     assert ranked and ranked[0]._reasons is None
     assert ranked[0].reasons == check_eligibility(CATALOGUE[ranked[0].offer_id], profile(), NOW).reasons
+
+
+@pytest.mark.parametrize("segment", ["At Risk", "at-risk", "AT_RISK"])
+def test_segments_and_their_priors_match_by_slug(segment):
+    # the customer job writes "At Risk"; a marketer may type at_risk: the segment API matches by slug too
+    customer = profile(segment=segment)
+    assert check_eligibility(CATALOGUE["winback"], customer, NOW).eligible
+    ranked = rank_offers(CATALOGUE, customer, NOW, recommended_item="SKU1")
+    assert [d.offer_id for d in ranked] == ["bundle", "winback", "ship"]
+    assert ranked[0].p_mean == 0.5  # bundle's at_risk prior
+    assert dict(count_eligible(CATALOGUE, [customer], NOW))["winback"] == 1
+    assert not check_eligibility(CATALOGUE["winback"], profile(segment="Loyal Customers"), NOW).eligible
+
+
+def test_the_example_catalogue_speaks_the_customer_jobs_segment_names():
+    from pathlib import Path
+
+    from recsys.customers.rfm import SEGMENTS
+    from recsys.offers import load_catalogue
+
+    example = load_catalogue(Path(__file__).resolve().parents[2] / "recsys" / "offers" / "example_catalogue.yaml")
+    names = set(SEGMENTS)
+    for offer in example.offers:
+        for segment in [*(offer.eligibility.segments or ()), *offer.segment_priors]:
+            assert segment in names, f"{offer.id}: segment {segment!r} is no segment the customer job writes"
