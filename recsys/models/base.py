@@ -137,7 +137,7 @@ class Recommender(abc.ABC):
     @classmethod
     def load(cls, path: str | Path) -> Self:
         """A model saved by :meth:`save`, ready to score without refitting."""
-        with np.load(_npz_path(path), allow_pickle=False) as archive:
+        with np.load(npz_path(path), allow_pickle=False) as archive:
             meta = _read_meta(archive, path)
             if meta["model"] != cls.name:
                 raise ValueError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
@@ -181,7 +181,7 @@ class Recommender(abc.ABC):
 
 def read_model_name(path: str | Path) -> str:
     """The registry name stored in a saved model, without loading its arrays."""
-    with np.load(_npz_path(path), allow_pickle=False) as archive:
+    with np.load(npz_path(path), allow_pickle=False) as archive:
         return _read_meta(archive, path)["model"]
 
 
@@ -282,7 +282,8 @@ def check_k(k: int) -> None:
         raise ValueError(f"k must be >= 1, got {k}")
 
 
-def _npz_path(path: str | Path) -> Path:
+def npz_path(path: str | Path) -> Path:
+    """``path`` as saving wrote it: numpy adds ``.npz`` to a name without it."""
     path = Path(path)
     if not path.exists() and path.suffix != ".npz":
         path = path.with_suffix(path.suffix + ".npz")

@@ -71,7 +71,11 @@ class PopularityRecommender(Recommender):
             candidates = ranked[: k + extra]
             blocked = np.zeros((seen.shape[0], len(candidates)), dtype=bool)
             if exclude_seen and len(candidates):
-                blocked = seen[:, candidates].toarray() != 0
+                # every stored entry is a purchase, whatever its weight (a net quantity of 0 included),
+                # as in mask_seen
+                bought = seen.copy()
+                bought.data[:] = 1
+                blocked = bought[:, candidates].toarray() != 0
             # stable sort keeps the popularity order among allowed candidates
             take = np.argsort(blocked, axis=1, kind="stable")[:, :k]
             width = take.shape[1]

@@ -19,6 +19,7 @@ from recsys.models.base import (
     arrays_to_sparse,
     check_rows,
     exclude_self,
+    npz_path,
     sparse_scores,
     sparse_to_arrays,
     top_k,
@@ -95,6 +96,7 @@ class TfidfSimilarItems:
 
     @classmethod
     def load(cls, path: str | Path) -> TfidfSimilarItems:
+        path = npz_path(path)  # save() adds the suffix, as Recommender.save does
         with np.load(path, allow_pickle=False) as archive:
             meta = json.loads(str(archive["meta"][0]))
             if meta.get("model") != cls.name or meta.get("format") != FORMAT_VERSION:

@@ -84,3 +84,15 @@ def test_same_list_for_everyone_until_seen_items_are_excluded():
 def test_bad_parameters_are_refused(params):
     with pytest.raises(ValueError):
         PopularityRecommender(**params)
+
+
+def test_an_item_bought_with_a_net_weight_of_zero_is_still_excluded():
+    frame = pd.DataFrame([("o1", "c1", "a", 2.0), ("o2", "c1", "a", -2.0), ("o1", "c1", "b", 1.0),
+                          ("o3", "c2", "a", 1.0), ("o3", "c2", "b", 1.0)],
+                         columns=[schema.ORDER_ID, schema.CUSTOMER_ID, schema.ITEM_ID, schema.QUANTITY])
+    frame[schema.TIMESTAMP] = NOW - pd.Timedelta(days=1)
+    frame[schema.UNIT_PRICE] = 1.0
+    data = build_interactions(frame, weighting="quantity", reference_time=NOW)  # c1's a is stored as 0.0
+    rows, _ = PopularityRecommender().fit(data).recommend(np.array([data.customers.index_of("c1")]), 2,
+                                                          exclude_seen=True)
+    assert rows.tolist() == [[-1, -1]]  # c1 bought both items

@@ -81,3 +81,8 @@ def test_item_texts_takes_the_most_common_name_and_category():
     })
     texts = item_texts(frame, IdIndex.from_values(["1", "2", "3"]))
     assert texts == ["RED MUG kitchen", "TEAPOT", ""]
+
+
+def test_load_finds_the_file_save_wrote_without_its_suffix(model, tmp_path):
+    model.save(tmp_path / "tfidf")  # written as tfidf.npz
+    assert TfidfSimilarItems.load(tmp_path / "tfidf").get_params() == model.get_params()
