@@ -332,9 +332,11 @@ def _below_head(head_scores: np.ndarray, depth_scores: np.ndarray, head: int) ->
     their row maximum sits one below the head's minimum."""
     if head >= head_scores.shape[1]:
         return head_scores
-    top = np.argpartition(-head_scores, head - 1, axis=1)[:, :head]
+    # the head is top_k's, so ties at its edge follow the same rule as every list (lower item rows first)
+    top, _ = top_k(head_scores, head)
     in_head = np.zeros(head_scores.shape, dtype=bool)
-    np.put_along_axis(in_head, top, True, axis=1)
+    kept = np.nonzero(top >= 0)  # rows with fewer than ``head`` finite scores pad with -1
+    in_head[kept[0], top[kept]] = True
     in_head &= np.isfinite(head_scores)
     rest = np.isfinite(depth_scores) & np.isfinite(head_scores) & ~in_head
     floor = np.min(np.where(in_head, head_scores, np.inf), axis=1, keepdims=True)

@@ -7,6 +7,7 @@ import scipy.sparse as sp
 
 from recsys.data import schema
 from recsys.data.interactions import build_interactions
+from recsys.models.base import top_k
 from recsys.models.candidates import candidates_from_scores, make_generators, resolve_generator
 from recsys.models.ranker import OBJECTIVES, TwoStageRanker, _below_head, split_for_labels
 from recsys.models.ranker_features import FEATURE_NAMES, ITEM_FEATURES, build_features
@@ -249,3 +250,12 @@ def test_below_head_keeps_the_head_and_orders_the_rest_by_depth():
     assert scores[0, :2].tolist() == [5.0, 4.0] and scores[0, 4] == -np.inf
     # the head holds all the row has: the rest stays out
     assert scores[1].tolist() == [1.0, -np.inf, -np.inf, -np.inf, -np.inf]
+
+
+def test_the_head_keeps_its_ties_by_lower_item_row_like_top_k():
+    # LightGBM's raw scores are piecewise constant, so a tie at the head's edge is real: the head is
+    # top_k's, whichever tied items a partial sort would have kept
+    head = np.array([[0, 0, 0, 0, 0, 0, 2, 0, 2, 2, 0]], dtype=np.float32)
+    depth = np.array([[.1, -2.6, .1, .1, .1, -1.9, .1, -4.1, .1, .1, 0]], dtype=np.float32)
+    ordered, _ = top_k(_below_head(head, depth, 7), 7)
+    assert ordered.tolist() == top_k(head, 7)[0].tolist() == [[6, 8, 9, 0, 1, 2, 3]]
