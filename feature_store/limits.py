@@ -102,10 +102,6 @@ class LimitsStore(abc.ABC):
         """How much of each claim key is used in its current window (0 for a missing or expired key)."""
 
     @abc.abstractmethod
-    async def record(self, increments: Sequence[Increment] = (), events: Sequence[Event] = ()) -> None:
-        """Add to counter hashes and append events, in one round trip where the backend allows."""
-
-    @abc.abstractmethod
     async def counters(self, keys: Sequence[str]) -> list[dict[str, int]]:
         """The fields of each counter hash ({} for a missing one)."""
 

@@ -24,8 +24,6 @@ from feature_store.limits import (
     DEFAULT_MARKER_TTL_SECONDS,
     Acquired,
     Claim,
-    Event,
-    Increment,
     LimitsStore,
     Recording,
     check_groups,
@@ -233,15 +231,6 @@ class RedisLimitsStore(LimitsStore):
             return []
         values = await reporting_unavailable(self.client.mget([self._key("lim", k) for k in keys]), self._url)
         return [int(v) if v is not None else 0 for v in values]
-
-    async def record(self, increments: Sequence[Increment] = (), events: Sequence[Event] = ()) -> None:
-        if not increments and not events:
-            return
-        commands = [("HINCRBY", self._key("cnt", inc.key), inc.field, inc.amount) for inc in increments]
-        for event in events:
-            fields = [part for pair in event.fields.items() for part in pair]
-            commands.append(("XADD", self._key("log", event.stream), "MAXLEN", "~", event.maxlen, "*", *fields))
-        await self._fast.execute_all(commands)
 
     async def counters(self, keys: Sequence[str]) -> list[dict[str, int]]:
         if not keys:

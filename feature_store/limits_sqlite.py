@@ -132,10 +132,6 @@ class _SyncLimits:
         conn, now = self._conn(), time.time()
         return [self._used(conn, key, now) for key in keys]
 
-    def record(self, increments: Sequence[Increment], events: Sequence[Event]) -> None:
-        with self._transaction() as conn:
-            self._record(conn, increments, events)
-
     def _record(self, conn: sqlite3.Connection, increments: Sequence[Increment], events: Sequence[Event]) -> None:
         conn.executemany(f"INSERT INTO {self.counts} (key, field, value) VALUES (?, ?, ?) "
                          f"ON CONFLICT (key, field) DO UPDATE SET value = value + excluded.value",
@@ -181,10 +177,6 @@ class SqliteLimitsStore(LimitsStore):
 
     async def used(self, keys: Sequence[str]) -> list[int]:
         return await asyncio.to_thread(self._sync.used, list(keys))
-
-    async def record(self, increments: Sequence[Increment] = (), events: Sequence[Event] = ()) -> None:
-        if increments or events:
-            await asyncio.to_thread(self._sync.record, list(increments), list(events))
 
     async def counters(self, keys: Sequence[str]) -> list[dict[str, int]]:
         return await asyncio.to_thread(self._sync.counters, list(keys))

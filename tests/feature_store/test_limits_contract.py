@@ -124,16 +124,17 @@ class LimitsContract:
 
     def test_counters_and_event_log(self):
         async def body(store):
-            await store.record([Increment("offer:o1", "seg|impressions", 2), Increment("offer:o1", "seg|impressions"),
-                                Increment("offer:o1", "seg|redemptions")])
+            counted = (Increment("offer:o1", "seg|impressions", 2), Increment("offer:o1", "seg|impressions"),
+                       Increment("offer:o1", "seg|redemptions"))
+            assert await store.acquire_first([[]], recording=Recording([counted])) == [0]
             assert await store.counters(["offer:o1", "offer:none"]) == [
                 {"seg|impressions": 3, "seg|redemptions": 1}, {}]
             for i in range(300):
-                await store.record(events=[Event("decisions", {"i": str(i)}, maxlen=10)])
+                await store.acquire_first([[]], recording=Recording(event=Event("decisions", {"i": str(i)}, maxlen=10)))
             events = await store.read_events("decisions", count=1000)
             # MAXLEN ~ on Redis trims whole macro-nodes (100 entries), so only a loose bound holds for both
             assert 10 <= len(events) <= 200
-            assert events[-1][1] == {"i": "299"}
+            assert events[-1][1] == {"i": "299", "acquired": "0"}
             assert [int(e[1]["i"]) for e in events] == sorted(int(e[1]["i"]) for e in events)
 
         run(self.make, body)
