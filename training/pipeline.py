@@ -131,7 +131,7 @@ def run_training(config: TrainConfig, settings: TrainingSettings, reporter: Repo
         )
         with reporter.step("Logging the bundle to MLflow and registering it"), tempfile.TemporaryDirectory() as tmp:
             folder = bundle.save(Path(tmp) / BUNDLE_ARTIFACT)
-            mlflow.log_artifacts(str(folder), BUNDLE_ARTIFACT)
+            tracking.log_artifacts(folder, BUNDLE_ARTIFACT)
             registered = tracking.register_bundle(run.info.run_id, BUNDLE_ARTIFACT, settings.registered_model,
                                                   settings.model_alias,
                                                   description="Recommendation bundle: models, id maps, catalogue")
