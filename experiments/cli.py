@@ -61,11 +61,12 @@ def main() -> None:
     """The console command. An error in what it was given (a missing or malformed file, a bad catalogue
     or config, data too thin to fit, an unreachable store) ends in one line naming it and exit status 2;
     a page of traceback would bury that line. ``--verbose`` shows the traceback as well."""
-    errors = _input_errors()
     try:
         app()
-    except errors as exc:
-        if {"-v", "--verbose"} & set(sys.argv[1:]):
+    except Exception as exc:
+        # the error types are imported only once something failed: they pull in the models, and a
+        # plain `recsys --help` should not wait for those
+        if not isinstance(exc, _input_errors()) or {"-v", "--verbose"} & set(sys.argv[1:]):
             raise
         Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
