@@ -248,16 +248,7 @@ class SqliteOnlineStore(OnlineStore):
         now = time.time()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            stale = [
-                row[0]
-                for row in conn.execute(
-                    f"SELECT id FROM {t.snapshots} WHERE committed = 0 AND started_at <= ?",
-                    (now - self.pending_ttl_seconds,),
-                )
-            ]
-            for sid in stale:
-                conn.execute(f"DELETE FROM {t.entries} WHERE snapshot_id = ?", (sid,))
-                conn.execute(f"DELETE FROM {t.snapshots} WHERE id = ?", (sid,))
+            self._delete_snapshots(conn, "committed = 0 AND started_at <= ?", (now - self.pending_ttl_seconds,))
             try:
                 conn.execute(f"INSERT INTO {t.snapshots} (id, started_at) VALUES (?, ?)", (snapshot_id, now))
             except sqlite3.IntegrityError:
@@ -267,6 +258,13 @@ class SqliteOnlineStore(OnlineStore):
             conn.execute("ROLLBACK")
             raise
         return SqliteSnapshotWriter(self, snapshot_id)
+
+    def _delete_snapshots(self, conn: sqlite3.Connection, condition: str, params: tuple) -> None:
+        """Delete the snapshots matching ``condition``, with their entries, in the caller's transaction."""
+        t = self.tables
+        ids = conn.execute(f"SELECT id FROM {t.snapshots} WHERE {condition}", params).fetchall()
+        conn.executemany(f"DELETE FROM {t.entries} WHERE snapshot_id = ?", ids)
+        conn.executemany(f"DELETE FROM {t.snapshots} WHERE id = ?", ids)
 
     def _apply_retention(self, conn: sqlite3.Connection) -> None:
         """Retire snapshots beyond ``retain`` (never the current one): unlisted and no longer a rollback
@@ -287,16 +285,7 @@ class SqliteOnlineStore(OnlineStore):
                 if sid != current:
                     conn.execute(f"UPDATE {t.snapshots} SET committed = {_RETIRED}, retired_at = ? WHERE id = ?",
                                  (now, sid))
-            expired = [
-                row[0]
-                for row in conn.execute(
-                    f"SELECT id FROM {t.snapshots} WHERE committed = {_RETIRED} AND retired_at <= ?",
-                    (now - self.expire_seconds,),
-                )
-            ]
-            for sid in expired:
-                conn.execute(f"DELETE FROM {t.entries} WHERE snapshot_id = ?", (sid,))
-                conn.execute(f"DELETE FROM {t.snapshots} WHERE id = ?", (sid,))
+            self._delete_snapshots(conn, f"committed = {_RETIRED} AND retired_at <= ?", (now - self.expire_seconds,))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
