@@ -19,11 +19,13 @@ from typing import Annotated  # noqa: E402
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 
+from experiments.ab.cli import ab_app  # noqa: E402
 from training.cli import app  # noqa: E402
 
 experiment_app = typer.Typer(help="Offline experiments: tune on validation, score once on test, log to MLflow.",
                              no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(ab_app, name="ab")
 console = Console()
 
 
@@ -75,6 +77,8 @@ def main() -> None:
 def _input_errors() -> tuple[type[Exception], ...]:
     from redis.exceptions import ConnectionError as RedisConnectionError
 
+    from experiments.ab.assignment import DesignError
+    from experiments.ab.report import ABDataError
     from experiments.config import ConfigError
     from feature_store.base import StoreError
     from recsys.customers.churn import ChurnDataError
@@ -90,4 +94,4 @@ def _input_errors() -> tuple[type[Exception], ...]:
 
     return (FileNotFoundError, TransactionSchemaError, CdnowFormatError, CatalogueError, ConfigError,
             ModelFitError, ChurnDataError, EmptyEvaluationError, SplitError, CustomerPublishError, StoreError,
-            RedisConnectionError, NoTransactionsError, UnknownModelVersionError)
+            RedisConnectionError, NoTransactionsError, UnknownModelVersionError, ABDataError, DesignError)

@@ -1,0 +1,101 @@
+"""``recsys ab analyze``: an A/B test's report from one row per unit.
+
+Only typer and rich load with the ``recsys`` command; the statistics load when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+ab_app = typer.Typer(help="Online A/B tests: the statistics of their outcomes.", no_args_is_help=True)
+console = Console()
+
+
+@ab_app.command("analyze")
+def analyze_command(
+    data: Annotated[Path, typer.Argument(help="One row per unit: its arm and metric values (CSV or Parquet)")],
+    metric: Annotated[list[str], typer.Option(help="A metric column (repeat for several); 0/1 for conversions")],
+    arm_column: Annotated[str, typer.Option(help="Column naming each unit's arm")] = "arm",
+    control: Annotated[str, typer.Option(help="The control arm")] = "control",
+    weights: Annotated[str | None, typer.Option(
+        help="Designed split, e.g. control=1,treatment=1: checks the sample ratio")] = None,
+    covariate: Annotated[list[str] | None, typer.Option(
+        help="METRIC=COLUMN: a pre-experiment value of the metric for CUPED (repeatable)")] = None,
+    unit_column: Annotated[str | None, typer.Option(help="Column of unit ids, checked to hold each unit once")] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level; intervals are at 1 - alpha")] = 0.05,
+    output: Annotated[Path | None, typer.Option(help="Also write the report as JSON here")] = None,
+) -> None:
+    """Compare every arm with the control: effects with confidence intervals, Welch p-values (Holm-adjusted
+    over arms), CUPED where a covariate is given, and a sample ratio mismatch check against --weights."""
+    from experiments.ab.report import analyze, require_columns
+    from recsys.data.loaders import read_column_names, read_columns
+
+    covariates = _pairs(covariate or [], "--covariate", str)
+    design = _pairs(weights.split(","), "--weights", float) if weights else None
+    columns = list(dict.fromkeys([arm_column, *metric, *covariates.values(), *([unit_column] if unit_column else [])]))
+    require_columns(read_column_names(data), columns, str(data))
+    frame = read_columns(data, columns, text_columns=[arm_column, *([unit_column] if unit_column else [])])
+    report = analyze(frame, arm_column=arm_column, metrics=metric, control=control, covariates=covariates,
+                     weights=design, unit_column=unit_column, alpha=alpha, source=str(data))
+    _print_report(report)
+    if output is not None:
+        output.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        console.print(f"report written to {output}", highlight=False)
+
+
+def _pairs(items: list[str], option: str, convert) -> dict:
+    from experiments.ab.report import ABDataError
+
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            if not sep or not key.strip():
+                raise ValueError
+            pairs[key.strip()] = convert(value.strip())
+        except ValueError:
+            raise ABDataError(f"{option}: expected NAME=VALUE, got {item!r}") from None
+    return pairs
+
+
+def _print_report(report) -> None:
+    """One block per (metric, arm): plain lines that stay readable in a log of any width."""
+    srm = report.sample_ratio
+    if srm is None:
+        console.print("sample ratio: not checked (give --weights)", highlight=False)
+    else:
+        expected = {arm: round(n, 1) for arm, n in srm.expected.items()}
+        verdict = ("[red]MISMATCH: assignment or logging is broken; do not trust the effects below[/red]"
+                   if srm.mismatch else "ok")
+        console.print(f"sample ratio: units {srm.observed}, expected {expected}, chi-square {srm.chi_square:.3f}, "
+                      f"p {srm.p_value:.4g}: {verdict}", highlight=False, soft_wrap=True)
+    level = f"{(1 - report.alpha) * 100:g}% CI"
+    for r in report.results:
+        c = r.comparison
+        cuped = "" if c.cuped_theta is None else f" (CUPED, theta {c.cuped_theta:.4g})"
+        lines = [f"\n{r.metric}{cuped}: {r.treatment} vs {report.control}",
+                 f"  units     {r.treatment_summary.n} vs {r.control_summary.n}"
+                 + (f" (left out, no value: {r.missing})" if any(r.missing.values()) else ""),
+                 f"  means     {c.treatment_mean:.6g} vs {c.control_mean:.6g}",
+                 f"  absolute  {c.absolute:+.6g}  {level} {_interval(c.absolute_ci)}"]
+        if c.relative is not None:
+            lines.append(f"  relative  {c.relative * 100:+.3g}%  {level} {_interval(c.relative_ci, 100, '%')}")
+        if c.p_value is None:
+            lines.append(f"  p         n/a: {c.note}")
+        else:
+            significant = r.adjusted_p_value is not None and r.adjusted_p_value < report.alpha
+            lines.append(f"  p         {c.p_value:.4g} (Holm {r.adjusted_p_value:.4g})"
+                         + ("  [bold]significant[/bold]" if significant else "  not significant"))
+            if c.note:
+                lines.append(f"  note      {c.note}")
+        for line in lines:
+            console.print(line, highlight=False, soft_wrap=True)
+
+
+def _interval(ci: tuple[float, float] | None, scale: float = 1.0, unit: str = "") -> str:
+    return "n/a" if ci is None else f"[{ci[0] * scale:+.4g}{unit}, {ci[1] * scale:+.4g}{unit}]"

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from experiments.ab.report import ABDataError, analyze
+from experiments.ab.statistics import ArmSummary, compare
+from experiments.cli import app, main
+
+
+def units() -> pd.DataFrame:
+    return pd.DataFrame({
+        "customer_id": ["a", "b", "c", "d", "e", "f", "g", "h"],
+        "arm": ["control", "control", "control", "control", "blue", "blue", "green", "green"],
+        "revenue": [10.0, 12.0, np.nan, 8.0, 15.0, 13.0, 9.0, 11.0],
+        "converted": [1, 0, 0, 1, 1, 1, 0, 1],
+    })
+
+
+def test_each_arm_against_the_control_from_the_unit_rows():
+    report = analyze(units(), arm_column="arm", metrics=["revenue", "converted"], control="control",
+                     weights={"control": 2, "blue": 1, "green": 1}, unit_column="customer_id")
+    assert report.units == {"control": 4, "blue": 2, "green": 2}
+    assert report.sample_ratio.chi_square == 0.0
+    revenue_blue = report.results[0]
+    assert (revenue_blue.metric, revenue_blue.treatment) == ("revenue", "blue")
+    # the control's missing revenue is left out of revenue only, and counted
+    assert revenue_blue.control_summary == ArmSummary(3, 30.0, 308.0)
+    assert revenue_blue.missing == {"control": 1, "blue": 0}
+    assert revenue_blue.comparison == compare(ArmSummary(3, 30.0, 308.0), ArmSummary(2, 28.0, 394.0))
+    assert report.results[2].control_summary.n == 4  # converted: every control unit
+    frame = report.to_frame()
+    assert list(frame["treatment"]) == ["blue", "green", "blue", "green"]
+    # Holm over the two arms of a metric: the smaller p doubles
+    p = sorted(r.comparison.p_value for r in report.results[:2])
+    assert sorted(frame["p_adjusted"][:2]) == pytest.approx([2 * p[0], max(2 * p[0], p[1])])
+
+
+def test_an_arm_of_the_design_missing_from_the_data_is_a_sample_ratio_mismatch():
+    frame = pd.DataFrame({"arm": ["control"] * 300 + ["treatment"] * 3, "x": np.arange(303.0)})
+    report = analyze(frame, arm_column="arm", metrics=["x"], control="control",
+                     weights={"control": 1, "treatment": 1, "holdout": 1})
+    assert report.units == {"control": 300, "treatment": 3, "holdout": 0}
+    assert report.sample_ratio.mismatch
+    assert report.results[1].comparison.note == "fewer than two units in treatment"
+    assert json.loads(json.dumps(report.to_dict()))["sample_ratio"]["mismatch"] is True
+
+
+@pytest.mark.parametrize(("change", "options", "message"), [
+    (lambda f: f.drop(columns="converted"), {}, "missing column(s) ['converted']"),
+    (lambda f: f.assign(arm=f["arm"].where(f.index != 3)), {}, "column 'arm' is empty on rows [3]"),
+    (lambda f: f.assign(customer_id=["a"] * 8), {"unit_column": "customer_id"}, "repeats unit(s) ['a']"),
+    (lambda f: f.assign(converted=[1, 0, "yes", 1, 1, 1, 0, 1]), {}, "column 'converted' has non-numeric"),
+    (lambda f: f.assign(revenue=f["revenue"].replace(8.0, np.inf)), {}, "column 'revenue' has non-numeric or infinite"),
+    (lambda f: f, {"control": "red"}, "control arm 'red' is not among the arms"),
+    (lambda f: f, {"weights": {"control": 1, "blue": 1}}, "holds arm(s) ['green'] that are not in the design"),
+    (lambda f: f, {"weights": {"control": 1, "blue": 1, "green": -1}}, "weights must be positive"),
+    (lambda f: f, {"alpha": 1.5}, "alpha must be between 0 and 1"),
+    (lambda f: f.assign(pre=[1, 2, None, 4, 5, 6, 7, 8]), {"covariates": {"revenue": "pre"}},
+     "column 'pre' has missing, non-numeric or infinite values on rows [2]"),
+    (lambda f: f, {"covariates": {"orders": "revenue"}}, "covariates given for ['orders']"),
+])
+def test_bad_unit_data_names_the_column_and_rows(change, options, message):
+    kwargs = {"arm_column": "arm", "metrics": ["revenue", "converted"], "control": "control",
+              "source": "outcomes.csv"} | options
+    with pytest.raises(ABDataError) as caught:
+        analyze(change(units()), **kwargs)
+    assert str(caught.value).startswith("outcomes.csv: ") or "alpha" in message or "weights" in message
+    assert message in str(caught.value)
+
+
+def test_recsys_ab_analyze_prints_the_report_and_writes_json(tmp_path):
+    rng = np.random.default_rng(7)
+    n = 4000
+    arm = np.where(np.arange(n) % 2 == 0, "control", "treatment")
+    pre = rng.gamma(2.0, 20.0, n)
+    revenue = 0.8 * pre + rng.normal(0, 5, n) + np.where(arm == "treatment", 2.0, 0.0)
+    path = tmp_path / "outcomes.csv"
+    pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "arm": arm, "revenue": revenue,
+                  "pre_revenue": pre}).to_csv(path, index=False)
+    output = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["ab", "analyze", str(path), "--metric", "revenue", "--covariate",
+                                      "revenue=pre_revenue", "--weights", "control=1,treatment=1",
+                                      "--unit-column", "customer_id", "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    assert "sample ratio: units {'control': 2000, 'treatment': 2000}" in result.output
+    assert "revenue (CUPED, theta 0.8" in result.output and "significant" in result.output
+    written = json.loads(output.read_text())
+    (row,) = written["results"]
+    assert row["absolute_low"] < 2.0 < row["absolute_high"]
+    assert row["cuped_theta"] == pytest.approx(0.8, abs=0.02)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--metric", "orders"], "missing column(s) ['orders']"),
+    (["--metric", "revenue", "--weights", "control:1"], "--weights: expected NAME=VALUE, got 'control:1'"),
+])
+def test_recsys_ab_analyze_reports_bad_input_in_one_line(tmp_path, monkeypatch, capsys, options, message):
+    path = tmp_path / "outcomes.csv"
+    units().to_csv(path, index=False)
+    monkeypatch.setattr("sys.argv", ["recsys", "ab", "analyze", str(path), *options])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.startswith("error: ") and message in err and "Traceback" not in err
