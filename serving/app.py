@@ -17,8 +17,9 @@ from feature_store import StoreUnavailableError, open_async_reader, open_limits
 from recsys.offers import load_catalogue
 from serving.auth import scope_dependencies
 from serving.responses import utf8_safe
-from serving.routers import customers, health, offers, recommendations, segments
+from serving.routers import customers, experiments, health, offers, recommendations, segments
 from serving.services.customers import CustomerService
+from serving.services.experiments import ExperimentService, load_designs
 from serving.services.offers import OfferService
 from serving.services.recommendations import RecommendationService
 from serving.settings import ServingSettings, get_settings
@@ -35,6 +36,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # a bad designs file stops the start before anything is opened
+        designs = load_designs(settings.experiments_path) if settings.experiments_path else {}
         reader = open_async_reader(settings.store_url, prefix=settings.store_prefix)
         snapshots = SnapshotCache(reader, settings.snapshot_refresh_seconds)
         app.state.reader = reader
@@ -46,6 +49,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         app.state.offers = OfferService(reader, snapshots, limits, fallback_catalogue=fallback,
                                         seed=settings.offers_seed, event_log_max=settings.offers_event_log_max,
                                         outcomes_refresh_seconds=settings.offers_outcomes_refresh_seconds)
+        app.state.experiments = ExperimentService(designs, limits, event_log_max=settings.offers_event_log_max)
         await _settle_heap(snapshots)
         try:
             yield
@@ -78,6 +82,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.include_router(customers.router)
     app.include_router(segments.router)
     app.include_router(offers.router)
+    app.include_router(experiments.router)
     app.include_router(health.router)
     return app
 

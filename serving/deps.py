@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from serving.services.customers import CustomerService
+from serving.services.experiments import ExperimentService
 from serving.services.offers import OfferService
 
 
@@ -21,5 +22,10 @@ async def get_offers(request: Request) -> OfferService:
     return request.app.state.offers
 
 
+async def get_experiments(request: Request) -> ExperimentService:
+    return request.app.state.experiments
+
+
 CustomersDep = Annotated[CustomerService, Depends(get_customers)]
 OffersDep = Annotated[OfferService, Depends(get_offers)]
+ExperimentsDep = Annotated[ExperimentService, Depends(get_experiments)]

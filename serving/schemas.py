@@ -179,3 +179,23 @@ class OfferPreview(BaseModel):
     catalogue_version: str
     customers: int
     offers: list[OfferPreviewRow]
+
+
+class ExperimentDesignOut(BaseModel):
+    experiment_id: str
+    control: str
+    arms: dict[str, float] = Field(description="Arm -> relative weight, the control first")
+    traffic: float = Field(description="Share of units enrolled")
+
+
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentDesignOut]
+
+
+class Assignment(BaseModel):
+    experiment_id: str
+    unit_id: str
+    arm: str | None = Field(description="The unit's arm; null outside the experiment's traffic")
+    enrolled: bool
+    control: bool | None = Field(description="Whether the arm is the control; null when not enrolled")
+    first_exposure: bool = Field(description="True when this call logged the unit's first exposure")

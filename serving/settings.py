@@ -11,7 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from recsys.records import POPULAR_LISTS
 from recsys.rules import RuleSet
 
-SCOPES = ("recommendations:read", "customers:read", "segments:read", "offers:read", "offers:write")
+SCOPES = ("recommendations:read", "customers:read", "segments:read", "offers:read", "offers:write",
+          "experiments:read")
 
 
 class ServingSettings(BaseSettings):
@@ -38,6 +39,10 @@ class ServingSettings(BaseSettings):
         default=1.0, ge=0, description="How often a worker re-reads the offer outcome counters"
     )
     offers_event_log_max: int = Field(default=1_000_000, ge=1, description="Decisions and events kept in the log")
+    experiments_path: Path | None = Field(
+        default=None, description="A/B experiment designs (YAML: experiments: {id: {arms: {control: 1, "
+                                  "treatment: 1}, traffic: 1.0}}); none configured when unset"
+    )
     fallback_chain: list[str] = Field(
         default=["popular", "trending"], description="Lists that fill short answers, in order"
     )

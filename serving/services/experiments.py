@@ -1,0 +1,88 @@
+"""Online experiments: each unit's arm, computed from the experiment's design, and its first exposure
+logged for analysis. No web framework here.
+
+Designs come from a YAML file (``RECSYS_SERVING_EXPERIMENTS_PATH``)::
+
+    experiments:
+      home-recs: {arms: {control: 1, treatment: 1}, traffic: 0.5}
+
+Assignment needs no state (:mod:`experiments.ab.assignment`), so every worker answers the same. An
+exposure, the moment a unit is shown its arm, is appended to the ``experiment_exposures`` log of the
+limits store, once per unit and experiment: an idempotency marker kept for ``exposure_ttl_seconds``
+drops repeats in the same atomic step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from experiments.ab.assignment import DesignError, ExperimentDesign
+from feature_store import Acquired, Event, LimitsStore, Recording
+
+EXPOSURES_STREAM = "experiment_exposures"
+EXPOSURE_TTL_SECONDS = 180 * 86_400  # longer than any experiment is expected to run
+
+
+class UnknownExperimentError(LookupError):
+    def __init__(self, experiment_id: str, known: list[str]) -> None:
+        super().__init__(f"experiment {experiment_id!r} is not configured; configured: {known}")
+
+
+def load_designs(path: str | Path) -> dict[str, ExperimentDesign]:
+    """The designs of a YAML file ``experiments: {id: {arms, traffic, salt}}``; DesignError names the
+    file, the experiment and the field."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise DesignError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("experiments"), Mapping):
+        raise DesignError(f"{path}: expected a mapping 'experiments: {{id: {{arms: ..., traffic: ...}}}}'")
+    designs = {}
+    for experiment_id, design in raw["experiments"].items():
+        try:
+            designs[str(experiment_id)] = ExperimentDesign.from_mapping(str(experiment_id), design)
+        except DesignError as exc:
+            raise DesignError(f"{path}: {exc}") from exc
+    return designs
+
+
+class ExperimentService:
+    def __init__(self, designs: Mapping[str, ExperimentDesign], limits: LimitsStore, *,
+                 event_log_max: int = 1_000_000, exposure_ttl_seconds: float = EXPOSURE_TTL_SECONDS) -> None:
+        self.designs = dict(designs)
+        self.limits = limits
+        self.event_log_max = event_log_max
+        self.exposure_ttl_seconds = exposure_ttl_seconds
+
+    def listing(self) -> dict:
+        return {"experiments": [_describe(design) for design in self.designs.values()]}
+
+    async def assignment(self, experiment_id: str, unit_id: str, *, expose: bool = True) -> dict:
+        design = self.designs.get(experiment_id)
+        if design is None:
+            raise UnknownExperimentError(experiment_id, sorted(self.designs))
+        arm = design.assign(unit_id)
+        first_exposure = False
+        if arm is not None and expose:
+            fields = {"experiment_id": experiment_id, "unit_id": unit_id, "arm": arm, "at": _now_iso()}
+            outcome = await self.limits.acquire_first(
+                [()], 1, once=f"exposure:{experiment_id}:{unit_id}", once_ttl_seconds=self.exposure_ttl_seconds,
+                recording=Recording((), Event(EXPOSURES_STREAM, fields, self.event_log_max)))
+            first_exposure = outcome is not Acquired.DUPLICATE
+        return {"experiment_id": experiment_id, "unit_id": unit_id, "arm": arm, "enrolled": arm is not None,
+                "control": arm == design.control if arm is not None else None,
+                "first_exposure": first_exposure}
+
+
+def _describe(design: ExperimentDesign) -> dict:
+    return {"experiment_id": design.id, "control": design.control, "arms": design.weights,
+            "traffic": design.traffic}
+
+
+def _now_iso() -> str:
+    return datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="milliseconds")
