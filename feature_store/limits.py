@@ -106,8 +106,10 @@ class LimitsStore(abc.ABC):
         """The fields of each counter hash ({} for a missing one)."""
 
     @abc.abstractmethod
-    async def read_events(self, stream: str, count: int = 100) -> list[tuple[str, dict[str, str]]]:
-        """The oldest ``count`` retained events of a stream, oldest first, with their ids."""
+    async def read_events(self, stream: str, count: int = 100, after: str | None = None
+                          ) -> list[tuple[str, dict[str, str]]]:
+        """The oldest ``count`` retained events of a stream (those after the event id ``after`` when
+        given), oldest first, with their ids: pass the last id back as ``after`` to read on."""
 
     @abc.abstractmethod
     async def ping(self) -> bool: ...

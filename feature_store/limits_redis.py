@@ -240,8 +240,11 @@ class RedisLimitsStore(LimitsStore):
         replies = await self._fast.execute_all([("HGETALL", self._key("cnt", key)) for key in keys])
         return [{flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)} for flat in replies]
 
-    async def read_events(self, stream: str, count: int = 100) -> list[tuple[str, dict[str, str]]]:
-        entries = await reporting_unavailable(self.client.xrange(self._key("log", stream), count=count), self._url)
+    async def read_events(self, stream: str, count: int = 100, after: str | None = None
+                          ) -> list[tuple[str, dict[str, str]]]:
+        start = "-" if after is None else f"({after}"  # "(" makes the bound exclusive
+        entries = await reporting_unavailable(
+            self.client.xrange(self._key("log", stream), min=start, count=count), self._url)
         return [(sid.decode(), {k.decode(): v.decode() for k, v in fields.items()}) for sid, fields in entries]
 
     async def ping(self) -> bool:

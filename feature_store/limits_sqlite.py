@@ -147,9 +147,10 @@ class _SyncLimits:
         return [dict(conn.execute(f"SELECT field, value FROM {self.counts} WHERE key = ?", (key,)).fetchall())
                 for key in keys]
 
-    def read_events(self, stream: str, count: int) -> list[tuple[str, dict[str, str]]]:
-        rows = self._conn().execute(f"SELECT seq, body FROM {self.events} WHERE stream = ? ORDER BY seq LIMIT ?",
-                                    (stream, count)).fetchall()
+    def read_events(self, stream: str, count: int, after: str | None = None) -> list[tuple[str, dict[str, str]]]:
+        rows = self._conn().execute(
+            f"SELECT seq, body FROM {self.events} WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (stream, _event_seq(after), count)).fetchall()
         return [(str(seq), json.loads(body)) for seq, body in rows]
 
     def close(self) -> None:
@@ -181,11 +182,21 @@ class SqliteLimitsStore(LimitsStore):
     async def counters(self, keys: Sequence[str]) -> list[dict[str, int]]:
         return await asyncio.to_thread(self._sync.counters, list(keys))
 
-    async def read_events(self, stream: str, count: int = 100) -> list[tuple[str, dict[str, str]]]:
-        return await asyncio.to_thread(self._sync.read_events, stream, count)
+    async def read_events(self, stream: str, count: int = 100, after: str | None = None
+                          ) -> list[tuple[str, dict[str, str]]]:
+        return await asyncio.to_thread(self._sync.read_events, stream, count, after)
 
     async def ping(self) -> bool:
         return True
 
     async def close(self) -> None:
         self._sync.close()
+
+
+def _event_seq(after: str | None) -> int:
+    if after is None:
+        return 0
+    try:
+        return int(after)
+    except ValueError:
+        raise ValueError(f"after must be an event id read from this store (a sequence number), got {after!r}") from None

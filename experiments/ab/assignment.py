@@ -26,6 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+#: The exposure log, which serving writes and analysis reads: one event per unit's first exposure, with
+#: the fields of :data:`EXPOSURE_FIELDS` (``at`` in ISO 8601, UTC).
+EXPOSURES_STREAM = "experiment_exposures"
+EXPOSURE_FIELDS = ("experiment_id", "unit_id", "arm", "at")
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 

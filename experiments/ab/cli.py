@@ -1,4 +1,5 @@
-"""``recsys ab analyze``: an A/B test's report from one row per unit.
+"""``recsys ab``: export an experiment's exposures, turn them and the shop's transactions into one row of
+outcomes per unit, and analyse those rows.
 
 Only typer and rich load with the ``recsys`` command; the statistics load when a command runs.
 """
@@ -46,6 +47,70 @@ def analyze_command(
     if output is not None:
         output.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         console.print(f"report written to {output}", highlight=False)
+
+
+@ab_app.command("exposures")
+def exposures_command(
+    experiment_id: Annotated[str, typer.Argument(help="Experiment id, as in the service's designs file")],
+    output: Annotated[Path, typer.Option(help="CSV to write: unit_id, arm, exposed_at")],
+    limits_url: Annotated[str | None, typer.Option(
+        envvar="RECSYS_SERVING_LIMITS_URL",
+        help="The service's limits store (redis://... or sqlite:///...); default sqlite:///var/limits.sqlite")] = None,
+    prefix: Annotated[str, typer.Option(envvar="RECSYS_SERVING_LIMITS_PREFIX",
+                                        help="Key prefix of the limits store")] = "recsys",
+) -> None:
+    """Write each unit's first exposure to EXPERIMENT, as the service logged it."""
+    from experiments.ab.assignment import EXPOSURE_FIELDS, EXPOSURES_STREAM
+    from training.event_logs import read_event_log
+
+    log = read_event_log(limits_url, prefix, EXPOSURES_STREAM)
+    if log.empty:
+        log = log.reindex(columns=list(EXPOSURE_FIELDS))
+    ours = log[log["experiment_id"] == experiment_id]
+    # the service logs a unit once while its marker lives; a later repeat keeps the first exposure
+    first = ours.drop_duplicates("unit_id", keep="first")
+    table = first.rename(columns={"at": "exposed_at"})[["unit_id", "arm", "exposed_at"]]
+    table.to_csv(output, index=False)
+    arms = table["arm"].value_counts().sort_index().to_dict()
+    console.print(f"{len(table)} units exposed to {experiment_id!r} ({arms}) written to {output}; "
+                  f"{len(ours) - len(first)} repeated exposures dropped; {len(log) - len(ours)} events of "
+                  "other experiments", highlight=False, soft_wrap=True)
+
+
+@ab_app.command("outcomes")
+def outcomes_command(
+    exposures: Annotated[Path, typer.Argument(help="Exposures CSV from 'recsys ab exposures'")],
+    transactions: Annotated[Path, typer.Option(help="The shop's transactions (CSV or Parquet)")],
+    output: Annotated[Path, typer.Option(help="CSV to write: one row per unit for 'recsys ab analyze'")],
+    data_format: Annotated[str, typer.Option("--format", help="canonical or online-retail",
+                                             callback=lambda value: _known_format(value))] = "canonical",
+    days: Annotated[int, typer.Option(help="Days after each unit's first exposure that count")] = 14,
+    pre_days: Annotated[int, typer.Option(help="Days before it, for the CUPED covariates")] = 28,
+) -> None:
+    """Orders, revenue and conversion of every exposed customer after exposure (zeros for non-buyers),
+    and the same before it; customers whose window is not over yet are left out and counted."""
+    import pandas as pd
+
+    from experiments.ab.outcomes import unit_outcomes
+    from recsys.data import clean_transactions
+    from training.sources import DataSource, load_source
+
+    cleaned = clean_transactions(load_source(DataSource(str(transactions), data_format)))
+    console.print(f"cleaning: {cleaned.report}", highlight=False, soft_wrap=True)
+    exposed = pd.read_csv(exposures, dtype={"unit_id": "string", "arm": "string"})
+    result = unit_outcomes(exposed, cleaned.transactions, days=days, pre_days=pre_days, source=str(exposures))
+    result.frame.to_csv(output, index=False)
+    console.print(f"{len(result.frame)} units written to {output}; {result.incomplete} left out because their "
+                  f"{days}-day window runs past the last transaction ({result.window_end})",
+                  highlight=False, soft_wrap=True)
+
+
+def _known_format(value: str) -> str:
+    from training.sources import FORMATS
+
+    if value not in FORMATS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
+    return value
 
 
 def _pairs(items: list[str], option: str, convert) -> dict:

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from experiments.ab.assignment import DesignError, ExperimentDesign
+from experiments.ab.assignment import EXPOSURES_STREAM, DesignError, ExperimentDesign
 from feature_store import Acquired, Event, LimitsStore, Recording
 
-EXPOSURES_STREAM = "experiment_exposures"
 EXPOSURE_TTL_SECONDS = 180 * 86_400  # longer than any experiment is expected to run
 
 

@@ -139,6 +139,19 @@ class LimitsContract:
 
         run(self.make, body)
 
+    def test_reading_the_event_log_page_by_page(self):
+        async def body(store):
+            for i in range(7):
+                await store.acquire_first([[]], recording=Recording(event=Event("exposures", {"i": str(i)})))
+            pages, after = [], None
+            while page := await store.read_events("exposures", count=3, after=after):
+                pages.append([fields["i"] for _, fields in page])
+                after = page[-1][0]
+            assert pages == [["0", "1", "2"], ["3", "4", "5"], ["6"]]
+            assert await store.read_events("other", count=3) == []
+
+        run(self.make, body)
+
     def test_concurrent_claims_never_exceed_the_limit(self):
         async def body(store):
             results = await asyncio.gather(*[store.try_acquire([Claim("cust", 1, ttl_seconds=600),

@@ -8,10 +8,10 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from experiments.ab.assignment import DesignError, ExperimentDesign
+from experiments.ab.assignment import EXPOSURES_STREAM, DesignError, ExperimentDesign
 from feature_store import open_limits
 from serving.app import create_app
-from serving.services.experiments import EXPOSURES_STREAM, ExperimentService, load_designs
+from serving.services.experiments import ExperimentService, load_designs
 from serving.settings import ServingSettings
 from tests.conftest import redis_url
 

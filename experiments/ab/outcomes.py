@@ -1,0 +1,70 @@
+"""Per-unit outcomes of an A/B test from its exposures and the shop's transactions.
+
+Each exposed customer's orders and revenue are counted in the ``days`` from their first exposure, and
+the same over the ``pre_days`` before it (the CUPED covariate). A customer who bought nothing keeps
+zeros: leaving non-buyers out would compare buyers with buyers and hide any effect on conversion.
+A customer whose window runs past the end of the transactions would be counted short, so they are left
+out and counted in the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from experiments.ab.report import ABDataError
+from recsys.data import schema
+
+EXPOSURE_COLUMNS = ("unit_id", "arm", "exposed_at")
+OUTCOME_COLUMNS = ("orders", "revenue", "converted", "pre_orders", "pre_revenue")
+
+
+@dataclass(frozen=True)
+class UnitOutcomes:
+    frame: pd.DataFrame  # unit_id, arm, exposed_at, then OUTCOME_COLUMNS
+    window_end: pd.Timestamp  # the last transaction; windows must end before it
+    incomplete: int  # exposed units left out because their window runs past window_end
+
+
+def unit_outcomes(exposures: pd.DataFrame, transactions: pd.DataFrame, *, days: int, pre_days: int,
+                  source: str = "exposures") -> UnitOutcomes:
+    """Orders, revenue (quantity x unit price) and conversion per exposed unit (a customer id) in
+    ``[exposed_at, exposed_at + days)``, with ``pre_orders`` / ``pre_revenue`` over the ``pre_days``
+    before; ``transactions`` in the canonical schema, cleaned."""
+    if days < 1 or pre_days < 0:
+        raise ABDataError(f"days must be >= 1 and pre_days >= 0, got days={days}, pre_days={pre_days}")
+    missing = [c for c in EXPOSURE_COLUMNS if c not in exposures.columns]
+    if missing:
+        raise ABDataError(f"{source}: missing column(s) {missing}; present: {list(exposures.columns)}")
+    units = exposures[list(EXPOSURE_COLUMNS)].copy()
+    units["unit_id"] = units["unit_id"].astype(str)
+    repeated = units["unit_id"].duplicated(keep=False)
+    if repeated.any():
+        shown = list(dict.fromkeys(units.loc[repeated, "unit_id"]))[:5]
+        raise ABDataError(f"{source}: unit(s) {shown} appear more than once ({int(repeated.sum())} rows); "
+                          "give each unit's first exposure")
+    exposed = pd.to_datetime(units["exposed_at"], errors="coerce", utc=True, format="ISO8601")
+    bad = exposed.isna().to_numpy()
+    if bad.any():
+        rows = [int(i) for i in np.flatnonzero(bad)[:5]]
+        raise ABDataError(f"{source}: column 'exposed_at' is not an ISO 8601 time at rows {rows} "
+                          f"(0-based data rows), e.g. {units['exposed_at'].iloc[rows[0]]!r}")
+    units["exposed_at"] = exposed.dt.tz_localize(None)  # transactions are naive UTC
+    window_end = transactions[schema.TIMESTAMP].max()
+    complete = (units["exposed_at"] + pd.Timedelta(days=days) <= window_end).to_numpy()
+    units = units[complete].reset_index(drop=True)
+    lines = transactions[[schema.CUSTOMER_ID, schema.ORDER_ID, schema.TIMESTAMP]].assign(
+        amount=transactions[schema.QUANTITY] * transactions[schema.UNIT_PRICE])
+    lines = lines.merge(units[["unit_id", "exposed_at"]], left_on=schema.CUSTOMER_ID, right_on="unit_id")
+    offset = lines[schema.TIMESTAMP] - lines["exposed_at"]
+    after = lines[(offset >= pd.Timedelta(0)) & (offset < pd.Timedelta(days=days))]
+    before = lines[(offset < pd.Timedelta(0)) & (offset >= -pd.Timedelta(days=pre_days))]
+    for prefix, part in (("", after), ("pre_", before)):
+        totals = part.groupby("unit_id").agg(orders=(schema.ORDER_ID, "nunique"), revenue=("amount", "sum"))
+        units[f"{prefix}orders"] = units["unit_id"].map(totals["orders"]).fillna(0).astype("int64")
+        units[f"{prefix}revenue"] = units["unit_id"].map(totals["revenue"]).fillna(0.0).round(2)
+    units["converted"] = (units["orders"] > 0).astype("int64")
+    columns = [*EXPOSURE_COLUMNS, *OUTCOME_COLUMNS]
+    return UnitOutcomes(units[columns], window_end, int((~complete).sum()))

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import asyncio
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from experiments.ab.assignment import ExperimentDesign
+from experiments.ab.outcomes import unit_outcomes
+from experiments.ab.report import ABDataError
+from experiments.cli import app
+from feature_store import open_limits
+from recsys.data import clean_transactions, load_transactions
+from serving.services.experiments import ExperimentService
+
+HEADER = "order_id,customer_id,item_id,timestamp,quantity,unit_price\n"
+LINES = [
+    # c1: one order before exposure (pre), two orders in the window, one after it
+    "o1,c1,i1,2024-01-01 10:00,2,5.0", "o2,c1,i1,2024-01-12 09:00,1,5.0", "o2,c1,i2,2024-01-12 09:00,1,3.0",
+    "o3,c1,i2,2024-01-20 12:00,4,3.0", "o4,c1,i1,2024-02-20 12:00,1,5.0",
+    # c2 buys nothing after exposure; c3 never buys; c4 was exposed too late for a full window
+    "o5,c2,i1,2024-01-05 10:00,1,5.0", "o6,c9,i1,2024-02-25 10:00,1,5.0",
+]
+EXPOSURES = pd.DataFrame({"unit_id": ["c1", "c2", "c3", "c4"], "arm": ["treatment", "control", "treatment", "control"],
+                          "exposed_at": ["2024-01-10T00:00:00.000+00:00", "2024-01-10T00:00:00.000+00:00",
+                                         "2024-01-11T08:30:00.000+00:00", "2024-02-20T00:00:00.000+00:00"]})
+
+
+@pytest.fixture
+def transactions(tmp_path):
+    path = tmp_path / "transactions.csv"
+    path.write_text(HEADER + "\n".join(LINES) + "\n")
+    return path
+
+
+def test_outcomes_by_hand(transactions):
+    result = unit_outcomes(EXPOSURES, clean_transactions(load_transactions(transactions)).transactions,
+                           days=14, pre_days=28)
+    assert result.incomplete == 1 and result.window_end == pd.Timestamp("2024-02-25 10:00")
+    rows = result.frame.set_index("unit_id")[["orders", "revenue", "converted", "pre_orders", "pre_revenue"]]
+    assert list(rows.index) == ["c1", "c2", "c3"]
+    # c1: o2 (5 + 3) on day 2 and o3 (12) on day 10 of its window; o1 (10) nine days before
+    assert rows.loc["c1"].tolist() == [2, 20.0, 1, 1, 10.0]
+    assert rows.loc["c2"].tolist() == [0, 0.0, 0, 1, 5.0]
+    assert rows.loc["c3"].tolist() == [0, 0.0, 0, 0, 0.0]
+
+
+@pytest.mark.parametrize(("exposures", "message"), [
+    (EXPOSURES.drop(columns="arm"), "missing column(s) ['arm']"),
+    (pd.concat([EXPOSURES, EXPOSURES.iloc[:1]]), "unit(s) ['c1'] appear more than once"),
+    (EXPOSURES.assign(exposed_at=["2024-01-10", "yesterday", "2024-01-10", "2024-01-10"]),
+     "'exposed_at' is not an ISO 8601 time at rows [1]"),
+])
+def test_bad_exposures_name_the_problem(transactions, exposures, message):
+    frame = clean_transactions(load_transactions(transactions)).transactions
+    with pytest.raises(ABDataError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        unit_outcomes(exposures, frame, days=14, pre_days=28, source="exposures.csv")
+
+
+def test_from_served_exposures_to_the_report(tmp_path):
+    """The service logs exposures to the limits store; the three commands export them, join the
+    transactions of the weeks after and analyse."""
+    limits_url = f"sqlite:///{tmp_path / 'limits.sqlite'}"
+    design = ExperimentDesign.from_mapping("home-recs", {"arms": ["control", "treatment"]})
+    units = [f"c{i}" for i in range(40)]
+
+    async def serve():
+        service = ExperimentService({"home-recs": design}, open_limits(limits_url, prefix="shop"))
+        try:
+            for unit in [*units, "c1", "c2"]:  # repeats are not logged again
+                await service.assignment("home-recs", unit)
+        finally:
+            await service.limits.close()
+
+    asyncio.run(serve())
+    runner = CliRunner()
+    exposed = runner.invoke(app, ["ab", "exposures", "home-recs", "--output", str(tmp_path / "exposures.csv"),
+                                  "--limits-url", limits_url, "--prefix", "shop"])
+    assert exposed.exit_code == 0, exposed.output
+    assert "40 units exposed to 'home-recs'" in exposed.output
+    exposures = pd.read_csv(tmp_path / "exposures.csv")
+    assert list(exposures["unit_id"]) == units
+    assert list(exposures["arm"]) == [design.assign(u) for u in units]
+
+    # every third customer orders on the third day after exposure; the last line closes the 7-day windows
+    start = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("min")
+    lines = [f"o{i},c{i},i1,{start + pd.Timedelta(days=3)},{1 + i % 4},5.0" for i in range(0, 40, 3)]
+    lines.append(f"o99,other,i1,{start + pd.Timedelta(days=9)},1,5.0")
+    (tmp_path / "transactions.csv").write_text(HEADER + "\n".join(lines) + "\n")
+    outcomes = runner.invoke(app, ["ab", "outcomes", str(tmp_path / "exposures.csv"), "--transactions",
+                                   str(tmp_path / "transactions.csv"), "--output", str(tmp_path / "units.csv"),
+                                   "--days", "7"])
+    assert outcomes.exit_code == 0, outcomes.output
+    table = pd.read_csv(tmp_path / "units.csv")
+    assert "40 units written" in outcomes.output and "0 left out" in outcomes.output
+    assert table["converted"].sum() == 14 and table["revenue"].sum() == 5.0 * sum(1 + i % 4 for i in range(0, 40, 3))
+
+    report = runner.invoke(app, ["ab", "analyze", str(tmp_path / "units.csv"), "--metric", "revenue", "--metric",
+                                 "converted", "--weights", "control=1,treatment=1", "--unit-column", "unit_id"])
+    assert report.exit_code == 0, report.output
+    counts = exposures["arm"].value_counts()
+    assert f"units {{'control': {counts['control']}, 'treatment': {counts['treatment']}}}" in report.output
+    assert "revenue: treatment vs control" in report.output and "converted: treatment vs control" in report.output
+
+    bad = runner.invoke(app, ["ab", "outcomes", str(tmp_path / "exposures.csv"), "--transactions",
+                              str(tmp_path / "transactions.csv"), "--output", str(tmp_path / "u.csv"),
+                              "--format", "excel"])
+    assert bad.exit_code == 2 and "'excel' is not one of" in bad.output
