@@ -1,4 +1,5 @@
-"""``recsys experiment run CONFIG``, and the ``recsys`` command with every training command beside it.
+"""``recsys experiment run CONFIG``, ``recsys ab ...``, and the ``recsys`` command with every training
+command beside them.
 
 Training may not import experiments, so the console command lives here: ``app`` is the training app
 with the ``experiment`` group added, and :func:`main` (the entry point) runs it.

@@ -26,6 +26,10 @@ app.add_typer(offers_app, name="offers")
 console = Console(soft_wrap=True)
 
 
+#: A/B designs the demo serves (read by the service; a file, not an import)
+EXAMPLE_EXPERIMENTS = Path(__file__).resolve().parents[1] / "serving" / "example_experiments.yaml"
+
+
 def _known_format(value: str) -> str:
     if value not in FORMATS:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
@@ -171,13 +175,15 @@ def demo(
                  f"/v1/items/{item}/similar?k=5", "/v1/items/popular?k=5&kind=trending",
                  f"/v1/customers/{customer}/profile", f"/v1/customers/{customer}/offers?k=2",
                  "/v1/segments", f"/v1/segments/{quote(segment)}/customers?limit=5",
-                 f"/v1/segments/{quote(segment)}/export.csv", "/health/ready"):
+                 f"/v1/segments/{quote(segment)}/export.csv", f"/v1/experiments/home-recs/assignments/{customer}",
+                 "/health/ready"):
         print(f"  curl -s '{base}{path}'")
     print(f"  open {base}/docs", flush=True)
     if serve_after:
         if settings.store_url and not os.environ.get("RECSYS_SERVING_STORE_URL"):
             os.environ["RECSYS_SERVING_STORE_URL"] = settings.store_url
         os.environ.setdefault("RECSYS_SERVING_STORE_PREFIX", settings.store_prefix)
+        os.environ.setdefault("RECSYS_SERVING_EXPERIMENTS_PATH", str(EXAMPLE_EXPERIMENTS))
         serve(port=port)
 
 

@@ -30,8 +30,8 @@ async def list_experiments(service: ExperimentsDep):
             summary="A unit's arm",
             description="Deterministic: the same unit always gets the same arm, on every worker. Outside the "
                         "experiment's traffic, `arm` is null. Unless `expose=false`, the unit's first exposure is "
-                        "appended to the `experiment_exposures` log of the limits store, for analysis with "
-                        "`recsys ab analyze`.")
+                        "appended to the `experiment_exposures` log of the limits store (exported by "
+                        "`recsys ab exposures`).")
 async def assignment(experiment_id: ExperimentId, unit_id: UnitId, service: ExperimentsDep,
                      expose: Annotated[bool, Query(description="Log this as the unit's exposure")] = True):
     try:

@@ -126,3 +126,11 @@ def test_a_bad_designs_file_stops_the_start_naming_file_and_field(redis_prefix, 
     with pytest.raises(DesignError) as caught, client_for(redis_prefix, path):
         pass
     assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
+
+
+def test_the_example_designs_the_demo_serves_are_valid():
+    from training.cli import EXAMPLE_EXPERIMENTS
+
+    designs = load_designs(EXAMPLE_EXPERIMENTS)
+    assert designs["home-recs"].control == "control"
+    assert designs["checkout-offers"].weights == {"control": 2.0, "bundles": 1.0, "points": 1.0}
