@@ -12,7 +12,7 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 ACCEPTED = "redis://, rediss://, unix:// or sqlite:///path/to/file.sqlite"
 
 
-def _backend(url: str | None) -> tuple[str, str | Path]:
+def store_backend(url: str | None) -> tuple[str, str | Path]:
     """("redis", url) or ("sqlite", path); a relative SQLite path is relative to the working directory."""
     url = url or DEFAULT_URL
     scheme = urlsplit(url).scheme.lower()
@@ -26,7 +26,7 @@ def _backend(url: str | None) -> tuple[str, str | Path]:
 
 def open_store(url: str | None, *, prefix: str = "recsys", **options) -> OnlineStore:
     """Open the store a URL names; ``options`` go to the backend's constructor (e.g. ``retain``)."""
-    kind, target = _backend(url)
+    kind, target = store_backend(url)
     if kind == "redis":
         from feature_store.redis_store import RedisOnlineStore
 
@@ -37,7 +37,7 @@ def open_store(url: str | None, *, prefix: str = "recsys", **options) -> OnlineS
 
 
 def open_async_reader(url: str | None, *, prefix: str = "recsys") -> AsyncOnlineStoreReader:
-    kind, target = _backend(url)
+    kind, target = store_backend(url)
     if kind == "redis":
         from feature_store.redis_store import AsyncRedisReader
 

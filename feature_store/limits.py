@@ -120,9 +120,9 @@ class LimitsStore(abc.ABC):
 
 def open_limits(url: str | None, *, prefix: str = "recsys") -> LimitsStore:
     """redis://, rediss:// or unix:// for Redis; sqlite:///path for the embedded store."""
-    from feature_store.factory import _backend
+    from feature_store.factory import store_backend
 
-    kind, target = _backend(url or DEFAULT_LIMITS_URL)
+    kind, target = store_backend(url or DEFAULT_LIMITS_URL)
     if kind == "redis":
         from feature_store.limits_redis import RedisLimitsStore
 

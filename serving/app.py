@@ -49,7 +49,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         app.state.offers = OfferService(reader, snapshots, limits, fallback_catalogue=fallback,
                                         seed=settings.offers_seed, event_log_max=settings.offers_event_log_max,
                                         outcomes_refresh_seconds=settings.offers_outcomes_refresh_seconds)
-        app.state.experiments = ExperimentService(designs, limits, event_log_max=settings.offers_event_log_max)
+        app.state.experiments = ExperimentService(designs, limits, exposure_log_max=settings.exposure_log_max)
         await _settle_heap(snapshots)
         try:
             yield

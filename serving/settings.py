@@ -43,6 +43,9 @@ class ServingSettings(BaseSettings):
         default=None, description="A/B experiment designs (YAML: experiments: {id: {arms: {control: 1, "
                                   "treatment: 1}, traffic: 1.0}}); none configured when unset"
     )
+    exposure_log_max: int = Field(
+        default=10_000_000, ge=1, description="Experiment exposures kept in their log, all experiments together"
+    )
     fallback_chain: list[str] = Field(
         default=["popular", "trending"], description="Lists that fill short answers, in order"
     )

@@ -26,10 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: The exposure log, which serving writes and analysis reads: one event per unit's first exposure, with
-#: the fields of :data:`EXPOSURE_FIELDS` (``at`` in ISO 8601, UTC).
+#: The exposure log, which serving writes and analysis reads: one event per unit's first exposure under
+#: an experiment's salt (a restart with a new salt exposes everyone afresh), with the fields of
+#: :data:`EXPOSURE_FIELDS` (``at`` in ISO 8601, UTC).
 EXPOSURES_STREAM = "experiment_exposures"
-EXPOSURE_FIELDS = ("experiment_id", "unit_id", "arm", "at")
+EXPOSURE_FIELDS = ("experiment_id", "salt", "unit_id", "arm", "at")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -89,13 +90,20 @@ class ExperimentDesign:
             raise DesignError(f"{where}: unknown field(s) {unknown}; expected arms, traffic, salt")
         arms = raw.get("arms")
         if isinstance(arms, list):
-            if len(set(map(str, arms))) < len(arms):
+            if not all(isinstance(name, str) for name in arms):
+                raise DesignError(f"{where}: arms as a list holds arm names only, got {arms}; give weights as "
+                                  "a mapping {name: weight}")
+            if len(set(arms)) < len(arms):
                 raise DesignError(f"{where}: arm names must be unique, got {arms}")
             arms = dict.fromkeys(arms, 1.0)
         if not isinstance(arms, Mapping):
             raise DesignError(f"{where}: arms must map arm names to weights (or list names), got {arms!r}")
         return cls(experiment_id, tuple(Arm(name, weight) for name, weight in arms.items()),
                    raw.get("traffic", 1.0), raw.get("salt"))
+
+    @property
+    def hash_salt(self) -> str:
+        return self.salt or self.id
 
     @property
     def control(self) -> str:
@@ -107,7 +115,7 @@ class ExperimentDesign:
 
     def assign(self, unit_id: str) -> str | None:
         """The unit's arm, or None when it is outside the experiment's traffic."""
-        salt = self.salt or self.id
+        salt = self.hash_salt
         if unit_fraction(f"{salt}:{self.id}:enrol:{unit_id}") >= self.traffic:
             return None
         bucket = unit_fraction(f"{salt}:{self.id}:arm:{unit_id}")

@@ -58,23 +58,34 @@ def exposures_command(
         help="The service's limits store (redis://... or sqlite:///...); default sqlite:///var/limits.sqlite")] = None,
     prefix: Annotated[str, typer.Option(envvar="RECSYS_SERVING_LIMITS_PREFIX",
                                         help="Key prefix of the limits store")] = "recsys",
+    salt: Annotated[str | None, typer.Option(
+        help="The run of the experiment (its salt; default its id): needed once it was restarted")] = None,
 ) -> None:
     """Write each unit's first exposure to EXPERIMENT, as the service logged it."""
     from experiments.ab.assignment import EXPOSURE_FIELDS, EXPOSURES_STREAM
+    from experiments.ab.report import ABDataError
     from training.event_logs import read_event_log
 
     log = read_event_log(limits_url, prefix, EXPOSURES_STREAM)
     if log.empty:
-        log = log.reindex(columns=list(EXPOSURE_FIELDS))
+        log = log.reindex(columns=["event_id", *EXPOSURE_FIELDS])
     ours = log[log["experiment_id"] == experiment_id]
+    runs = ours["salt"].value_counts().to_dict()
+    if salt is None and len(runs) > 1:
+        raise ABDataError(f"experiment {experiment_id!r} ran under several salts {runs} (salt: exposures); "
+                          "choose one with --salt")
+    if salt is not None:
+        ours = ours[ours["salt"] == salt]
     # the service logs a unit once while its marker lives; a later repeat keeps the first exposure
     first = ours.drop_duplicates("unit_id", keep="first")
     table = first.rename(columns={"at": "exposed_at"})[["unit_id", "arm", "exposed_at"]]
     table.to_csv(output, index=False)
     arms = table["arm"].value_counts().sort_index().to_dict()
+    since = f", the oldest at {log['at'].iloc[0]}" if len(log) else ""
     console.print(f"{len(table)} units exposed to {experiment_id!r} ({arms}) written to {output}; "
-                  f"{len(ours) - len(first)} repeated exposures dropped; {len(log) - len(ours)} events of "
-                  "other experiments", highlight=False, soft_wrap=True)
+                  f"{len(ours) - len(first)} repeated exposures dropped; the log holds {len(log)} exposures of "
+                  f"all experiments{since} (older ones are trimmed beyond RECSYS_SERVING_EXPOSURE_LOG_MAX)",
+                  highlight=False, soft_wrap=True)
 
 
 @ab_app.command("outcomes")
@@ -89,15 +100,16 @@ def outcomes_command(
 ) -> None:
     """Orders, revenue and conversion of every exposed customer after exposure (zeros for non-buyers),
     and the same before it; customers whose window is not over yet are left out and counted."""
-    import pandas as pd
-
-    from experiments.ab.outcomes import unit_outcomes
+    from experiments.ab.outcomes import EXPOSURE_COLUMNS, unit_outcomes
+    from experiments.ab.report import require_columns
     from recsys.data import clean_transactions
+    from recsys.data.loaders import read_column_names, read_columns
     from training.sources import DataSource, load_source
 
+    require_columns(read_column_names(exposures), EXPOSURE_COLUMNS, str(exposures))
+    exposed = read_columns(exposures, EXPOSURE_COLUMNS, text_columns=EXPOSURE_COLUMNS)
     cleaned = clean_transactions(load_source(DataSource(str(transactions), data_format)))
     console.print(f"cleaning: {cleaned.report}", highlight=False, soft_wrap=True)
-    exposed = pd.read_csv(exposures, dtype={"unit_id": "string", "arm": "string"})
     result = unit_outcomes(exposed, cleaned.transactions, days=days, pre_days=pre_days, source=str(exposures))
     result.frame.to_csv(output, index=False)
     console.print(f"{len(result.frame)} units written to {output}; {result.incomplete} left out because their "

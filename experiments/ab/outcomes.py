@@ -16,6 +16,7 @@ import pandas as pd
 
 from experiments.ab.report import ABDataError
 from recsys.data import schema
+from recsys.data.loaders import as_id_strings
 
 EXPOSURE_COLUMNS = ("unit_id", "arm", "exposed_at")
 OUTCOME_COLUMNS = ("orders", "revenue", "converted", "pre_orders", "pre_revenue")
@@ -39,7 +40,12 @@ def unit_outcomes(exposures: pd.DataFrame, transactions: pd.DataFrame, *, days: 
     if missing:
         raise ABDataError(f"{source}: missing column(s) {missing}; present: {list(exposures.columns)}")
     units = exposures[list(EXPOSURE_COLUMNS)].copy()
-    units["unit_id"] = units["unit_id"].astype(str)
+    # the ids the transaction loaders give customers: a unit read as 17850.0 is customer "17850"
+    units["unit_id"] = as_id_strings(units["unit_id"])
+    empty = units["unit_id"].isna().to_numpy()
+    if empty.any():
+        rows = [int(i) for i in np.flatnonzero(empty)[:5]]
+        raise ABDataError(f"{source}: column 'unit_id' is empty on rows {rows} (0-based data rows)")
     repeated = units["unit_id"].duplicated(keep=False)
     if repeated.any():
         shown = list(dict.fromkeys(units.loc[repeated, "unit_id"]))[:5]

@@ -23,6 +23,7 @@ from experiments.ab.statistics import (
     holm,
     sample_ratio_check,
 )
+from recsys.data.loaders import as_id_strings
 
 _SHOWN_ROWS = 5
 
@@ -100,7 +101,8 @@ def analyze(
     """
     if not 0 < alpha < 1:
         raise ABDataError(f"alpha must be between 0 and 1, got {alpha}")
-    bad_weights = {arm: w for arm, w in (weights or {}).items() if not (np.isfinite(w) and w > 0)}
+    bad_weights = {arm: w for arm, w in (weights or {}).items()
+                   if isinstance(w, bool) or not isinstance(w, int | float) or not (np.isfinite(w) and w > 0)}
     if bad_weights:
         raise ABDataError(f"weights must be positive and finite, got {bad_weights}")
     covariates = dict(covariates or {})
@@ -132,7 +134,8 @@ def analyze(
     results = []
     for metric in metrics:
         treatments = [name for name in names if name != control]
-        summaries = {name: _summary(values[metric], pre.get(metric), arms == name) for name in names}
+        summaries = {name: _summary(values[metric], pre.get(metric), arms == name,
+                                    (source, metric, covariates.get(metric))) for name in names}
         comparisons = [compare(summaries[control][0], summaries[name][0], alpha=alpha, cuped=metric in pre)
                        for name in treatments]
         adjusted = holm([c.p_value for c in comparisons])
@@ -158,6 +161,11 @@ def _arms(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
 
 
 def _check_units_once(units: pd.Series, source: str, column: str) -> None:
+    units = as_id_strings(units)
+    missing = units.isna().to_numpy()
+    if missing.any():
+        raise ABDataError(f"{source}: column {column!r} is empty on rows {_rows(missing)} "
+                          f"({int(missing.sum())} in all); every unit needs its id")
     repeated = units[units.duplicated(keep=False)]
     if len(repeated):
         shown = list(dict.fromkeys(repeated.astype(str)))[:_SHOWN_ROWS]
@@ -180,15 +188,27 @@ def _numbers(values: pd.Series, source: str, column: str, *, allow_missing: bool
     return numbers
 
 
-def _summary(values: np.ndarray, covariate: np.ndarray | None, in_arm: pd.Series) -> tuple[ArmSummary, int]:
-    """The arm's sums over units with a value, and how many units had none."""
+def _summary(values: np.ndarray, covariate: np.ndarray | None, in_arm: pd.Series,
+             names: tuple[str, str, str | None]) -> tuple[ArmSummary, int]:
+    """The arm's sums over units with a value (less the metric's mean over every arm, which keeps the
+    variance's digits for large values), and how many units had none."""
     mask = in_arm.to_numpy()
     present = mask & ~np.isnan(values)
-    y = values[present]
-    if covariate is None:
-        return ArmSummary(len(y), float(y.sum()), float(y @ y)), int(mask.sum() - present.sum())
-    x = covariate[present]
-    return (ArmSummary(len(y), float(y.sum()), float(y @ y), float(x.sum()), float(x @ x), float(x @ y)),
+    known = ~np.isnan(values)
+    shift = float(values[known].mean()) if known.any() else 0.0
+    y = values[present] - shift
+    covariate_shift = 0.0
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name
+        sums = [float(y.sum()), float(y @ y)]
+        if covariate is not None:
+            covariate_shift = float(covariate[known].mean()) if known.any() else 0.0
+            x = covariate[present] - covariate_shift
+            sums += [float(x.sum()), float(x @ x), float(x @ y)]
+    if not np.isfinite(sums).all():
+        source, metric, column = names
+        raise ABDataError(f"{source}: column {metric!r}{f' or {column!r}' if column else ''} holds values too "
+                          "large to square in double precision; rescale it (e.g. to thousands)")
+    return (ArmSummary(len(y), *sums, shift=shift, covariate_shift=covariate_shift),
             int(mask.sum() - present.sum()))
 
 

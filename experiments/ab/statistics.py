@@ -37,7 +37,12 @@ SRM_P_THRESHOLD = 0.001
 
 @dataclass(frozen=True)
 class ArmSummary:
-    """Sufficient statistics of one metric in one arm; the ``covariate_*`` sums are for CUPED."""
+    """Sufficient statistics of one metric in one arm; the ``covariate_*`` sums are for CUPED.
+
+    The sums may be of values less ``shift`` (and covariates less ``covariate_shift``): variances and
+    covariances do not change, and with a shift near the mean the sum of squares keeps its precision
+    where raw values are large and close together (1e9 +- 1 leaves nothing of the variance in a double).
+    Give both arms of a comparison the same shifts."""
 
     n: int
     sum: float
@@ -45,12 +50,15 @@ class ArmSummary:
     covariate_sum: float | None = None
     covariate_sum_squares: float | None = None
     sum_products: float | None = None
+    shift: float = 0.0
+    covariate_shift: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, int | np.integer) or self.n < 0:
             raise ValueError(f"n must be a count (an integer >= 0), got {self.n!r}")
         sums = {"sum": self.sum, "sum_squares": self.sum_squares, "covariate_sum": self.covariate_sum,
-                "covariate_sum_squares": self.covariate_sum_squares, "sum_products": self.sum_products}
+                "covariate_sum_squares": self.covariate_sum_squares, "sum_products": self.sum_products,
+                "shift": self.shift, "covariate_shift": self.covariate_shift}
         for name, value in sums.items():
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{name} must be finite, got {value!r}")
@@ -60,7 +68,7 @@ class ArmSummary:
 
     @property
     def mean(self) -> float:
-        return self.sum / self.n if self.n else 0.0
+        return self.shift + self.sum / self.n if self.n else self.shift
 
     @property
     def variance(self) -> float:
@@ -73,7 +81,7 @@ class ArmSummary:
 
     @property
     def covariate_mean(self) -> float:
-        return (self.covariate_sum or 0.0) / self.n if self.n else 0.0
+        return self.covariate_shift + (self.covariate_sum or 0.0) / self.n if self.n else self.covariate_shift
 
     @property
     def covariate_variance(self) -> float:
@@ -126,11 +134,14 @@ def compare(control: ArmSummary, treatment: ArmSummary, *, alpha: float = 0.05, 
     if cuped and not (control.has_covariate and treatment.has_covariate):
         raise ValueError("cuped needs the covariate sums (covariate_sum, covariate_sum_squares, sum_products) "
                          "in both arms")
+    if (control.shift, control.covariate_shift) != (treatment.shift, treatment.covariate_shift):
+        raise ValueError("both arms must carry the same shifts")
     theta = _pooled_theta(control, treatment) if cuped else None
     control_mean, treatment_mean = control.mean, treatment.mean
-    absolute = treatment_mean - control_mean
+    # from the shifted sums, which keep the digits that the means lose next to a large shift
+    absolute = _mean_gap(treatment.sum, treatment.n, control.sum, control.n)
     if theta is not None:
-        absolute -= theta * (treatment.covariate_mean - control.covariate_mean)
+        absolute -= theta * _mean_gap(treatment.covariate_sum, treatment.n, control.covariate_sum, control.n)
     relative = absolute / control_mean if control_mean else None
     no_information = _no_information(control, treatment)
     if no_information:
@@ -199,6 +210,11 @@ def _variance(n: int, total: float, squares: float) -> float:
         return 0.0
     # rounding can leave a tiny negative for constant values
     return max((squares - total * total / n) / (n - 1), 0.0)
+
+
+def _mean_gap(treatment_sum: float | None, treatment_n: int, control_sum: float | None, control_n: int) -> float:
+    return ((treatment_sum or 0.0) / treatment_n if treatment_n else 0.0) - (
+        (control_sum or 0.0) / control_n if control_n else 0.0)
 
 
 def _pooled_theta(control: ArmSummary, treatment: ArmSummary) -> float:

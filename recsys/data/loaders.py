@@ -146,7 +146,7 @@ def validate_transactions(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     out: dict[str, pd.Series] = {}
     for column in _ID_COLUMNS:
-        ids = _as_id_strings(frame[column])
+        ids = as_id_strings(frame[column])
         if column != schema.CUSTOMER_ID:
             _raise_if_bad(source, column, ids.isna().to_numpy(), frame[column], "null or empty id")
         out[column] = ids
@@ -174,7 +174,9 @@ def _plain(value: Any) -> Any:
     return None if pd.api.types.is_scalar(value) and pd.isna(value) else value
 
 
-def _as_id_strings(values: pd.Series) -> pd.Series:
+def as_id_strings(values: pd.Series) -> pd.Series:
+    """Ids as stripped text: integral floats (``17850.0``, as a CSV column with gaps reads) become
+    ``"17850"``; empty text becomes missing."""
     if pd.api.types.is_float_dtype(values.dtype):
         finite = values.dropna()
         if (np.mod(finite.to_numpy(), 1) == 0).all():

@@ -16,7 +16,8 @@ router = APIRouter(prefix="/v1/experiments", tags=["experiments"],
                    dependencies=[require_scope("experiments:read")])
 
 ExperimentId = Annotated[str, Path(min_length=1, max_length=64, description="Experiment id of the designs file")]
-UnitId = Annotated[str, Path(min_length=1, max_length=128, description="The unit assigned: a customer or session id")]
+UnitId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"\S",
+                             description="The unit assigned: a customer or session id")]
 
 
 @router.get("", response_model=ExperimentList, summary="Configured experiments",

@@ -8,8 +8,10 @@ Designs come from a YAML file (``RECSYS_SERVING_EXPERIMENTS_PATH``)::
 
 Assignment needs no state (:mod:`experiments.ab.assignment`), so every worker answers the same. An
 exposure, the moment a unit is shown its arm, is appended to the ``experiment_exposures`` log of the
-limits store, once per unit and experiment: an idempotency marker kept for ``exposure_ttl_seconds``
-drops repeats in the same atomic step.
+limits store, once per unit, experiment and salt (a restart with a new salt reshuffles the arms, so
+everyone's next exposure is logged again): an idempotency marker kept for ``exposure_ttl_seconds``
+drops repeats in the same atomic step. The log keeps about ``exposure_log_max`` entries, all experiments
+together, and drops the oldest beyond that.
 """
 
 from __future__ import annotations
@@ -52,10 +54,10 @@ def load_designs(path: str | Path) -> dict[str, ExperimentDesign]:
 
 class ExperimentService:
     def __init__(self, designs: Mapping[str, ExperimentDesign], limits: LimitsStore, *,
-                 event_log_max: int = 1_000_000, exposure_ttl_seconds: float = EXPOSURE_TTL_SECONDS) -> None:
+                 exposure_log_max: int = 10_000_000, exposure_ttl_seconds: float = EXPOSURE_TTL_SECONDS) -> None:
         self.designs = dict(designs)
         self.limits = limits
-        self.event_log_max = event_log_max
+        self.exposure_log_max = exposure_log_max
         self.exposure_ttl_seconds = exposure_ttl_seconds
 
     def listing(self) -> dict:
@@ -68,10 +70,11 @@ class ExperimentService:
         arm = design.assign(unit_id)
         first_exposure = False
         if arm is not None and expose:
-            fields = {"experiment_id": experiment_id, "unit_id": unit_id, "arm": arm, "at": _now_iso()}
+            salt = design.hash_salt
+            fields = {"experiment_id": experiment_id, "salt": salt, "unit_id": unit_id, "arm": arm, "at": _now_iso()}
             outcome = await self.limits.acquire_first(
-                [()], 1, once=f"exposure:{experiment_id}:{unit_id}", once_ttl_seconds=self.exposure_ttl_seconds,
-                recording=Recording((), Event(EXPOSURES_STREAM, fields, self.event_log_max)))
+                [()], 1, once=f"exposure:{experiment_id}:{salt}:{unit_id}", once_ttl_seconds=self.exposure_ttl_seconds,
+                recording=Recording((), Event(EXPOSURES_STREAM, fields, self.exposure_log_max)))
             first_exposure = outcome is not Acquired.DUPLICATE
         return {"experiment_id": experiment_id, "unit_id": unit_id, "arm": arm, "enrolled": arm is not None,
                 "control": arm == design.control if arm is not None else None,

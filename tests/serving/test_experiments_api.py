@@ -86,7 +86,8 @@ def test_an_unknown_experiment_is_404_naming_the_configured_ones(redis_prefix, d
     with client_for(redis_prefix, designs_file) as client:
         response = client.get("/v1/experiments/pricing/assignments/17850")
         too_long = client.get(f"/v1/experiments/home-recs/assignments/{'x' * 129}")
-    assert response.status_code == 404
+        blank = client.get("/v1/experiments/home-recs/assignments/%20%20")
+    assert response.status_code == 404 and blank.status_code == 422
     assert response.json()["detail"] == "experiment 'pricing' is not configured; configured: ['checkout', 'home-recs']"
     assert too_long.status_code == 422
 

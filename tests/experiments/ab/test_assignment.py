@@ -54,6 +54,7 @@ def test_a_new_salt_reshuffles_and_experiments_are_independent():
     ({"arms": {"control": 1, "treatment": 0}}, "arms.treatment.weight must be a positive number"),
     ({"arms": {"control": 1, "treatment": "half"}}, "arms.treatment.weight"),
     ({"arms": ["control", "control"]}, "must be unique"),
+    ({"arms": [{"control": 1}, {"treatment": 3}]}, "arms as a list holds arm names only"),
     ({"arms": {"control": 1, "bad name": 1}}, "arm name 'bad name'"),
     ({"arms": {"control": 1, "treatment": 1}, "traffic": 0}, "traffic must be in (0, 1]"),
     ({"arms": {"control": 1, "treatment": 1}, "traffic": 1.5}, "traffic must be in (0, 1]"),

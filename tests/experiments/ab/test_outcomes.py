@@ -107,3 +107,66 @@ def test_from_served_exposures_to_the_report(tmp_path):
                               str(tmp_path / "transactions.csv"), "--output", str(tmp_path / "u.csv"),
                               "--format", "excel"])
     assert bad.exit_code == 2 and "'excel' is not one of" in bad.output
+
+
+def test_unit_ids_match_customer_ids_as_the_loaders_write_them(transactions):
+    frame = clean_transactions(load_transactions(transactions)).transactions
+    floats = EXPOSURES.assign(unit_id=[" c1", "c2", "c3 ", "c4"])
+    rows = unit_outcomes(floats, frame, days=14, pre_days=28).frame.set_index("unit_id")
+    assert rows.loc["c1", "orders"] == 2 and rows.loc["c3", "orders"] == 0
+    numbers = pd.DataFrame({"customer_id": ["17850"], "order_id": ["o1"], "item_id": ["i1"], "quantity": [1.0],
+                            "unit_price": [5.0], "timestamp": [pd.Timestamp("2024-01-12")]})
+    numbers = pd.concat([numbers, numbers.assign(customer_id="x", timestamp=pd.Timestamp("2024-03-01"))])
+    exposed = pd.DataFrame({"unit_id": [17850.0], "arm": ["control"], "exposed_at": ["2024-01-10T00:00:00+00:00"]})
+    (row,) = unit_outcomes(exposed, numbers, days=14, pre_days=0).frame.to_dict("records")
+    assert (row["unit_id"], row["orders"], row["revenue"]) == ("17850", 1, 5.0)
+    with pytest.raises(ABDataError, match=r"column 'unit_id' is empty on rows \[1\]"):
+        unit_outcomes(EXPOSURES.assign(unit_id=["c1", " ", "c3", "c4"]), frame, days=14, pre_days=28)
+
+
+def test_a_restart_with_a_new_salt_is_a_new_run_of_exposures(tmp_path):
+    limits_url = f"sqlite:///{tmp_path / 'limits.sqlite'}"
+    first = ExperimentDesign.from_mapping("home-recs", {"arms": ["control", "treatment"], "salt": "v1"})
+    second = ExperimentDesign.from_mapping("home-recs", {"arms": ["control", "treatment"], "salt": "v2"})
+    units = [f"c{i}" for i in range(20)]
+
+    async def serve(design):
+        service = ExperimentService({"home-recs": design}, open_limits(limits_url, prefix="shop"))
+        try:
+            return [await service.assignment("home-recs", unit) for unit in units]
+        finally:
+            await service.limits.close()
+
+    asyncio.run(serve(first))
+    again = asyncio.run(serve(second))
+    assert all(answer["first_exposure"] for answer in again)  # everyone is exposed afresh after the restart
+    runner = CliRunner()
+    options = ["--limits-url", limits_url, "--prefix", "shop", "--output", str(tmp_path / "e.csv")]
+    both = runner.invoke(app, ["ab", "exposures", "home-recs", *options])
+    assert isinstance(both.exception, ABDataError) and "several salts" in str(both.exception)
+    chosen = runner.invoke(app, ["ab", "exposures", "home-recs", *options, "--salt", "v2"])
+    assert chosen.exit_code == 0, chosen.output
+    exported = pd.read_csv(tmp_path / "e.csv")
+    assert list(exported["arm"]) == [second.assign(u) for u in units]
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["exposures", "home-recs", "--limits-url", "http://example.com", "--output", "e.csv"],
+     "unsupported online store URL 'http://example.com'"),
+    (["exposures", "home-recs", "--limits-url", "sqlite:///no/such/limits.sqlite", "--output", "e.csv"],
+     "no limits store at"),
+    (["outcomes", "EMPTY", "--transactions", "TX", "--output", "u.csv"], "the file is empty"),
+])
+def test_bad_input_to_the_exposure_commands_ends_in_one_line(tmp_path, transactions, monkeypatch, capsys, arguments,
+                                                             message):
+    from experiments.cli import main
+
+    empty = tmp_path / "exposures.csv"
+    empty.write_text("")
+    arguments = [str(empty) if a == "EMPTY" else str(transactions) if a == "TX" else a for a in arguments]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["recsys", "ab", *arguments])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.startswith("error: ") and message in err.replace("\n", " ")

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from typer.testing import CliRunner
 
 from experiments.ab.report import ABDataError, analyze
@@ -29,15 +30,33 @@ def test_each_arm_against_the_control_from_the_unit_rows():
     revenue_blue = report.results[0]
     assert (revenue_blue.metric, revenue_blue.treatment) == ("revenue", "blue")
     # the control's missing revenue is left out of revenue only, and counted
-    assert revenue_blue.control_summary == ArmSummary(3, 30.0, 308.0)
+    control = revenue_blue.control_summary
+    assert (control.n, control.mean, control.variance) == (3, pytest.approx(10.0), pytest.approx(4.0))
     assert revenue_blue.missing == {"control": 1, "blue": 0}
-    assert revenue_blue.comparison == compare(ArmSummary(3, 30.0, 308.0), ArmSummary(2, 28.0, 394.0))
+    # the same figures as from the raw sums: 10 + 12 + 8 = 30, 100 + 144 + 64 = 308; 15 + 13, 225 + 169
+    by_hand = compare(ArmSummary(3, 30.0, 308.0), ArmSummary(2, 28.0, 394.0))
+    got = revenue_blue.comparison
+    assert (got.absolute, got.p_value, got.absolute_ci, got.relative_ci) == (
+        pytest.approx(by_hand.absolute), pytest.approx(by_hand.p_value), pytest.approx(by_hand.absolute_ci),
+        pytest.approx(by_hand.relative_ci))
     assert report.results[2].control_summary.n == 4  # converted: every control unit
     frame = report.to_frame()
     assert list(frame["treatment"]) == ["blue", "green", "blue", "green"]
     # Holm over the two arms of a metric: the smaller p doubles
     p = sorted(r.comparison.p_value for r in report.results[:2])
     assert sorted(frame["p_adjusted"][:2]) == pytest.approx([2 * p[0], max(2 * p[0], p[1])])
+
+
+def test_large_values_close_together_keep_their_variance():
+    rng = np.random.default_rng(5)
+    control, treatment = rng.normal(0, 1, 400), rng.normal(0.3, 1, 400)
+    frame = pd.DataFrame({"arm": ["control"] * 400 + ["treatment"] * 400,
+                          "x": 1e9 + np.concatenate([control, treatment])})
+    (result,) = analyze(frame, arm_column="arm", metrics=["x"], control="control").results
+    reference = stats.ttest_ind(treatment, control, equal_var=False)
+    assert result.comparison.p_value == pytest.approx(reference.pvalue, rel=1e-4)
+    assert result.comparison.absolute == pytest.approx(treatment.mean() - control.mean(), abs=1e-6)
+    assert result.control_summary.mean == pytest.approx(1e9 + control.mean(), abs=1e-6)
 
 
 def test_an_arm_of_the_design_missing_from_the_data_is_a_sample_ratio_mismatch():
@@ -60,6 +79,10 @@ def test_an_arm_of_the_design_missing_from_the_data_is_a_sample_ratio_mismatch()
     (lambda f: f, {"weights": {"control": 1, "blue": 1}}, "holds arm(s) ['green'] that are not in the design"),
     (lambda f: f, {"weights": {"control": 1, "blue": 1, "green": -1}}, "weights must be positive"),
     (lambda f: f, {"alpha": 1.5}, "alpha must be between 0 and 1"),
+    (lambda f: f, {"weights": {"control": "1", "blue": 1, "green": 1}}, "weights must be positive"),
+    (lambda f: f.assign(customer_id=["a", "b", None, "d", "e", "f", "g", " "]), {"unit_column": "customer_id"},
+     "column 'customer_id' is empty on rows [2, 7]"),
+    (lambda f: f.assign(revenue=[1e200, -1e200] * 4), {}, "column 'revenue' holds values too large to square"),
     (lambda f: f.assign(pre=[1, 2, None, 4, 5, 6, 7, 8]), {"covariates": {"revenue": "pre"}},
      "column 'pre' has missing, non-numeric or infinite values on rows [2]"),
     (lambda f: f, {"covariates": {"orders": "revenue"}}, "covariates given for ['orders']"),
