@@ -30,9 +30,13 @@ def analyze_command(
     unit_column: Annotated[str | None, typer.Option(help="Column of unit ids, checked to hold each unit once")] = None,
     alpha: Annotated[float, typer.Option(help="Significance level; intervals are at 1 - alpha")] = 0.05,
     output: Annotated[Path | None, typer.Option(help="Also write the report as JSON here")] = None,
+    mlflow_experiment: Annotated[str | None, typer.Option(
+        "--mlflow-experiment", help="Log the report as a run of this MLflow experiment")] = "recsys-ab",
+    track: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="Log the report to MLflow")] = True,
 ) -> None:
     """Compare every arm with the control: effects with confidence intervals, Welch p-values (Holm-adjusted
-    over arms), CUPED where a covariate is given, and a sample ratio mismatch check against --weights."""
+    over arms), CUPED where a covariate is given, and a sample ratio mismatch check against --weights.
+    The report is logged as an MLflow run (parameters, one metric per figure, report.json)."""
     from experiments.ab.report import analyze, require_columns
     from recsys.data.loaders import read_column_names, read_columns
 
@@ -47,6 +51,11 @@ def analyze_command(
     if output is not None:
         output.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         console.print(f"report written to {output}", highlight=False)
+    if track:
+        params = {"data": str(data), "arm_column": arm_column, "control": control, "metrics": ",".join(metric),
+                  "covariates": covariates, "weights": design, "unit_column": unit_column, "alpha": alpha}
+        run_id = _log_to_mlflow(report, params, mlflow_experiment or "recsys-ab", f"ab-{data.stem}")
+        console.print(f"MLflow run [bold]{run_id}[/bold] (experiment {mlflow_experiment})", soft_wrap=True)
 
 
 @ab_app.command("exposures")
@@ -115,6 +124,36 @@ def outcomes_command(
     console.print(f"{len(result.frame)} units written to {output}; {result.incomplete} left out because their "
                   f"{days}-day window runs past the last transaction ({result.window_end})",
                   highlight=False, soft_wrap=True)
+
+
+def _log_to_mlflow(report, params: dict, experiment: str, run_name: str) -> str:
+    import re
+    import tempfile
+
+    from training import tracking
+    from training.settings import get_settings
+
+    def name(text: str) -> str:  # MLflow names allow letters, digits and _ - . / space
+        return re.sub(r"[^\w\-./ ]", "_", text)
+
+    metrics = {}
+    for row in report.to_frame().to_dict("records"):
+        prefix = f"{name(row['metric'])}.{name(row['treatment'])}."
+        for key in ("n_control", "n_treatment", "control_mean", "treatment_mean", "absolute", "absolute_low",
+                    "absolute_high", "relative", "relative_low", "relative_high", "p_value", "p_adjusted"):
+            metrics[prefix + key] = row[key]
+    srm = report.sample_ratio
+    if srm is not None:
+        metrics |= {"sample_ratio.chi_square": srm.chi_square, "sample_ratio.p_value": srm.p_value}
+    with tracking.training_run(get_settings(), run_name, tags={"recsys.kind": "ab-analysis"},
+                               experiment=experiment) as run:
+        tracking.log_params(params)
+        tracking.log_metrics(metrics)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "report.json"
+            path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+            tracking.log_files(Path(folder), [path])
+        return run.info.run_id
 
 
 def _known_format(value: str) -> str:

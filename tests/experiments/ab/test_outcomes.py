@@ -96,8 +96,9 @@ def test_from_served_exposures_to_the_report(tmp_path):
     assert "40 units written" in outcomes.output and "0 left out" in outcomes.output
     assert table["converted"].sum() == 14 and table["revenue"].sum() == 5.0 * sum(1 + i % 4 for i in range(0, 40, 3))
 
-    report = runner.invoke(app, ["ab", "analyze", str(tmp_path / "units.csv"), "--metric", "revenue", "--metric",
-                                 "converted", "--weights", "control=1,treatment=1", "--unit-column", "unit_id"])
+    report = runner.invoke(app, ["ab", "analyze", str(tmp_path / "units.csv"), "--no-mlflow", "--metric", "revenue",
+                                 "--metric", "converted", "--weights", "control=1,treatment=1",
+                                 "--unit-column", "unit_id"])
     assert report.exit_code == 0, report.output
     counts = exposures["arm"].value_counts()
     assert f"units {{'control': {counts['control']}, 'treatment': {counts['treatment']}}}" in report.output

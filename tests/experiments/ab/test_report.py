@@ -5,12 +5,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from scipy import stats
 from typer.testing import CliRunner
 
 from experiments.ab.report import ABDataError, analyze
 from experiments.ab.statistics import ArmSummary, compare
 from experiments.cli import app, main
+from training.settings import get_settings
 
 
 def units() -> pd.DataFrame:
@@ -96,7 +98,16 @@ def test_bad_unit_data_names_the_column_and_rows(change, options, message):
     assert message in str(caught.value)
 
 
-def test_recsys_ab_analyze_prints_the_report_and_writes_json(tmp_path):
+@pytest.fixture
+def isolated_tracking(var_dir, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("RECSYS_VAR_DIR", str(var_dir))
+    get_settings.cache_clear()
+    yield var_dir
+    get_settings.cache_clear()
+
+
+def test_recsys_ab_analyze_prints_the_report_writes_json_and_logs_to_mlflow(tmp_path, isolated_tracking):
     rng = np.random.default_rng(7)
     n = 4000
     arm = np.where(np.arange(n) % 2 == 0, "control", "treatment")
@@ -116,6 +127,16 @@ def test_recsys_ab_analyze_prints_the_report_and_writes_json(tmp_path):
     (row,) = written["results"]
     assert row["absolute_low"] < 2.0 < row["absolute_high"]
     assert row["cuped_theta"] == pytest.approx(0.8, abs=0.02)
+    # the same figures in MLflow, with the report as an artifact
+    run_id = result.output.split("MLflow run ")[1].split()[0]
+    client = MlflowClient(tracking_uri=f"sqlite:///{isolated_tracking / 'mlflow.db'}")
+    run = client.get_run(run_id)
+    assert run.data.params["control"] == "control" and run.data.params["covariates.revenue"] == "pre_revenue"
+    assert run.data.metrics["revenue.treatment.absolute"] == pytest.approx(row["absolute"])
+    assert run.data.metrics["revenue.treatment.p_adjusted"] == pytest.approx(row["p_adjusted"])
+    assert run.data.metrics["sample_ratio.p_value"] == pytest.approx(written["sample_ratio"]["p_value"])
+    assert run.data.tags["recsys.kind"] == "ab-analysis"
+    assert [a.path for a in client.list_artifacts(run_id)] == ["report.json"]
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -125,7 +146,7 @@ def test_recsys_ab_analyze_prints_the_report_and_writes_json(tmp_path):
 def test_recsys_ab_analyze_reports_bad_input_in_one_line(tmp_path, monkeypatch, capsys, options, message):
     path = tmp_path / "outcomes.csv"
     units().to_csv(path, index=False)
-    monkeypatch.setattr("sys.argv", ["recsys", "ab", "analyze", str(path), *options])
+    monkeypatch.setattr("sys.argv", ["recsys", "ab", "analyze", str(path), "--no-mlflow", *options])
     with pytest.raises(SystemExit) as stopped:
         main()
     err = capsys.readouterr().err
