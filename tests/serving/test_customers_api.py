@@ -40,6 +40,9 @@ def published(store_url):
 
 
 def client_for(store_url: str, prefix: str = "t", **overrides) -> TestClient:
+    # the limits store beside the snapshot store: its default, var/limits.sqlite, would sit in the working
+    # directory and carry caps and exposures from one test run to the next
+    overrides.setdefault("limits_url", store_url.replace("store.sqlite", "limits.sqlite"))
     settings = ServingSettings(store_url=store_url, store_prefix=prefix, snapshot_refresh_seconds=0, **overrides)
     return TestClient(create_app(settings))
 
