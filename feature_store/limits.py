@@ -118,6 +118,14 @@ class LimitsStore(abc.ABC):
     async def close(self) -> None: ...
 
 
+def default_limits_url(store_url: str | None) -> str:
+    """Where the limits live unless configured: the snapshot store when it is Redis (caps must be shared
+    by every worker), else the embedded file."""
+    if (store_url or "").split(":", 1)[0].lower() in ("redis", "rediss", "unix"):
+        return str(store_url)
+    return DEFAULT_LIMITS_URL
+
+
 def open_limits(url: str | None, *, prefix: str = "recsys") -> LimitsStore:
     """redis://, rediss:// or unix:// for Redis; sqlite:///path for the embedded store."""
     from feature_store.factory import store_backend

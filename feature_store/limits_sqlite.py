@@ -35,6 +35,7 @@ class _SyncLimits:
         self.path = path
         self.limits, self.once = f'"{prefix}_limits"', f'"{prefix}_once"'
         self.counts, self.events = f'"{prefix}_counts"', f'"{prefix}_events"'
+        self.lengths = f'"{prefix}_event_lengths"'
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -49,6 +50,8 @@ class _SyncLimits:
                 CREATE TABLE IF NOT EXISTS {self.events} (seq INTEGER PRIMARY KEY AUTOINCREMENT,
                                                           stream TEXT NOT NULL, body TEXT NOT NULL);
                 CREATE INDEX IF NOT EXISTS "{prefix}_events_stream" ON {self.events} (stream, seq);
+                CREATE TABLE IF NOT EXISTS {self.lengths} (stream TEXT PRIMARY KEY, length INTEGER NOT NULL)
+                    WITHOUT ROWID;
             """)
 
     def _conn(self) -> sqlite3.Connection:
@@ -137,10 +140,26 @@ class _SyncLimits:
                          f"ON CONFLICT (key, field) DO UPDATE SET value = value + excluded.value",
                          [(i.key, i.field, i.amount) for i in increments])
         for event in events:
-            seq = conn.execute(f"INSERT INTO {self.events} (stream, body) VALUES (?, ?)",
-                               (event.stream, json.dumps(dict(event.fields)))).lastrowid
-            conn.execute(f"DELETE FROM {self.events} WHERE stream = ? AND seq <= ?",
-                         (event.stream, seq - event.maxlen))
+            conn.execute(f"INSERT INTO {self.events} (stream, body) VALUES (?, ?)",
+                         (event.stream, json.dumps(dict(event.fields))))
+            self._trim(conn, event.stream, event.maxlen)
+
+    def _trim(self, conn: sqlite3.Connection, stream: str, maxlen: int) -> None:
+        """Keep about the last ``maxlen`` events of ``stream``, as Redis's MAXLEN ~ does: the oldest go in
+        batches once the stream is a hundredth (at least 100 events) over, so an append costs O(1) on
+        average. Sequence numbers are shared by every stream, so each stream's length is kept apart."""
+        conn.execute(f"UPDATE {self.lengths} SET length = length + 1 WHERE stream = ?", (stream,))
+        row = conn.execute(f"SELECT length FROM {self.lengths} WHERE stream = ?", (stream,)).fetchone()
+        if row is None:  # first event of the stream, or a file written before lengths were kept
+            length = conn.execute(f"SELECT COUNT(*) FROM {self.events} WHERE stream = ?", (stream,)).fetchone()[0]
+            conn.execute(f"INSERT INTO {self.lengths} (stream, length) VALUES (?, ?)", (stream, length))
+        else:
+            length = row[0]
+        if length <= maxlen + max(100, maxlen // 100):
+            return
+        conn.execute(f"DELETE FROM {self.events} WHERE seq IN (SELECT seq FROM {self.events} WHERE stream = ? "
+                     f"ORDER BY seq LIMIT ?)", (stream, length - maxlen))
+        conn.execute(f"UPDATE {self.lengths} SET length = ? WHERE stream = ?", (maxlen, stream))
 
     def counters(self, keys: Sequence[str]) -> list[dict[str, int]]:
         conn = self._conn()

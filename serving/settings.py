@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from feature_store.limits import default_limits_url
 from recsys.records import POPULAR_LISTS
 from recsys.rules import RuleSet
 
@@ -59,11 +60,7 @@ class ServingSettings(BaseSettings):
     )
 
     def resolved_limits_url(self) -> str:
-        if self.limits_url:
-            return self.limits_url
-        if (self.store_url or "").split(":", 1)[0].lower() in ("redis", "rediss", "unix"):
-            return str(self.store_url)
-        return "sqlite:///var/limits.sqlite"
+        return self.limits_url or default_limits_url(self.store_url)
 
 
     @field_validator("fallback_chain")

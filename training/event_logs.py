@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -10,17 +12,29 @@ import pandas as pd
 from feature_store import open_limits
 from feature_store.base import StoreError
 from feature_store.factory import store_backend
-from feature_store.limits import DEFAULT_LIMITS_URL
+from feature_store.keys import validate_name
+from feature_store.limits import default_limits_url
 
 
-def read_event_log(limits_url: str | None, prefix: str, stream: str, page_size: int = 10_000) -> pd.DataFrame:
+def service_limits_store(limits_url: str | None, prefix: str | None) -> tuple[str, str]:
+    """The limits store the web service uses when these are not given: its ``RECSYS_SERVING_LIMITS_URL``,
+    else its snapshot store when that is Redis, else the embedded file; its ``RECSYS_SERVING_LIMITS_PREFIX``,
+    else its store prefix, else ``recsys``."""
+    env = os.environ
+    url = limits_url or env.get("RECSYS_SERVING_LIMITS_URL") or default_limits_url(env.get("RECSYS_SERVING_STORE_URL"))
+    prefix = prefix or env.get("RECSYS_SERVING_LIMITS_PREFIX") or env.get("RECSYS_SERVING_STORE_PREFIX") or "recsys"
+    return url, prefix
+
+
+def read_event_log(limits_url: str, prefix: str, stream: str, page_size: int = 10_000) -> pd.DataFrame:
     """Every retained event of ``stream``, oldest first: one row per event with its ``event_id`` and
     fields (text), read a page at a time."""
     if page_size < 1:
         raise ValueError(f"page_size must be >= 1, got {page_size}")
-    url = limits_url or DEFAULT_LIMITS_URL
+    url = limits_url
     try:
         kind, target = store_backend(url)
+        validate_name("prefix", prefix)
     except ValueError as exc:
         raise StoreError(f"limits store: {exc}") from None
     if kind == "sqlite" and not Path(target).exists():
@@ -40,4 +54,8 @@ def read_event_log(limits_url: str | None, prefix: str, stream: str, page_size: 
             await store.close()
         return rows
 
-    return pd.DataFrame(asyncio.run(read()), dtype="string")
+    try:
+        rows = asyncio.run(read())
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"limits store {url}: {exc}") from None
+    return pd.DataFrame(rows, dtype="string")

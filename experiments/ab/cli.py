@@ -63,27 +63,35 @@ def exposures_command(
     experiment_id: Annotated[str, typer.Argument(help="Experiment id, as in the service's designs file")],
     output: Annotated[Path, typer.Option(help="CSV to write: unit_id, arm, exposed_at")],
     limits_url: Annotated[str | None, typer.Option(
-        envvar="RECSYS_SERVING_LIMITS_URL",
-        help="The service's limits store (redis://... or sqlite:///...); default sqlite:///var/limits.sqlite")] = None,
-    prefix: Annotated[str, typer.Option(envvar="RECSYS_SERVING_LIMITS_PREFIX",
-                                        help="Key prefix of the limits store")] = "recsys",
+        help="The service's limits store (redis://... or sqlite:///...); default: the service's, from "
+             "RECSYS_SERVING_LIMITS_URL or RECSYS_SERVING_STORE_URL as the service resolves them")] = None,
+    prefix: Annotated[str | None, typer.Option(
+        help="Key prefix of the limits store; default the service's (RECSYS_SERVING_LIMITS_PREFIX, else "
+             "RECSYS_SERVING_STORE_PREFIX, else recsys)")] = None,
     salt: Annotated[str | None, typer.Option(
         help="The run of the experiment (its salt; default its id): needed once it was restarted")] = None,
 ) -> None:
     """Write each unit's first exposure to EXPERIMENT, as the service logged it."""
     from experiments.ab.assignment import EXPOSURE_FIELDS, EXPOSURES_STREAM
     from experiments.ab.report import ABDataError
-    from training.event_logs import read_event_log
+    from training.event_logs import read_event_log, service_limits_store
 
-    log = read_event_log(limits_url, prefix, EXPOSURES_STREAM)
+    url, prefix = service_limits_store(limits_url, prefix)
+    log = read_event_log(url, prefix, EXPOSURES_STREAM)
     if log.empty:
         log = log.reindex(columns=["event_id", *EXPOSURE_FIELDS])
     ours = log[log["experiment_id"] == experiment_id]
+    if ours.empty:
+        present = log["experiment_id"].value_counts().to_dict()
+        raise ABDataError(f"no exposures to experiment {experiment_id!r} in the log of {url} (prefix {prefix!r}); "
+                          f"exposures there by experiment: {present}")
     runs = ours["salt"].value_counts().to_dict()
     if salt is None and len(runs) > 1:
         raise ABDataError(f"experiment {experiment_id!r} ran under several salts {runs} (salt: exposures); "
                           "choose one with --salt")
     if salt is not None:
+        if salt not in runs:
+            raise ABDataError(f"experiment {experiment_id!r} has no exposures under salt {salt!r}; salts: {runs}")
         ours = ours[ours["salt"] == salt]
     # the service logs a unit once while its marker lives; a later repeat keeps the first exposure
     first = ours.drop_duplicates("unit_id", keep="first")
@@ -110,7 +118,7 @@ def outcomes_command(
     """Orders, revenue and conversion of every exposed customer after exposure (zeros for non-buyers),
     and the same before it; customers whose window is not over yet are left out and counted."""
     from experiments.ab.outcomes import EXPOSURE_COLUMNS, unit_outcomes
-    from experiments.ab.report import require_columns
+    from experiments.ab.report import ABDataError, require_columns
     from recsys.data import clean_transactions
     from recsys.data.loaders import read_column_names, read_columns
     from training.sources import DataSource, load_source
@@ -119,11 +127,14 @@ def outcomes_command(
     exposed = read_columns(exposures, EXPOSURE_COLUMNS, text_columns=EXPOSURE_COLUMNS)
     cleaned = clean_transactions(load_source(DataSource(str(transactions), data_format)))
     console.print(f"cleaning: {cleaned.report}", highlight=False, soft_wrap=True)
+    if cleaned.transactions.empty:
+        raise ABDataError(f"{transactions}: no transactions left after cleaning ({cleaned.report})")
     result = unit_outcomes(exposed, cleaned.transactions, days=days, pre_days=pre_days, source=str(exposures))
     result.frame.to_csv(output, index=False)
-    console.print(f"{len(result.frame)} units written to {output}; {result.incomplete} left out because their "
-                  f"{days}-day window runs past the last transaction ({result.window_end})",
-                  highlight=False, soft_wrap=True)
+    console.print(f"{len(result.frame)} units written to {output}; left out: {result.ends_after_data} whose "
+                  f"{days}-day window runs past the last transaction ({result.data_end}), "
+                  f"{result.starts_before_data} whose {pre_days} days before exposure start before the first "
+                  f"({result.data_start})", highlight=False, soft_wrap=True)
 
 
 def _log_to_mlflow(report, params: dict, experiment: str, run_name: str) -> str:
@@ -139,8 +150,9 @@ def _log_to_mlflow(report, params: dict, experiment: str, run_name: str) -> str:
     metrics = {}
     for row in report.to_frame().to_dict("records"):
         prefix = f"{name(row['metric'])}.{name(row['treatment'])}."
-        for key in ("n_control", "n_treatment", "control_mean", "treatment_mean", "absolute", "absolute_low",
-                    "absolute_high", "relative", "relative_low", "relative_high", "p_value", "p_adjusted"):
+        for key in ("n_control", "n_treatment", "missing_control", "missing_treatment", "control_mean",
+                    "treatment_mean", "absolute", "absolute_low", "absolute_high", "relative", "relative_low",
+                    "relative_high", "p_value", "p_adjusted", "cuped_theta"):
             metrics[prefix + key] = row[key]
     srm = report.sample_ratio
     if srm is not None:
@@ -197,8 +209,8 @@ def _print_report(report) -> None:
         lines = [f"\n{r.metric}{cuped}: {r.treatment} vs {report.control}",
                  f"  units     {r.treatment_summary.n} vs {r.control_summary.n}"
                  + (f" (left out, no value: {r.missing})" if any(r.missing.values()) else ""),
-                 f"  means     {c.treatment_mean:.6g} vs {c.control_mean:.6g}",
-                 f"  absolute  {c.absolute:+.6g}  {level} {_interval(c.absolute_ci)}"]
+                 f"  means     {_number(c.treatment_mean)} vs {_number(c.control_mean)}",
+                 f"  absolute  {_number(c.absolute, '+')}  {level} {_interval(c.absolute_ci)}"]
         if c.relative is not None:
             lines.append(f"  relative  {c.relative * 100:+.3g}%  {level} {_interval(c.relative_ci, 100, '%')}")
         if c.p_value is None:
@@ -211,6 +223,10 @@ def _print_report(report) -> None:
                 lines.append(f"  note      {c.note}")
         for line in lines:
             console.print(line, highlight=False, soft_wrap=True)
+
+
+def _number(value: float | None, sign: str = "") -> str:
+    return "n/a" if value is None else f"{value:{sign}.6g}"
 
 
 def _interval(ci: tuple[float, float] | None, scale: float = 1.0, unit: str = "") -> str:

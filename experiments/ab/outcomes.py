@@ -3,8 +3,8 @@
 Each exposed customer's orders and revenue are counted in the ``days`` from their first exposure, and
 the same over the ``pre_days`` before it (the CUPED covariate). A customer who bought nothing keeps
 zeros: leaving non-buyers out would compare buyers with buyers and hide any effect on conversion.
-A customer whose window runs past the end of the transactions would be counted short, so they are left
-out and counted in the result.
+A customer whose window runs past the end of the transactions, or whose ``pre_days`` start before their
+beginning, would be counted short, so they are left out and counted in the result.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ OUTCOME_COLUMNS = ("orders", "revenue", "converted", "pre_orders", "pre_revenue"
 @dataclass(frozen=True)
 class UnitOutcomes:
     frame: pd.DataFrame  # unit_id, arm, exposed_at, then OUTCOME_COLUMNS
-    window_end: pd.Timestamp  # the last transaction; windows must end before it
-    incomplete: int  # exposed units left out because their window runs past window_end
+    data_start: pd.Timestamp  # the first transaction: pre-exposure windows must start at or after it
+    data_end: pd.Timestamp  # the last transaction: windows must end before it
+    ends_after_data: int  # exposed units left out because their window runs past data_end
+    starts_before_data: int  # ... because their pre-exposure window starts before data_start
 
 
 def unit_outcomes(exposures: pd.DataFrame, transactions: pd.DataFrame, *, days: int, pre_days: int,
@@ -58,9 +60,10 @@ def unit_outcomes(exposures: pd.DataFrame, transactions: pd.DataFrame, *, days: 
         raise ABDataError(f"{source}: column 'exposed_at' is not an ISO 8601 time at rows {rows} "
                           f"(0-based data rows), e.g. {units['exposed_at'].iloc[rows[0]]!r}")
     units["exposed_at"] = exposed.dt.tz_localize(None)  # transactions are naive UTC
-    window_end = transactions[schema.TIMESTAMP].max()
-    complete = (units["exposed_at"] + pd.Timedelta(days=days) <= window_end).to_numpy()
-    units = units[complete].reset_index(drop=True)
+    data_start, data_end = transactions[schema.TIMESTAMP].min(), transactions[schema.TIMESTAMP].max()
+    ends_after = (units["exposed_at"] + pd.Timedelta(days=days) > data_end).to_numpy()
+    starts_before = (units["exposed_at"] - pd.Timedelta(days=pre_days) < data_start).to_numpy() & ~ends_after
+    units = units[~ends_after & ~starts_before].reset_index(drop=True)
     lines = transactions[[schema.CUSTOMER_ID, schema.ORDER_ID, schema.TIMESTAMP]].assign(
         amount=transactions[schema.QUANTITY] * transactions[schema.UNIT_PRICE])
     lines = lines.merge(units[["unit_id", "exposed_at"]], left_on=schema.CUSTOMER_ID, right_on="unit_id")
@@ -73,4 +76,4 @@ def unit_outcomes(exposures: pd.DataFrame, transactions: pd.DataFrame, *, days: 
         units[f"{prefix}revenue"] = units["unit_id"].map(totals["revenue"]).fillna(0.0).round(2)
     units["converted"] = (units["orders"] > 0).astype("int64")
     columns = [*EXPOSURE_COLUMNS, *OUTCOME_COLUMNS]
-    return UnitOutcomes(units[columns], window_end, int((~complete).sum()))
+    return UnitOutcomes(units[columns], data_start, data_end, int(ends_after.sum()), int(starts_before.sum()))

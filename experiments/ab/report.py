@@ -52,13 +52,15 @@ class ABReport:
     results: list[MetricResult] = field(default_factory=list)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per (metric, treatment): means, effects, intervals and p-values."""
+        """One row per (metric, treatment): units with a value and without, means, effects, intervals and
+        p-values."""
         rows = []
         for r in self.results:
             c = r.comparison
             rows.append({
                 "metric": r.metric, "treatment": r.treatment, "n_control": r.control_summary.n,
-                "n_treatment": r.treatment_summary.n, "control_mean": c.control_mean,
+                "n_treatment": r.treatment_summary.n, "missing_control": r.missing[self.control],
+                "missing_treatment": r.missing[r.treatment], "control_mean": c.control_mean,
                 "treatment_mean": c.treatment_mean, "absolute": c.absolute,
                 "absolute_low": c.absolute_ci[0] if c.absolute_ci else None,
                 "absolute_high": c.absolute_ci[1] if c.absolute_ci else None,
@@ -124,8 +126,13 @@ def analyze(
         names = list(weights)
     else:
         names = sorted(arms.unique())
+    if not len(frame):
+        raise ABDataError(f"{source}: no units: the data has no rows")
     if control not in names:
         raise ABDataError(f"{source}: control arm {control!r} is not among the arms {names}")
+    if len(names) < 2:
+        raise ABDataError(f"{source}: only the arm(s) {names}: a comparison needs the control and another arm "
+                          "(weights name arms that have no units yet)")
     units = {name: int((arms == name).sum()) for name in names}
     srm = sample_ratio_check(units, weights) if weights is not None else None
     values = {metric: _numbers(frame[metric], source, metric, allow_missing=True) for metric in metrics}

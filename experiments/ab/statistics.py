@@ -98,11 +98,11 @@ class ArmSummary:
 @dataclass(frozen=True)
 class Comparison:
     """Treatment against control on one metric. ``p_value`` and the intervals are None when the data
-    hold no information (``note`` says why)."""
+    hold no information, and the means and effects too when an arm has no units (``note`` says why)."""
 
-    control_mean: float
-    treatment_mean: float
-    absolute: float
+    control_mean: float | None
+    treatment_mean: float | None
+    absolute: float | None
     absolute_ci: tuple[float, float] | None
     relative: float | None
     relative_ci: tuple[float, float] | None
@@ -136,6 +136,10 @@ def compare(control: ArmSummary, treatment: ArmSummary, *, alpha: float = 0.05, 
                          "in both arms")
     if (control.shift, control.covariate_shift) != (treatment.shift, treatment.covariate_shift):
         raise ValueError("both arms must carry the same shifts")
+    empty = [name for name, arm in (("control", control), ("treatment", treatment)) if arm.n == 0]
+    if empty:
+        return Comparison(control.mean if control.n else None, treatment.mean if treatment.n else None, None, None,
+                          None, None, None, None, None, f"no units in {' and '.join(empty)}")
     theta = _pooled_theta(control, treatment) if cuped else None
     control_mean, treatment_mean = control.mean, treatment.mean
     # from the shifted sums, which keep the digits that the means lose next to a large shift
@@ -213,8 +217,7 @@ def _variance(n: int, total: float, squares: float) -> float:
 
 
 def _mean_gap(treatment_sum: float | None, treatment_n: int, control_sum: float | None, control_n: int) -> float:
-    return ((treatment_sum or 0.0) / treatment_n if treatment_n else 0.0) - (
-        (control_sum or 0.0) / control_n if control_n else 0.0)
+    return (treatment_sum or 0.0) / treatment_n - (control_sum or 0.0) / control_n
 
 
 def _pooled_theta(control: ArmSummary, treatment: ArmSummary) -> float:

@@ -139,6 +139,19 @@ class LimitsContract:
 
         run(self.make, body)
 
+    def test_each_stream_keeps_its_own_length(self):
+        async def body(store):
+            for i in range(5):
+                await store.acquire_first([[]], recording=Recording(event=Event("exposures", {"i": str(i)}, 10)))
+            for i in range(400):
+                await store.acquire_first([[]], recording=Recording(event=Event("decisions", {"i": str(i)}, 10)))
+            await store.acquire_first([[]], recording=Recording(event=Event("exposures", {"i": "late"}, 10)))
+            exposures = [fields["i"] for _, fields in await store.read_events("exposures", count=1000)]
+            assert exposures == ["0", "1", "2", "3", "4", "late"]
+            assert 10 <= len(await store.read_events("decisions", count=1000)) <= 200
+
+        run(self.make, body)
+
     def test_reading_the_event_log_page_by_page(self):
         async def body(store):
             for i in range(7):

@@ -21,6 +21,8 @@ LINES = [
     "o3,c1,i2,2024-01-20 12:00,4,3.0", "o4,c1,i1,2024-02-20 12:00,1,5.0",
     # c2 buys nothing after exposure; c3 never buys; c4 was exposed too late for a full window
     "o5,c2,i1,2024-01-05 10:00,1,5.0", "o6,c9,i1,2024-02-25 10:00,1,5.0",
+    # the shop's first sale: the 28 days before each exposure lie within the data
+    "o0,c8,i1,2023-11-01 10:00,1,5.0",
 ]
 EXPOSURES = pd.DataFrame({"unit_id": ["c1", "c2", "c3", "c4"], "arm": ["treatment", "control", "treatment", "control"],
                           "exposed_at": ["2024-01-10T00:00:00.000+00:00", "2024-01-10T00:00:00.000+00:00",
@@ -35,9 +37,13 @@ def transactions(tmp_path):
 
 
 def test_outcomes_by_hand(transactions):
-    result = unit_outcomes(EXPOSURES, clean_transactions(load_transactions(transactions)).transactions,
-                           days=14, pre_days=28)
-    assert result.incomplete == 1 and result.window_end == pd.Timestamp("2024-02-25 10:00")
+    frame = clean_transactions(load_transactions(transactions)).transactions
+    result = unit_outcomes(EXPOSURES, frame, days=14, pre_days=28)
+    assert result.ends_after_data == 1 and result.data_end == pd.Timestamp("2024-02-25 10:00")
+    assert result.starts_before_data == 0 and result.data_start == pd.Timestamp("2023-11-01 10:00")
+    # 90 days before the January exposures reach back before the first sale: their covariate would be short
+    early = unit_outcomes(EXPOSURES, frame, days=14, pre_days=90)
+    assert (early.ends_after_data, early.starts_before_data, len(early.frame)) == (1, 3, 0)
     rows = result.frame.set_index("unit_id")[["orders", "revenue", "converted", "pre_orders", "pre_revenue"]]
     assert list(rows.index) == ["c1", "c2", "c3"]
     # c1: o2 (5 + 3) on day 2 and o3 (12) on day 10 of its window; o1 (10) nine days before
@@ -87,13 +93,14 @@ def test_from_served_exposures_to_the_report(tmp_path):
     start = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("min")
     lines = [f"o{i},c{i},i1,{start + pd.Timedelta(days=3)},{1 + i % 4},5.0" for i in range(0, 40, 3)]
     lines.append(f"o99,other,i1,{start + pd.Timedelta(days=9)},1,5.0")
+    lines.append(f"o98,other,i1,{start - pd.Timedelta(days=30)},1,5.0")  # the data cover the 28 days before
     (tmp_path / "transactions.csv").write_text(HEADER + "\n".join(lines) + "\n")
     outcomes = runner.invoke(app, ["ab", "outcomes", str(tmp_path / "exposures.csv"), "--transactions",
                                    str(tmp_path / "transactions.csv"), "--output", str(tmp_path / "units.csv"),
                                    "--days", "7"])
     assert outcomes.exit_code == 0, outcomes.output
     table = pd.read_csv(tmp_path / "units.csv")
-    assert "40 units written" in outcomes.output and "0 left out" in outcomes.output
+    assert "40 units written" in outcomes.output and "left out: 0 whose 7-day window" in outcomes.output
     assert table["converted"].sum() == 14 and table["revenue"].sum() == 5.0 * sum(1 + i % 4 for i in range(0, 40, 3))
 
     report = runner.invoke(app, ["ab", "analyze", str(tmp_path / "units.csv"), "--no-mlflow", "--metric", "revenue",
@@ -117,7 +124,8 @@ def test_unit_ids_match_customer_ids_as_the_loaders_write_them(transactions):
     assert rows.loc["c1", "orders"] == 2 and rows.loc["c3", "orders"] == 0
     numbers = pd.DataFrame({"customer_id": ["17850"], "order_id": ["o1"], "item_id": ["i1"], "quantity": [1.0],
                             "unit_price": [5.0], "timestamp": [pd.Timestamp("2024-01-12")]})
-    numbers = pd.concat([numbers, numbers.assign(customer_id="x", timestamp=pd.Timestamp("2024-03-01"))])
+    numbers = pd.concat([numbers, numbers.assign(customer_id="x", timestamp=pd.Timestamp("2024-03-01")),
+                         numbers.assign(customer_id="x", timestamp=pd.Timestamp("2024-01-01"))])
     exposed = pd.DataFrame({"unit_id": [17850.0], "arm": ["control"], "exposed_at": ["2024-01-10T00:00:00+00:00"]})
     (row,) = unit_outcomes(exposed, numbers, days=14, pre_days=0).frame.to_dict("records")
     assert (row["unit_id"], row["orders"], row["revenue"]) == ("17850", 1, 5.0)
@@ -171,3 +179,50 @@ def test_bad_input_to_the_exposure_commands_ends_in_one_line(tmp_path, transacti
         main()
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and err.startswith("error: ") and message in err.replace("\n", " ")
+
+
+def test_exposures_read_the_services_store_by_its_defaults_and_name_what_is_there(tmp_path, monkeypatch):
+    from feature_store.base import StoreError
+    from training.event_logs import service_limits_store
+
+    path = tmp_path / "limits.sqlite"
+    design = ExperimentDesign.from_mapping("home-recs", {"arms": ["control", "treatment"]})
+
+    async def serve():
+        service = ExperimentService({"home-recs": design}, open_limits(f"sqlite:///{path}", prefix="shop"))
+        try:
+            await service.assignment("home-recs", "c1")
+        finally:
+            await service.limits.close()
+
+    asyncio.run(serve())
+    for name in ("RECSYS_SERVING_LIMITS_URL", "RECSYS_SERVING_LIMITS_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RECSYS_SERVING_STORE_URL", "redis://cache:6379/2")
+    monkeypatch.setenv("RECSYS_SERVING_STORE_PREFIX", "shop")
+    assert service_limits_store(None, None) == ("redis://cache:6379/2", "shop")  # as the service resolves them
+    monkeypatch.setenv("RECSYS_SERVING_LIMITS_URL", f"sqlite:///{path}")
+    runner = CliRunner()
+    output = ["--output", str(tmp_path / "e.csv")]
+    found = runner.invoke(app, ["ab", "exposures", "home-recs", *output])
+    assert found.exit_code == 0 and "1 units exposed to 'home-recs'" in found.output, found.output
+    for arguments, error, message in [
+        (["nope"], ABDataError, "no exposures to experiment 'nope'"),
+        (["home-recs", "--salt", "v9"], ABDataError, "has no exposures under salt 'v9'; salts: {'home-recs': 1}"),
+        (["home-recs", "--prefix", "a b"], StoreError, "limits store: "),
+        (["home-recs", "--limits-url", f"sqlite:///{tmp_path / 'e.csv'}"], StoreError, "file is not a database"),
+    ]:
+        result = runner.invoke(app, ["ab", "exposures", *arguments, *output])
+        assert isinstance(result.exception, error) and message in str(result.exception), result.output
+    missing = runner.invoke(app, ["ab", "exposures", "nope", *output])
+    assert "exposures there by experiment: {'home-recs': 1}" in str(missing.exception)
+
+
+def test_outcomes_refuse_transactions_that_cleaning_empties(tmp_path):
+    exposures = tmp_path / "exposures.csv"
+    EXPOSURES.to_csv(exposures, index=False)
+    returns = tmp_path / "returns.csv"
+    returns.write_text(HEADER + "C1,c1,i1,2024-01-12 09:00,-1,5.0\n")
+    result = CliRunner().invoke(app, ["ab", "outcomes", str(exposures), "--transactions", str(returns),
+                                      "--output", str(tmp_path / "u.csv")])
+    assert isinstance(result.exception, ABDataError) and "no transactions left after cleaning" in str(result.exception)

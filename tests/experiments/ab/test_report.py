@@ -44,6 +44,7 @@ def test_each_arm_against_the_control_from_the_unit_rows():
     assert report.results[2].control_summary.n == 4  # converted: every control unit
     frame = report.to_frame()
     assert list(frame["treatment"]) == ["blue", "green", "blue", "green"]
+    assert list(frame["missing_control"]) == [1, 1, 0, 0] and list(frame["missing_treatment"]) == [0, 0, 0, 0]
     # Holm over the two arms of a metric: the smaller p doubles
     p = sorted(r.comparison.p_value for r in report.results[:2])
     assert sorted(frame["p_adjusted"][:2]) == pytest.approx([2 * p[0], max(2 * p[0], p[1])])
@@ -67,7 +68,9 @@ def test_an_arm_of_the_design_missing_from_the_data_is_a_sample_ratio_mismatch()
                      weights={"control": 1, "treatment": 1, "holdout": 1})
     assert report.units == {"control": 300, "treatment": 3, "holdout": 0}
     assert report.sample_ratio.mismatch
-    assert report.results[1].comparison.note == "fewer than two units in treatment"
+    holdout = report.results[1].comparison  # no units: no mean, no effect, rather than numbers made up
+    assert (holdout.treatment_mean, holdout.absolute, holdout.relative, holdout.p_value) == (None, None, None, None)
+    assert holdout.note == "no units in treatment" and holdout.control_mean == pytest.approx(149.5)
     assert json.loads(json.dumps(report.to_dict()))["sample_ratio"]["mismatch"] is True
 
 
@@ -81,6 +84,9 @@ def test_an_arm_of_the_design_missing_from_the_data_is_a_sample_ratio_mismatch()
     (lambda f: f, {"weights": {"control": 1, "blue": 1}}, "holds arm(s) ['green'] that are not in the design"),
     (lambda f: f, {"weights": {"control": 1, "blue": 1, "green": -1}}, "weights must be positive"),
     (lambda f: f, {"alpha": 1.5}, "alpha must be between 0 and 1"),
+    (lambda f: f.iloc[:0], {"weights": {"control": 1, "blue": 1}}, "no units: the data has no rows"),
+    (lambda f: f[f["arm"] == "control"], {}, "only the arm(s) ['control']"),
+    (lambda f: f[f["arm"] == "control"], {"weights": {"control": 1}}, "only the arm(s) ['control']"),
     (lambda f: f, {"weights": {"control": "1", "blue": 1, "green": 1}}, "weights must be positive"),
     (lambda f: f.assign(customer_id=["a", "b", None, "d", "e", "f", "g", " "]), {"unit_column": "customer_id"},
      "column 'customer_id' is empty on rows [2, 7]"),
@@ -134,6 +140,8 @@ def test_recsys_ab_analyze_prints_the_report_writes_json_and_logs_to_mlflow(tmp_
     assert run.data.params["control"] == "control" and run.data.params["covariates.revenue"] == "pre_revenue"
     assert run.data.metrics["revenue.treatment.absolute"] == pytest.approx(row["absolute"])
     assert run.data.metrics["revenue.treatment.p_adjusted"] == pytest.approx(row["p_adjusted"])
+    assert run.data.metrics["revenue.treatment.cuped_theta"] == pytest.approx(row["cuped_theta"])
+    assert run.data.metrics["revenue.treatment.missing_control"] == row["missing_control"] == 0
     assert run.data.metrics["sample_ratio.p_value"] == pytest.approx(written["sample_ratio"]["p_value"])
     assert run.data.tags["recsys.kind"] == "ab-analysis"
     assert [a.path for a in client.list_artifacts(run_id)] == ["report.json"]
