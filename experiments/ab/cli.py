@@ -58,6 +58,47 @@ def analyze_command(
         console.print(f"MLflow run [bold]{run_id}[/bold] (experiment {mlflow_experiment})", soft_wrap=True)
 
 
+@ab_app.command("size")
+def size_command(
+    effect: Annotated[float, typer.Option(help="Smallest change worth detecting, in the metric's units "
+                                               "(a rate change of 0.01 is one percentage point)")],
+    baseline_rate: Annotated[float | None, typer.Option(help="Control's conversion rate, for a rate metric")] = None,
+    sd: Annotated[float | None, typer.Option(help="Per-unit standard deviation, for a mean (revenue, orders)")] = None,
+    relative: Annotated[bool, typer.Option(help="EFFECT is relative to the baseline rate (0.05 = +5%)")] = False,
+    alpha: Annotated[float, typer.Option(help="Significance level (two-sided)")] = 0.05,
+    power: Annotated[float, typer.Option(help="Chance of detecting the effect when it is there")] = 0.8,
+    treatments: Annotated[int, typer.Option(help="Arms besides the control (the level is split over them)")] = 1,
+    daily_units: Annotated[float | None, typer.Option(help="Units entering the experiment per day")] = None,
+) -> None:
+    """Units per arm needed to detect EFFECT: give --baseline-rate for a conversion rate or --sd for a mean."""
+    from experiments.ab.report import ABDataError
+    from experiments.ab.statistics import units_per_arm_for_mean, units_per_arm_for_rate
+
+    if (baseline_rate is None) == (sd is None):
+        raise ABDataError("give exactly one of --baseline-rate (a conversion rate) and --sd (a mean)")
+    if relative and baseline_rate is None:
+        raise ABDataError("--relative applies to --baseline-rate only")
+    absolute = effect * baseline_rate if relative else effect
+    try:
+        n = (units_per_arm_for_rate(baseline_rate, absolute, alpha=alpha, power=power, treatments=treatments)
+             if baseline_rate is not None else
+             units_per_arm_for_mean(sd, absolute, alpha=alpha, power=power, treatments=treatments))
+    except ValueError as exc:
+        raise ABDataError(str(exc)) from None
+    arms = treatments + 1
+    console.print(f"{n} units per arm, {n * arms} in all over {arms} arms (alpha {alpha:g} two-sided"
+                  f"{f', split over {treatments} treatments' if treatments > 1 else ''}, power {power:g})",
+                  highlight=False, soft_wrap=True)
+    if daily_units is not None:
+        if not daily_units > 0:
+            raise ABDataError(f"--daily-units must be positive, got {daily_units}")
+        import math
+
+        days = math.ceil(n * arms / daily_units)
+        console.print(f"about {days} days at {daily_units:g} units a day; run {math.ceil(days / 7) * 7} days "
+                      "(whole weeks) so that every weekday counts alike", highlight=False, soft_wrap=True)
+
+
 @ab_app.command("exposures")
 def exposures_command(
     experiment_id: Annotated[str, typer.Argument(help="Experiment id, as in the service's designs file")],

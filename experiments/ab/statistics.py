@@ -16,6 +16,8 @@ also its sum, sum of squares and the sum of products with the metric. From those
 - the sample ratio mismatch test: a chi-square goodness of fit of the units per arm against the designed
   split. A mismatch means assignment or logging is broken and no effect estimate can be trusted;
 - Holm's step-down adjustment of p-values when several treatments are compared with one control.
+- the units per arm needed to detect a given effect (normal approximation, two-sided), for a
+  conversion rate or a mean, with the level split over the treatments (Bonferroni) when there are several.
 
 Degenerate input (an arm with fewer than two units, no variance, a zero control mean for the relative
 effect) gives an explicit "no information" result naming why, never a NaN.
@@ -202,6 +204,46 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[index] = running
     return adjusted
+
+
+def units_per_arm_for_rate(baseline: float, effect: float, *, alpha: float = 0.05, power: float = 0.8,
+                           treatments: int = 1) -> int:
+    """Units per arm to detect a change of ``effect`` (absolute) in a conversion rate of ``baseline``:
+    the pooled-variance two-proportion formula (Fleiss), as most A/B calculators use."""
+    _check_design(alpha, power, treatments)
+    treated = baseline + effect
+    if not 0 < baseline < 1 or not 0 < treated < 1 or effect == 0:
+        raise ValueError(f"baseline and baseline + effect must be rates strictly between 0 and 1 and differ, "
+                         f"got baseline={baseline}, effect={effect}")
+    z_alpha, z_power = _z(alpha / treatments), float(stats.norm.ppf(power))
+    pooled = (baseline + treated) / 2
+    spread = (z_alpha * math.sqrt(2 * pooled * (1 - pooled))
+              + z_power * math.sqrt(baseline * (1 - baseline) + treated * (1 - treated)))
+    return math.ceil(spread ** 2 / effect ** 2)
+
+
+def units_per_arm_for_mean(sd: float, effect: float, *, alpha: float = 0.05, power: float = 0.8,
+                           treatments: int = 1) -> int:
+    """Units per arm to detect a change of ``effect`` in a mean whose per-unit standard deviation is ``sd``
+    (the same in both arms): ``2 (z_alpha + z_power)^2 sd^2 / effect^2``. With CUPED, give the standard
+    deviation left after adjustment, ``sd * sqrt(1 - rho^2)``."""
+    _check_design(alpha, power, treatments)
+    if not sd > 0 or not math.isfinite(sd) or effect == 0 or not math.isfinite(effect):
+        raise ValueError(f"sd must be positive and effect non-zero, got sd={sd}, effect={effect}")
+    z = _z(alpha / treatments) + float(stats.norm.ppf(power))
+    return math.ceil(2 * z ** 2 * sd ** 2 / effect ** 2)
+
+
+def _check_design(alpha: float, power: float, treatments: int) -> None:
+    check_alpha(alpha)
+    if not 0 < power < 1:
+        raise ValueError(f"power must be between 0 and 1, got {power}")
+    if treatments < 1:
+        raise ValueError(f"treatments must be >= 1, got {treatments}")
+
+
+def _z(two_sided_alpha: float) -> float:
+    return float(stats.norm.ppf(1 - two_sided_alpha / 2))
 
 
 def check_alpha(alpha: float) -> None:

@@ -159,3 +159,13 @@ def test_recsys_ab_analyze_reports_bad_input_in_one_line(tmp_path, monkeypatch, 
         main()
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_recsys_ab_size_prints_units_per_arm_and_days():
+    result = CliRunner().invoke(app, ["ab", "size", "--baseline-rate", "0.10", "--effect", "0.10", "--relative",
+                                      "--daily-units", "3000"])
+    assert result.exit_code == 0, result.output
+    assert "14751 units per arm, 29502 in all over 2 arms" in result.output
+    assert "about 10 days at 3000 units a day; run 14 days" in result.output
+    both = CliRunner().invoke(app, ["ab", "size", "--effect", "1", "--sd", "5", "--baseline-rate", "0.1"])
+    assert isinstance(both.exception, ABDataError) and "exactly one of" in str(both.exception)

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from experiments.ab.statistics import ArmSummary, compare, holm, sample_ratio_check
+from experiments.ab.statistics import (
+    ArmSummary,
+    compare,
+    holm,
+    sample_ratio_check,
+    units_per_arm_for_mean,
+    units_per_arm_for_rate,
+)
 
 
 def summary(values, covariate=None) -> ArmSummary:
@@ -127,3 +134,27 @@ def test_holm_by_hand():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5, None, 0.9]) == [pytest.approx(1.0), None, pytest.approx(1.0)]
     assert holm([]) == []
+
+
+def test_sample_sizes_match_the_published_answers():
+    # Evan Miller's calculator: baseline 10%, one point absolute, alpha 0.05 two-sided, power 0.8
+    assert units_per_arm_for_rate(0.10, 0.01) == 14_751
+    # Cohen's power table: d = 0.2 needs 393 per group at alpha 0.05 two-sided, power 0.8 (normal approximation)
+    assert units_per_arm_for_mean(1.0, 0.2) == 393
+    assert units_per_arm_for_mean(10.0, 2.0) == 393  # only sd / effect matters
+    # two treatments split alpha: as one comparison at 0.025
+    assert units_per_arm_for_rate(0.10, 0.01, treatments=2) == units_per_arm_for_rate(0.10, 0.01, alpha=0.025)
+    # a fall to 9% is easier to see than a rise to 11%: p(1 - p) is smaller there
+    assert units_per_arm_for_rate(0.10, -0.01) < units_per_arm_for_rate(0.10, 0.01)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: units_per_arm_for_rate(0.95, 0.1), "strictly between 0 and 1"),
+    (lambda: units_per_arm_for_rate(0.1, 0.0), "strictly between 0 and 1 and differ"),
+    (lambda: units_per_arm_for_mean(0.0, 1.0), "sd must be positive"),
+    (lambda: units_per_arm_for_mean(1.0, 1.0, power=1.0), "power must be between 0 and 1"),
+    (lambda: units_per_arm_for_mean(1.0, 1.0, treatments=0), "treatments must be >= 1"),
+])
+def test_sample_size_input_is_checked(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
