@@ -70,11 +70,13 @@ class RuleFilter:
     the personal list and every fallback list so that the cap holds for the whole answer."""
 
     def __init__(self, rules: RuleSet, categories: Sequence[str | None], item_ids: Sequence[str],
-                 purchased_rows: Iterable[int] = ()) -> None:
+                 purchased_rows: Iterable[int] = (), excluded_rows: Iterable[int] = ()) -> None:
         self.rules = rules
         self.categories = categories
         self.item_ids = item_ids
+        # items never to answer whatever the rules say (a basket's own items)
         self.purchased = set(int(r) for r in purchased_rows) if rules.exclude_purchased else set()
+        self.purchased.update(int(r) for r in excluded_rows)
         self.chosen: set[int] = set()
         self.per_category: dict[str | None, int] = {}
 

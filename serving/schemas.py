@@ -31,6 +31,12 @@ class RecommendationList(BaseModel):
     model: ModelInfo
 
 
+class BasketComplements(RecommendationList):
+    basket: list[str] = Field(description="The basket's items found in the catalogue (never answered)")
+    unknown_items: list[str] = Field(description="Basket items not in the current catalogue, skipped")
+    rules: list[str] = Field(description="Business rules applied")
+
+
 class Problem(BaseModel):
     detail: str | list
 

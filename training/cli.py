@@ -167,12 +167,13 @@ def demo(
     snapshot_id = result.manifest.snapshot_id
     base = f"http://127.0.0.1:{port}"
     customer = str(result.train.bundle.customers.ids[0])
-    item = str(result.train.bundle.items.ids[0])
+    item, other_item = (str(i) for i in result.train.bundle.items.ids[:2])
     segment = next(s["name"] for s in result.customers.segments if s["size"])
     console.print(f"\n[bold]Snapshot {snapshot_id} is current.[/bold] Try, once the server is up:")
     for path in (f"/v1/customers/{customer}/recommendations?k=5", "/v1/customers/NEW-CUSTOMER/recommendations?k=5",
                  f"/v1/customers/{customer}/recommendations?k=5&exclude_purchased=true&max_per_category=2",
-                 f"/v1/items/{item}/similar?k=5", "/v1/items/popular?k=5&kind=trending",
+                 f"/v1/items/{item}/similar?k=5", f"/v1/baskets/complements?items={item}&items={other_item}&k=5",
+                 "/v1/items/popular?k=5&kind=trending",
                  f"/v1/customers/{customer}/profile", f"/v1/customers/{customer}/offers?k=2",
                  "/v1/segments", f"/v1/segments/{quote(segment)}/customers?limit=5",
                  f"/v1/segments/{quote(segment)}/export.csv", f"/v1/experiments/home-recs/assignments/{customer}",

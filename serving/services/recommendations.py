@@ -19,6 +19,7 @@ PERSONALISED = "personalised"
 FALLBACK = "fallback"
 SIMILAR_ITEMS = "similar_items"
 POPULAR_LIST = "popular"
+BASKET_COMPLEMENTS = "basket_complements"
 
 
 class UnknownItemError(LookupError):
@@ -110,6 +111,41 @@ class RecommendationService:
         items = _decode(view, raw, k) if raw is not None else []
         return RankedAnswer(items, SIMILAR_ITEMS, view)
 
+    async def complements(self, basket: Sequence[str], k: int, rules: RuleSet | None = None,
+                          customer_id: str | None = None) -> RankedAnswer:
+        """Items bought with a basket's items: each candidate scores the sum of its similarity to every
+        basket item, so an item that goes with several of them comes first (ties: catalogue order). The
+        basket's own items are never answered; unknown ones are named and skipped; short answers are
+        filled from the fallback chain. ``exclude_purchased`` needs ``customer_id``."""
+        view = await self.snapshots.current()
+        known = [item for item in dict.fromkeys(basket) if item in view.item_index]
+        unknown = [item for item in dict.fromkeys(basket) if item not in view.item_index]
+        rules = rules or RuleSet()
+        if rules.exclude_purchased and customer_id is None:
+            rules = rules.override(exclude_purchased=False)  # nobody's purchases to exclude: not claimed
+        lookups = [(SIMILAR, item) for item in known] + ([(RECOMMENDATIONS, customer_id)]
+                                                          if rules.exclude_purchased else [])
+        extra = {"basket": known, "unknown_items": unknown}
+        try:
+            raws = await self.reader.get_each(view.snapshot_id, lookups) if lookups else []
+        except StoreUnavailableError as exc:
+            log.warning("store unavailable, answering a basket from the fallback: %s", exc)
+            applied = rules.override(exclude_purchased=False)
+            rule_filter = RuleFilter(applied, view.catalog.categories, view.catalog.item_ids,
+                                     excluded_rows=[view.item_index[item] for item in known])
+            return RankedAnswer(self._fallback(view, k, rule_filter), FALLBACK, view,
+                                fallback_reason="store_unavailable", extra={"rules": applied.active, **extra})
+        bought: Sequence[int] = ()
+        if rules.exclude_purchased:
+            record = raws.pop()
+            bought = decode_customer_record(record)[1] if record is not None else ()
+        rule_filter = RuleFilter(rules, view.catalog.categories, view.catalog.item_ids, bought,
+                                 excluded_rows=[view.item_index[item] for item in known])
+        items = _admitted_scored(view, _summed(raws), rule_filter, k)
+        items += self._fallback(view, k - len(items), rule_filter)
+        source, reason = (BASKET_COMPLEMENTS, None) if known else (FALLBACK, "no_known_items")
+        return RankedAnswer(items, source, view, fallback_reason=reason, extra={"rules": rules.active, **extra})
+
     async def popular(self, k: int, kind: str = "popular") -> RankedAnswer:
         view = await self.snapshots.current()
         ranked = view.popular.get(kind)
@@ -137,6 +173,36 @@ def _admitted(view: SnapshotView, ranked: np.ndarray, rule_filter: RuleFilter, k
             if len(keep) == k:
                 break
     return _items(view, ranked[keep])
+
+
+def _summed(raws: Sequence[bytes | None]) -> list[tuple[int, float, int]]:
+    """(item row, summed score, source of its largest part) over several ranked lists, best first, ties
+    by item row."""
+    totals: dict[int, float] = {}
+    strongest: dict[int, tuple[float, int]] = {}
+    for raw in raws:
+        if raw is None:
+            continue
+        ranked = decode_ranked(raw)
+        for item, score, source in zip(ranked["item"].tolist(), ranked["score"].tolist(), ranked["source"].tolist(),
+                                       strict=True):
+            totals[item] = totals.get(item, 0.0) + score
+            if score > strongest.get(item, (-np.inf, 0))[0]:
+                strongest[item] = (score, source)
+    return [(item, totals[item], strongest[item][1]) for item in sorted(totals, key=lambda r: (-totals[r], r))]
+
+
+def _admitted_scored(view: SnapshotView, scored: list[tuple[int, float, int]], rule_filter: RuleFilter,
+                     k: int) -> list[RankedItem]:
+    ids, sources = view.catalog.item_ids, view.sources
+    chosen = []
+    for item, score, source in scored:
+        if len(chosen) == k:
+            break
+        if rule_filter.admit(item):
+            name = sources[source] if source < len(sources) else "unknown"
+            chosen.append(RankedItem(ids[item], round(score, 6), name))
+    return chosen
 
 
 def _decode(view: SnapshotView, raw: bytes, k: int) -> list[RankedItem]:

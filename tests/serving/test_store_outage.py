@@ -60,6 +60,7 @@ def test_answers_from_memory_while_redis_is_down(private_redis):
         popular = client.get("/v1/items/popular", params={"k": 2})
         ready = client.get("/health/ready")
         similar = client.get("/v1/items/A/similar")
+        basket = client.get("/v1/baskets/complements", params={"items": ["A", "B"], "k": 3})
     assert before["source"] == "personalised"
     assert during.status_code == 200
     body = during.json()
@@ -68,6 +69,9 @@ def test_answers_from_memory_while_redis_is_down(private_redis):
     assert ruled.status_code == 200 and ruled.json()["rules"] == ["max_per_category"]
     assert body["snapshot_id"] == manifest.snapshot_id
     assert popular.status_code == 200 and [i["item_id"] for i in popular.json()["items"]] == ["D", "A"]
+    # a basket's complements come from the popular list in memory, still without the basket's own items
+    assert basket.status_code == 200 and basket.json()["fallback_reason"] == "store_unavailable"
+    assert [i["item_id"] for i in basket.json()["items"]] == ["D", "C", "E"]
     assert ready.status_code == 503
     assert similar.status_code == 503 and similar.headers["retry-after"] == "1"
 
