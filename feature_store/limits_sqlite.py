@@ -146,8 +146,10 @@ class _SyncLimits:
 
     def _trim(self, conn: sqlite3.Connection, stream: str, maxlen: int) -> None:
         """Keep about the last ``maxlen`` events of ``stream``, as Redis's MAXLEN ~ does: the oldest go in
-        batches once the stream is a hundredth (at least 100 events) over, so an append costs O(1) on
-        average. Sequence numbers are shared by every stream, so each stream's length is kept apart."""
+        batches once the stream is a hundredth (at least 100 events) over. Sequence numbers are shared by
+        every stream, so each stream's length is counted apart; the count only says when to trim, and each
+        trim cuts by position and resets the count to what is left, so a count that drifted (a writer of
+        an older version on the same file) heals at the next trim."""
         conn.execute(f"UPDATE {self.lengths} SET length = length + 1 WHERE stream = ?", (stream,))
         row = conn.execute(f"SELECT length FROM {self.lengths} WHERE stream = ?", (stream,)).fetchone()
         if row is None:  # first event of the stream, or a file written before lengths were kept
@@ -157,9 +159,14 @@ class _SyncLimits:
             length = row[0]
         if length <= maxlen + max(100, maxlen // 100):
             return
-        conn.execute(f"DELETE FROM {self.events} WHERE seq IN (SELECT seq FROM {self.events} WHERE stream = ? "
-                     f"ORDER BY seq LIMIT ?)", (stream, length - maxlen))
-        conn.execute(f"UPDATE {self.lengths} SET length = ? WHERE stream = ?", (maxlen, stream))
+        cut = conn.execute(f"SELECT seq FROM {self.events} WHERE stream = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                           (stream, maxlen)).fetchone()
+        if cut is None:
+            left = conn.execute(f"SELECT COUNT(*) FROM {self.events} WHERE stream = ?", (stream,)).fetchone()[0]
+        else:
+            conn.execute(f"DELETE FROM {self.events} WHERE stream = ? AND seq <= ?", (stream, cut[0]))
+            left = maxlen
+        conn.execute(f"UPDATE {self.lengths} SET length = ? WHERE stream = ?", (left, stream))
 
     def counters(self, keys: Sequence[str]) -> list[dict[str, int]]:
         conn = self._conn()

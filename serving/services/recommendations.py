@@ -189,7 +189,9 @@ def _summed(raws: Sequence[bytes | None]) -> list[tuple[int, float, int]]:
             totals[item] = totals.get(item, 0.0) + score
             if score > strongest.get(item, (-np.inf, 0))[0]:
                 strongest[item] = (score, source)
-    return [(item, totals[item], strongest[item][1]) for item in sorted(totals, key=lambda r: (-totals[r], r))]
+    # ties as the answer shows the scores (six decimals): float32 parts can sum a hair apart
+    order = sorted(totals, key=lambda r: (-round(totals[r], 6), r))
+    return [(item, totals[item], strongest[item][1]) for item in order]
 
 
 def _admitted_scored(view: SnapshotView, scored: list[tuple[int, float, int]], rule_filter: RuleFilter,

@@ -224,3 +224,29 @@ def test_sqlite_is_shared_between_stores_on_one_file(tmp_path):
 
     run(lambda: open_limits(url, prefix="p"), body)
     assert time.time() > 0
+
+
+@pytest.mark.parametrize("counted", [5, 1_000])
+def test_sqlite_trimming_heals_a_length_count_that_drifted(tmp_path, counted):
+    """A writer of an older version on the same file leaves the kept length wrong (too high or too low);
+    the next trim (when the count says so) cuts by position, keeping maxlen events, and resets the count."""
+    import sqlite3
+
+    path = tmp_path / "limits.sqlite"
+    make = lambda: open_limits(f"sqlite:///{path}", prefix="t")  # noqa: E731
+
+    async def append(store, n, start=0):
+        for i in range(start, start + n):
+            await store.acquire_first([[]], recording=Recording(event=Event("log", {"i": str(i)}, maxlen=300)))
+
+    run(make, lambda store: append(store, 350))
+    with sqlite3.connect(path) as conn:
+        conn.execute('UPDATE "t_event_lengths" SET length = ? WHERE stream = ?', (counted, "log"))
+
+    async def body(store):
+        await append(store, 400, start=350)
+        return await store.read_events("log", count=10_000)
+
+    events = run(make, body)
+    assert 300 <= len(events) <= 400
+    assert events[-1][1]["i"] == "749"

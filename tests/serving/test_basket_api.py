@@ -82,3 +82,13 @@ def test_bad_requests_are_422_naming_the_field(client, params, field):
     response = client.get("/v1/baskets/complements", params=params)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", field]
+
+
+def test_summed_scores_tie_as_the_answer_shows_them():
+    from recsys.records import encode_ranked
+    from serving.services.recommendations import _summed
+
+    # item 0 scores .1 + .2 over the basket, item 1 scores .3: equal to six decimals (float32 parts sum a
+    # hair below), so the lower item row comes first
+    lists = [encode_ranked([0], [0.1], 0), encode_ranked([0, 1], [0.2, 0.3], 0), None]
+    assert [item for item, _, _ in _summed(lists)] == [0, 1]
