@@ -4,10 +4,11 @@ same server settings, measured in the same run.
 
     .venv/bin/python benchmarks/serving.py [--customers 1000000] [--duration 20] [--workers 2]
 
-Ends with three lines:
+Ends with four lines:
     RESULT publish_customers_per_s=... publish_s=... score_s=... customers=...
     RESULT rps=... p50_ms=... p99_ms=... bare_rps=... bare_p99_ms=... ratio=...
     RESULT offers_p99_ms=... recs_p99_ms=... offers_ratio=... offers_cpu_ratio=...
+    RESULT basket_rps=... basket_p50_ms=... basket_p99_ms=... basket_ratio=...
 
 The snapshot also holds synthetic customer profiles and the example offer catalogue, and the same server
 is driven with GET offers at the endpoint's default k=1 (a page's offer slot) for random customers, drawn
@@ -15,6 +16,9 @@ from 300,000 distinct ones so that caps seldom bite (a capped answer is a 200 wi
 offer caps and counters live under a throw-away limits prefix, emptied before each round and removed
 after. For both endpoints it also prints the CPU time the server's processes and Redis spent per request
 (on one machine, what the two compete for).
+
+GET basket complements (three random catalogue items, k=10) is driven once after the rounds, and its
+p99 compared with that of recommendations (``basket_ratio``).
 
 The two endpoints are driven in alternating rounds (``--rounds``, default 3) and each figure is the
 median over rounds: on a small shared machine one run's p99 moves by half its value from one run to the
@@ -30,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 from statistics import median
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -119,6 +124,16 @@ def existing_customers(args) -> list[str]:
     return customers
 
 
+def catalogue_items(args) -> list[str]:
+    from recsys.records import CATALOG_KEY, META, Catalog
+
+    store = open_store(args.redis_url, prefix=args.prefix)
+    try:
+        return Catalog.from_bytes(store.get(store.current_snapshot_id(), META, CATALOG_KEY)).item_ids
+    finally:
+        store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -148,6 +163,9 @@ def main() -> None:
     paths = [f"/v1/customers/{rng.choice(customers)}/recommendations?k=10" for _ in range(100_000)]
     offer_customers = rng.sample(customers, min(300_000, len(customers)))
     offer_paths = [f"/v1/customers/{customer}/offers" for customer in offer_customers]
+    items = catalogue_items(args)
+    basket_paths = ["/v1/baskets/complements?k=10&" + "&".join(f"items={quote(i)}" for i in rng.sample(items, 3))
+                    for _ in range(20_000)]
     limits_prefix = f"{args.prefix}-offers-{os.getpid()}"
     env = {"RECSYS_SERVING_STORE_URL": args.redis_url, "RECSYS_SERVING_STORE_PREFIX": args.prefix,
            "RECSYS_SERVING_LIMITS_PREFIX": limits_prefix}
@@ -161,6 +179,8 @@ def main() -> None:
             offers_rounds.append(measured_load(running, args.redis_url, offer_paths, args))
             print(f"round {round_}: recommendations p99 {recs_rounds[-1][0].p99_ms:.2f} ms, "
                   f"offers p99 {offers_rounds[-1][0].p99_ms:.2f} ms", flush=True)
+        run_wrk(running.url, basket_paths[:2000], args.connections, 3)
+        basket = run_wrk(running.url, basket_paths, args.connections, args.duration)
     _drop_prefix(args.redis_url, limits_prefix)
     (recs, recs_cpu), (offers, offers_cpu) = median_load(recs_rounds), median_load(offers_rounds)
     with server("serving.app:create_bare_app", args.port + 1, args.workers, ready_path="/bare") as running:
@@ -188,6 +208,11 @@ def main() -> None:
     cpu_ratio = sum(offers_cpu) / sum(recs_cpu)
     print(f"RESULT offers_p99_ms={offers.p99_ms:.2f} recs_p99_ms={recs.p99_ms:.2f} "
           f"offers_ratio={offers.p99_ms / recs.p99_ms:.2f} offers_cpu_ratio={cpu_ratio:.2f}")
+    print(basket.line("GET basket complements"))
+    if basket.errors or basket.non2xx:
+        print(f"WARNING: {basket.errors} socket errors and {basket.non2xx} non-2xx basket answers under load")
+    print(f"RESULT basket_rps={basket.rps:.0f} basket_p50_ms={basket.p50_ms:.2f} basket_p99_ms={basket.p99_ms:.2f} "
+          f"basket_ratio={basket.p99_ms / recs.p99_ms:.2f}")
 
 
 def median_load(rounds: list[tuple[LoadResult, tuple[float, float]]]) -> tuple[LoadResult, tuple[float, float]]:
