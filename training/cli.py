@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recsys.data import CleaningRules
+from training.models_cli import app as models_app
 from training.offers_cli import app as offers_app
 from training.settings import get_settings
 from training.sources import FORMATS, DataSource
@@ -23,6 +23,7 @@ app = typer.Typer(help="Recommendations and customer intelligence for e-commerce
 snapshots_app = typer.Typer(help="List published snapshots, roll back, or switch to one.", no_args_is_help=True)
 app.add_typer(snapshots_app, name="snapshots")
 app.add_typer(offers_app, name="offers")
+app.add_typer(models_app, name="models")
 console = Console(soft_wrap=True)
 
 
@@ -113,25 +114,12 @@ def publish_command(
     catalogue: CatalogueOpt = None,
 ) -> None:
     """Publish a registered model version (default: the configured alias) as the current snapshot."""
-    from training import tracking
-    from training.bundle import ModelBundle
-    from training.jobs import customer_part_of_run, model_info, publish_snapshot
-    from training.pipeline import BUNDLE_ARTIFACT
+    from training.jobs import publish_registered
     from training.progress import RichReporter
-    from training.publish_offers import offer_catalogue_part_from_file
 
     settings = get_settings()
-    parts = [offer_catalogue_part_from_file(catalogue or settings.offer_catalogue)]
-    tracking.configure_tracking(settings)
-    registered = tracking.resolve_version(settings.registered_model, model or settings.model_alias)
-    reporter = RichReporter()
-    with tempfile.TemporaryDirectory() as tmp, reporter.step(f"Loading model version {registered.version}"):
-        folder = tracking.download_run_artifacts(registered.run_id, BUNDLE_ARTIFACT, Path(tmp))
-        bundle = ModelBundle.load(folder)
-        customer_part = customer_part_of_run(registered.run_id)
-    if customer_part is not None:
-        parts.insert(0, customer_part)
-    manifest = publish_snapshot(bundle, model_info(registered), settings, reporter, parts)
+    manifest = publish_registered(model or settings.model_alias, catalogue or settings.offer_catalogue, settings,
+                                  RichReporter())
     console.print(f"Published snapshot [bold]{manifest.snapshot_id}[/bold] {manifest.counts}")
 
 

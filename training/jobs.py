@@ -75,6 +75,25 @@ def publish_snapshot(bundle, model: dict[str, Any], settings: TrainingSettings, 
         store.close()
 
 
+def publish_registered(alias_or_version: str, catalogue: Path, settings: TrainingSettings,
+                       reporter: Reporter) -> Manifest:
+    """Publish a registered version (by alias or number) with its run's customer part and ``catalogue``
+    as the new current snapshot."""
+    from training.bundle import ModelBundle
+    from training.pipeline import BUNDLE_ARTIFACT
+
+    parts = [offer_catalogue_part_from_file(catalogue)]
+    tracking.configure_tracking(settings)
+    registered = tracking.resolve_version(settings.registered_model, alias_or_version)
+    with tempfile.TemporaryDirectory() as tmp, reporter.step(f"Loading model version {registered.version}"):
+        folder = tracking.download_run_artifacts(registered.run_id, BUNDLE_ARTIFACT, Path(tmp))
+        bundle = ModelBundle.load(folder)
+        customer_part = customer_part_of_run(registered.run_id)
+    if customer_part is not None:
+        parts.insert(0, customer_part)
+    return publish_snapshot(bundle, model_info(registered), settings, reporter, parts)
+
+
 def model_info(registered: tracking.RegisteredVersion) -> dict[str, Any]:
     return {"name": registered.name, "version": registered.version, "run_id": registered.run_id,
             "alias": registered.alias}

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,33 @@ class RegisteredVersion:
     alias: str | None
 
 
+#: what configure_tracking last put in each MLflow variable, and whether the user had given that value:
+#: mlflow.set_tracking_uri and set_registry_uri write the environment too, and a later call must not
+#: mistake those writes for the user's choice
+_WRITTEN: dict[str, tuple[str, bool]] = {}
+
+
 def configure_tracking(settings: TrainingSettings) -> str:
-    """Use ``MLFLOW_TRACKING_URI`` when set, otherwise an embedded SQLite file under ``var/``."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or settings.default_tracking_uri
+    """Use ``MLFLOW_TRACKING_URI`` (and ``MLFLOW_REGISTRY_URI``) when the user set them, otherwise an
+    embedded SQLite file under ``var/``."""
+    uri = _users("MLFLOW_TRACKING_URI") or settings.default_tracking_uri
+    registry = _users("MLFLOW_REGISTRY_URI") or uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    _WRITTEN.update({"MLFLOW_TRACKING_URI": (uri, uri == _users("MLFLOW_TRACKING_URI")),
+                     "MLFLOW_REGISTRY_URI": (registry, registry == _users("MLFLOW_REGISTRY_URI"))})
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    mlflow.set_registry_uri(registry)
     return uri
+
+
+def _users(name: str) -> str | None:
+    """The variable's value unless it is one configure_tracking wrote on its own account."""
+    value = os.environ.get(name)
+    written = _WRITTEN.get(name)
+    if value is None or (written is not None and written[0] == value and not written[1]):
+        return None
+    return value
 
 
 def ensure_experiment(name: str, settings: TrainingSettings) -> str:
@@ -104,8 +124,44 @@ def register_bundle(run_id: str, artifact_path: str, model_name: str, alias: str
     return RegisteredVersion(model_name, str(version.version), run_id, alias)
 
 
-def set_alias(model_name: str, alias: str, version: str) -> None:
-    MlflowClient().set_registered_model_alias(model_name, alias, version)
+def set_alias(model_name: str, alias: str, version: str) -> str | None:
+    """Point ``alias`` at ``version`` (which must exist); the version it pointed at before, if any."""
+    resolve_version(model_name, version)
+    client = MlflowClient()
+    previous = client.get_registered_model(model_name).aliases.get(alias)
+    client.set_registered_model_alias(model_name, alias, version)
+    return None if previous is None else str(previous)
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    version: str
+    aliases: list[str]
+    run_id: str
+    created: datetime
+    metrics: dict[str, float]  # the run's holdout metrics, without the "holdout." prefix
+
+
+def list_versions(model_name: str) -> list[VersionSummary]:
+    """Every registered version, newest first, with its aliases and its training run's holdout metrics."""
+    client = MlflowClient()
+    try:
+        model = client.get_registered_model(model_name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise UnknownModelVersionError(f"registered model {model_name!r} does not exist: train first") from None
+    aliases: dict[str, list[str]] = {}
+    for alias, version in model.aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
+    summaries = []
+    for version in client.search_model_versions(f"name='{model_name}'"):
+        metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+        summaries.append(VersionSummary(
+            str(version.version), sorted(aliases.get(str(version.version), [])), version.run_id or "",
+            datetime.fromtimestamp(version.creation_timestamp / 1000, UTC),
+            {key.removeprefix("holdout."): value for key, value in metrics.items() if key.startswith("holdout.")}))
+    return sorted(summaries, key=lambda s: -int(s.version))
 
 
 class UnknownModelVersionError(LookupError):

@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-ab_app = typer.Typer(help="Online A/B tests: the statistics of their outcomes.", no_args_is_help=True)
+ab_app = typer.Typer(help="Online A/B tests: sample sizes, exposures, per-unit outcomes and their statistics.",
+                     no_args_is_help=True)
 console = Console()
 
 

@@ -64,3 +64,31 @@ def test_snapshots_list_shows_snapshots_published_by_other_tools(env):
     listed = CliRunner().invoke(app, ["snapshots", "list"])
     assert listed.exit_code == 0, listed.output
     assert sid in listed.output and "als" in listed.output
+
+
+def test_models_list_and_promote_by_alias(env):
+    runner = CliRunner()
+    for seed in ("1", "2"):
+        trained = runner.invoke(app, ["train", "--customers", "300", "--items", "100", "--seed", seed,
+                                      "--no-customers-job"])
+        assert trained.exit_code == 0, trained.output
+    listed = runner.invoke(app, ["models", "list"])
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split() for line in listed.output.splitlines() if line.startswith("version ")]
+    assert [(row[1], row[2]) for row in rows] == [("2", "@champion"), ("1", "-")]
+    for row in rows:  # each version's holdout figures, as its training run logged them
+        assert row[row.index("nDCG@10") + 1].startswith("0.") and row[row.index("R@20") + 1].startswith("0.")
+
+    promoted = runner.invoke(app, ["models", "promote", "1"])
+    assert promoted.exit_code == 0, promoted.output
+    assert "@champion: 2 -> version 1" in promoted.output and "Published snapshot" in promoted.output
+    store = open_store(f"sqlite:///{env / 'store.sqlite'}")
+    assert store.current_manifest().metadata["model"]["version"] == "1"
+    store.close()
+    challenger = runner.invoke(app, ["models", "promote", "2", "--alias", "challenger"])
+    assert "@challenger: unset -> version 2" in challenger.output and "Published" not in challenger.output
+    again = runner.invoke(app, ["models", "list"])
+    assert "@challenger" in again.output
+
+    missing = runner.invoke(app, ["models", "promote", "9"])
+    assert "has no version or alias '9'; versions 1, 2" in str(missing.exception)
