@@ -97,8 +97,10 @@ def _run_jobs(config, customers_job: bool, publish: bool, catalogue: Path | None
                      catalogue=catalogue, run_name=run_name)
     _print_metrics(result.train.metrics)
     registered = result.train.registered
+    promoted = (f"as @{registered.alias}" if registered.alias else
+                f"without an alias: serve it with `recsys models promote {registered.version}`")
     console.print(f"MLflow run [bold]{result.train.run_id}[/bold]; registered {registered.name} "
-                  f"version {registered.version} as @{registered.alias}")
+                  f"version {registered.version} {promoted}")
     if result.customers is not None:
         sizes = ", ".join(f"{s['name']} {s['size']:,}" for s in result.customers.segments if s["size"])
         console.print(f"Segments: {sizes}\nLifetime value: {result.customers.clv_status}; "

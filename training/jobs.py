@@ -46,7 +46,8 @@ def run_all(config: TrainConfig, settings: TrainingSettings, reporter: Reporter 
     # Validate the catalogue before hours of training, not after.
     offers_part = offer_catalogue_part_from_file(catalogue or settings.offer_catalogue) if publish else None
     cleaned = load_and_clean(config, reporter)
-    train = run_training(config, settings, reporter, run_name=run_name, cleaned=cleaned)
+    # the serving alias moves only with a publish: an alias on a version nobody serves would mislead
+    train = run_training(config, settings, reporter, run_name=run_name, cleaned=cleaned, promote=publish)
     intelligence = None
     if customers:
         with reporter.step("Customer intelligence: segments, clusters, churn, lifetime value"):

@@ -72,10 +72,15 @@ def test_models_list_and_promote_by_alias(env):
         trained = runner.invoke(app, ["train", "--customers", "300", "--items", "100", "--seed", seed,
                                       "--no-customers-job"])
         assert trained.exit_code == 0, trained.output
+    # a version trained without publishing is registered without the serving alias, which stays on what is served
+    candidate = runner.invoke(app, ["train", "--customers", "300", "--items", "100", "--seed", "3",
+                                    "--no-customers-job", "--no-publish"])
+    assert candidate.exit_code == 0, candidate.output
+    assert "version 3 without an alias: serve it with `recsys models promote 3`" in candidate.output
     listed = runner.invoke(app, ["models", "list"])
     assert listed.exit_code == 0, listed.output
     rows = [line.split() for line in listed.output.splitlines() if line.startswith("version ")]
-    assert [(row[1], row[2]) for row in rows] == [("2", "@champion"), ("1", "-")]
+    assert [(row[1], row[2]) for row in rows] == [("3", "-"), ("2", "@champion"), ("1", "-")]
     for row in rows:  # each version's holdout figures, as its training run logged them
         assert row[row.index("nDCG@10") + 1].startswith("0.") and row[row.index("R@20") + 1].startswith("0.")
 
@@ -91,4 +96,4 @@ def test_models_list_and_promote_by_alias(env):
     assert "@challenger" in again.output
 
     missing = runner.invoke(app, ["models", "promote", "9"])
-    assert "has no version or alias '9'; versions 1, 2" in str(missing.exception)
+    assert "has no version or alias '9'; versions 1, 2, 3" in str(missing.exception)
