@@ -129,7 +129,7 @@ def exposures_command(
                           f"exposures there by experiment: {present}")
     runs = ours["salt"].value_counts().to_dict()
     if salt is None and len(runs) > 1:
-        raise ABDataError(f"experiment {experiment_id!r} ran under several salts {runs} (salt: exposures); "
+        raise ABDataError(f"experiment {experiment_id!r} ran under several salts (exposures per salt: {runs}); "
                           "choose one with --salt")
     if salt is not None:
         if salt not in runs:
