@@ -21,7 +21,10 @@ console = Console()
 @ab_app.command("analyze")
 def analyze_command(
     data: Annotated[Path, typer.Argument(help="One row per unit: its arm and metric values (CSV or Parquet)")],
-    metric: Annotated[list[str], typer.Option(help="A metric column (repeat for several); 0/1 for conversions")],
+    metric: Annotated[list[str] | None, typer.Option(
+        help="A metric column (repeat for several); 0/1 for conversions")] = None,
+    ratio: Annotated[list[str] | None, typer.Option(
+        help="NAME=NUMERATOR/DENOMINATOR: a ratio of sums, e.g. aov=revenue/orders (repeatable)")] = None,
     arm_column: Annotated[str, typer.Option(help="Column naming each unit's arm")] = "arm",
     control: Annotated[str, typer.Option(help="The control arm")] = "control",
     weights: Annotated[str | None, typer.Option(
@@ -41,19 +44,23 @@ def analyze_command(
     from experiments.ab.report import analyze, require_columns
     from recsys.data.loaders import read_column_names, read_columns
 
+    metric = metric or []
     covariates = _pairs(covariate or [], "--covariate", str)
+    ratios = _pairs(ratio or [], "--ratio", _ratio_columns, "NAME=NUMERATOR/DENOMINATOR")
     design = _pairs(weights.split(","), "--weights", float) if weights else None
-    columns = list(dict.fromkeys([arm_column, *metric, *covariates.values(), *([unit_column] if unit_column else [])]))
+    columns = list(dict.fromkeys([arm_column, *metric, *covariates.values(), *(c for p in ratios.values() for c in p),
+                                  *([unit_column] if unit_column else [])]))
     require_columns(read_column_names(data), columns, str(data))
     frame = read_columns(data, columns, text_columns=[arm_column, *([unit_column] if unit_column else [])])
     report = analyze(frame, arm_column=arm_column, metrics=metric, control=control, covariates=covariates,
-                     weights=design, unit_column=unit_column, alpha=alpha, source=str(data))
+                     weights=design, unit_column=unit_column, alpha=alpha, source=str(data), ratios=ratios)
     _print_report(report)
     if output is not None:
         output.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         console.print(f"report written to {output}", highlight=False)
     if track:
         params = {"data": str(data), "arm_column": arm_column, "control": control, "metrics": ",".join(metric),
+                  "ratios": {name: "/".join(pair) for name, pair in ratios.items()},
                   "covariates": covariates, "weights": design, "unit_column": unit_column, "alpha": alpha}
         run_id = _log_to_mlflow(report, params, mlflow_experiment or "recsys-ab", f"ab-{data.stem}")
         console.print(f"MLflow run [bold]{run_id}[/bold] (experiment {mlflow_experiment})", soft_wrap=True)
@@ -218,7 +225,14 @@ def _known_format(value: str) -> str:
     return value
 
 
-def _pairs(items: list[str], option: str, convert) -> dict:
+def _ratio_columns(value: str) -> tuple[str, str]:
+    numerator, sep, denominator = value.partition("/")
+    if not sep or not numerator.strip() or not denominator.strip():
+        raise ValueError(value)
+    return numerator.strip(), denominator.strip()
+
+
+def _pairs(items: list[str], option: str, convert, form: str = "NAME=VALUE") -> dict:
     from experiments.ab.report import ABDataError
 
     pairs = {}
@@ -229,7 +243,7 @@ def _pairs(items: list[str], option: str, convert) -> dict:
                 raise ValueError
             pairs[key.strip()] = convert(value.strip())
         except ValueError:
-            raise ABDataError(f"{option}: expected NAME=VALUE, got {item!r}") from None
+            raise ABDataError(f"{option}: expected {form}, got {item!r}") from None
     return pairs
 
 

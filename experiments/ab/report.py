@@ -18,8 +18,10 @@ import pandas as pd
 from experiments.ab.statistics import (
     ArmSummary,
     Comparison,
+    RatioSummary,
     SampleRatioCheck,
     compare,
+    compare_ratio,
     holm,
     sample_ratio_check,
 )
@@ -94,12 +96,14 @@ def analyze(
     unit_column: str | None = None,
     alpha: float = 0.05,
     source: str = "data",
+    ratios: Mapping[str, tuple[str, str]] | None = None,
 ) -> ABReport:
     """Compare every arm with ``control`` on each of ``metrics`` (one row per unit in ``frame``).
 
     ``covariates`` maps a metric to its pre-experiment column (CUPED). ``weights`` is the designed split
     (arm -> weight); with it, arms of the design missing from the data count as zero units and the sample
-    ratio is checked. ``unit_column``, when given, must hold each unit once.
+    ratio is checked. ``unit_column``, when given, must hold each unit once. ``ratios`` maps a name to
+    (numerator column, denominator column), e.g. revenue per order, compared as ratios of the arms' sums.
     """
     if not 0 < alpha < 1:
         raise ABDataError(f"alpha must be between 0 and 1, got {alpha}")
@@ -107,14 +111,18 @@ def analyze(
                    if isinstance(w, bool) or not isinstance(w, int | float) or not (np.isfinite(w) and w > 0)}
     if bad_weights:
         raise ABDataError(f"weights must be positive and finite, got {bad_weights}")
-    covariates = dict(covariates or {})
-    if not metrics:
-        raise ABDataError(f"{source}: name at least one metric column")
+    covariates, ratios = dict(covariates or {}), dict(ratios or {})
+    if not metrics and not ratios:
+        raise ABDataError(f"{source}: name at least one metric column or ratio")
+    clashing = sorted(set(ratios) & set(metrics))
+    if clashing:
+        raise ABDataError(f"{source}: ratio name(s) {clashing} are also metric columns; name them apart")
     unknown = sorted(set(covariates) - set(metrics))
     if unknown:
         raise ABDataError(f"{source}: covariates given for {unknown}, which are not among the metrics {list(metrics)}")
     require_columns(list(frame.columns),
-                    [arm_column, *metrics, *covariates.values(), *([unit_column] if unit_column else [])], source)
+                    [arm_column, *metrics, *covariates.values(), *(c for pair in ratios.values() for c in pair),
+                     *([unit_column] if unit_column else [])], source)
     arms = _arms(frame, arm_column, source)
     if unit_column:
         _check_units_once(frame[unit_column], source, unit_column)
@@ -139,8 +147,8 @@ def analyze(
     pre = {metric: _numbers(frame[column], source, column, allow_missing=False)
            for metric, column in covariates.items()}
     results = []
+    treatments = [name for name in names if name != control]
     for metric in metrics:
-        treatments = [name for name in names if name != control]
         summaries = {name: _summary(values[metric], pre.get(metric), arms == name,
                                     (source, metric, covariates.get(metric))) for name in names}
         comparisons = [compare(summaries[control][0], summaries[name][0], alpha=alpha, cuped=metric in pre)
@@ -149,6 +157,15 @@ def analyze(
         for name, comparison, p_adjusted in zip(treatments, comparisons, adjusted, strict=True):
             results.append(MetricResult(metric, name, summaries[control][0], summaries[name][0], comparison,
                                         p_adjusted, {control: summaries[control][1], name: summaries[name][1]}))
+    for name, (numerator, denominator) in ratios.items():
+        parts = [_numbers(frame[column], source, column, allow_missing=True) for column in (numerator, denominator)]
+        summaries = {arm: _ratio_summary(*parts, arms == arm) for arm in names}
+        comparisons = [compare_ratio(summaries[control][0], summaries[arm][0], alpha=alpha) for arm in treatments]
+        adjusted = holm([c.p_value for c in comparisons])
+        for arm, comparison, p_adjusted in zip(treatments, comparisons, adjusted, strict=True):
+            results.append(MetricResult(name, arm, summaries[control][0].numerator, summaries[arm][0].numerator,
+                                        comparison, p_adjusted, {control: summaries[control][1],
+                                                                 arm: summaries[arm][1]}))
     return ABReport(control, alpha, units, srm, results)
 
 
@@ -217,6 +234,16 @@ def _summary(values: np.ndarray, covariate: np.ndarray | None, in_arm: pd.Series
                           "large to square in double precision; rescale it (e.g. to thousands)")
     return (ArmSummary(len(y), *sums, shift=shift, covariate_shift=covariate_shift),
             int(mask.sum() - present.sum()))
+
+
+def _ratio_summary(numerator: np.ndarray, denominator: np.ndarray, in_arm: pd.Series) -> tuple[RatioSummary, int]:
+    """A ratio's sums over the arm's units with both values, and how many units lacked one."""
+    mask = in_arm.to_numpy()
+    present = mask & ~np.isnan(numerator) & ~np.isnan(denominator)
+    m, d = numerator[present], denominator[present]
+    n = int(present.sum())
+    return (RatioSummary(n, ArmSummary(n, float(m.sum()), float(m @ m)), ArmSummary(n, float(d.sum()), float(d @ d)),
+                         float(m @ d)), int(mask.sum() - n))
 
 
 def _rows(mask: np.ndarray) -> str:

@@ -16,6 +16,9 @@ also its sum, sum of squares and the sum of products with the metric. From those
 - the sample ratio mismatch test: a chi-square goodness of fit of the units per arm against the designed
   split. A mismatch means assignment or logging is broken and no effect estimate can be trusted;
 - Holm's step-down adjustment of p-values when several treatments are compared with one control.
+- ratio metrics such as revenue per order, where the unit (a customer) is not what the metric counts:
+  the ratio of the arm's sums, with its variance from the delta method (the numerator's and
+  denominator's variances and their covariance), compared as the means are;
 - the units per arm needed to detect a given effect (normal approximation, two-sided), for a
   conversion rate or a mean, with the level split over the treatments (Bonferroni) when there are several.
 
@@ -154,12 +157,18 @@ def compare(control: ArmSummary, treatment: ArmSummary, *, alpha: float = 0.05, 
         return Comparison(control_mean, treatment_mean, absolute, None, relative, None, None, None, theta,
                           no_information)
     var_c, var_t = (_adjusted_variance(arm, theta) for arm in (control, treatment))
-    se_c2, se_t2 = var_c / control.n, var_t / treatment.n
+    return _welch(control_mean, treatment_mean, absolute, relative, var_c / control.n, var_t / treatment.n,
+                  control.n, treatment.n, alpha, theta)
+
+
+def _welch(control_mean: float, treatment_mean: float, absolute: float, relative: float | None, se_c2: float,
+           se_t2: float, n_control: int, n_treatment: int, alpha: float, theta: float | None) -> Comparison:
+    """The test and intervals from the two arms' squared standard errors."""
     se = math.sqrt(se_c2 + se_t2)
     if se == 0:
         return Comparison(control_mean, treatment_mean, absolute, None, relative, None, None, None, theta,
                           "no variance in either arm")
-    df = (se_c2 + se_t2) ** 2 / (se_c2 ** 2 / (control.n - 1) + se_t2 ** 2 / (treatment.n - 1))
+    df = (se_c2 + se_t2) ** 2 / (se_c2 ** 2 / (n_control - 1) + se_t2 ** 2 / (n_treatment - 1))
     t = absolute / se
     p_value = float(2 * stats.t.sf(abs(t), df))
     quantile = float(stats.t.ppf(1 - alpha / 2, df))
@@ -174,6 +183,44 @@ def compare(control: ArmSummary, treatment: ArmSummary, *, alpha: float = 0.05, 
         relative_ci = (relative - quantile * se_relative, relative + quantile * se_relative)
     return Comparison(control_mean, treatment_mean, absolute, absolute_ci, relative, relative_ci, p_value, df,
                       theta, note)
+
+
+@dataclass(frozen=True)
+class RatioSummary:
+    """Sums of one ratio metric's numerator and denominator over an arm's units, and of their products."""
+
+    n: int
+    numerator: ArmSummary
+    denominator: ArmSummary
+    sum_products: float
+
+    @property
+    def ratio(self) -> float | None:
+        return self.numerator.sum / self.denominator.sum if self.denominator.sum else None
+
+    @property
+    def variance(self) -> float:
+        """Per-unit variance of the ratio by the delta method: ``n`` times that of the arm's ratio."""
+        m, d = self.numerator.sum / self.n, self.denominator.sum / self.n
+        covariance = (self.sum_products - self.numerator.sum * self.denominator.sum / self.n) / (self.n - 1)
+        return max(self.numerator.variance / d ** 2 - 2 * covariance * m / d ** 3
+                   + m ** 2 * self.denominator.variance / d ** 4, 0.0)
+
+
+def compare_ratio(control: RatioSummary, treatment: RatioSummary, *, alpha: float = 0.05) -> Comparison:
+    """Welch's test of the difference of two arms' ratios of sums, with delta-method variances."""
+    check_alpha(alpha)
+    empty = [name for name, arm in (("control", control), ("treatment", treatment)) if not arm.denominator.sum]
+    if empty or control.n < 2 or treatment.n < 2:
+        note = (f"the denominator sums to 0 in {' and '.join(empty)}" if empty else
+                f"fewer than two units in {'control' if control.n < 2 else 'treatment'}")
+        return Comparison(control.ratio, treatment.ratio, None, None, None, None, None, None, None, note)
+    control_ratio, treatment_ratio = control.ratio, treatment.ratio
+    absolute = treatment_ratio - control_ratio
+    relative = absolute / control_ratio if control_ratio else None
+    se_c2, se_t2 = control.variance / control.n, treatment.variance / treatment.n
+    return _welch(control_ratio, treatment_ratio, absolute, relative, se_c2, se_t2, control.n, treatment.n, alpha,
+                  None)
 
 
 def sample_ratio_check(counts: Mapping[str, int], weights: Mapping[str, float]) -> SampleRatioCheck:

@@ -169,3 +169,24 @@ def test_recsys_ab_size_prints_units_per_arm_and_days():
     assert "about 10 days at 3000 units a day; run 14 days" in result.output
     both = CliRunner().invoke(app, ["ab", "size", "--effect", "1", "--sd", "5", "--baseline-rate", "0.1"])
     assert isinstance(both.exception, ABDataError) and "exactly one of" in str(both.exception)
+
+
+def test_ratio_metrics_from_unit_rows_and_the_command_line(tmp_path):
+    frame = pd.DataFrame({"arm": ["control"] * 4 + ["treatment"] * 4,
+                          "revenue": [10.0, 20.0, 30.0, 0.0, 40.0, 30.0, np.nan, 22.0],
+                          "orders": [1, 2, 3, 1, 2, 2, 1, 2]})
+    (aov,) = analyze(frame, arm_column="arm", metrics=[], control="control",
+                     ratios={"aov": ("revenue", "orders")}).results
+    # 60 / 7 against (40 + 30 + 22) / 6, the unit without revenue left out and counted
+    assert (aov.metric, aov.comparison.control_mean, aov.comparison.treatment_mean) == (
+        "aov", pytest.approx(60 / 7), pytest.approx(92 / 6))
+    assert aov.missing == {"control": 0, "treatment": 1} and aov.comparison.p_value is not None
+    path = tmp_path / "units.csv"
+    frame.to_csv(path, index=False)
+    result = CliRunner().invoke(app, ["ab", "analyze", str(path), "--no-mlflow", "--ratio", "aov=revenue/orders"])
+    assert result.exit_code == 0, result.output
+    assert "aov: treatment vs control" in result.output and "means     15.3333 vs 8.57143" in result.output
+    bad = CliRunner().invoke(app, ["ab", "analyze", str(path), "--no-mlflow", "--ratio", "aov=revenue"])
+    assert "--ratio: expected NAME=NUMERATOR/DENOMINATOR, got 'aov=revenue'" in str(bad.exception)
+    with pytest.raises(ABDataError, match=r"missing column\(s\) \['visits'\]"):
+        analyze(frame, arm_column="arm", metrics=[], control="control", ratios={"cr": ("orders", "visits")})

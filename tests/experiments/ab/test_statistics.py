@@ -8,7 +8,9 @@ from scipy import stats
 
 from experiments.ab.statistics import (
     ArmSummary,
+    RatioSummary,
     compare,
+    compare_ratio,
     holm,
     sample_ratio_check,
     units_per_arm_for_mean,
@@ -158,3 +160,38 @@ def test_sample_sizes_match_the_published_answers():
 def test_sample_size_input_is_checked(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def ratio_summary(numerator, denominator) -> RatioSummary:
+    m, d = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    return RatioSummary(len(m), ArmSummary(len(m), m.sum(), m @ m), ArmSummary(len(d), d.sum(), d @ d), m @ d)
+
+
+def test_ratio_variance_is_the_delta_method_by_hand():
+    # revenue per order over four customers: 60 / 7; variance = g' S g with g = (1/mean_d, -mean_m/mean_d^2)
+    revenue, orders = [10.0, 20.0, 30.0, 0.0], [1.0, 2.0, 3.0, 1.0]
+    arm = ratio_summary(revenue, orders)
+    assert arm.ratio == pytest.approx(60 / 7)
+    covariance = np.cov(np.vstack([revenue, orders]))  # n - 1 in the denominator, as the summary uses
+    mean_m, mean_d = np.mean(revenue), np.mean(orders)
+    gradient = np.array([1 / mean_d, -mean_m / mean_d ** 2])
+    assert arm.variance == pytest.approx(gradient @ covariance @ gradient)
+
+
+def test_ratio_intervals_cover_the_true_difference():
+    rng = np.random.default_rng(11)
+    covered, runs = 0, 1_000
+    for _ in range(runs):
+        orders_c, orders_t = rng.poisson(2.0, 300) + 1, rng.poisson(2.0, 300) + 1
+        revenue_c = orders_c * rng.gamma(4.0, 5.0, 300)  # 20 per order on average
+        revenue_t = orders_t * rng.gamma(4.0, 5.5, 300)  # 22 per order
+        result = compare_ratio(ratio_summary(revenue_c, orders_c), ratio_summary(revenue_t, orders_t))
+        covered += result.absolute_ci[0] <= 2.0 <= result.absolute_ci[1]
+    assert 0.93 <= covered / runs <= 0.97
+
+
+def test_a_ratio_without_information_says_why():
+    zero = compare_ratio(ratio_summary([0, 0], [0, 0]), ratio_summary([1, 2], [1, 1]))
+    assert zero.p_value is None and zero.note == "the denominator sums to 0 in control"
+    single = compare_ratio(ratio_summary([1], [1]), ratio_summary([1, 2], [1, 1]))
+    assert single.note == "fewer than two units in control" and single.absolute is None
