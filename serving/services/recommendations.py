@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from feature_store import AsyncOnlineStoreReader, StoreUnavailableError
-from recsys.records import RECOMMENDATIONS, SIMILAR, decode_customer_record, decode_ranked
+from recsys.records import RANKED_DTYPE, RECOMMENDATIONS, SIMILAR, decode_customer_record, decode_ranked
 from recsys.rules import RuleFilter, RuleSet
 from serving.snapshots import SnapshotCache, SnapshotView
 
@@ -70,14 +70,8 @@ class RecommendationService:
         try:
             raw = await self.reader.get(view.snapshot_id, RECOMMENDATIONS, customer_id)
         except StoreUnavailableError as exc:
-            # A storefront must always get a list: the popular one held in memory, marked as such.
             log.warning("store unavailable, answering %s from the fallback: %s", customer_id, exc)
-            # The purchases are in the record that could not be read: exclude_purchased cannot be applied,
-            # and the answer must not claim it was.
-            applied = (rules or RuleSet()).override(exclude_purchased=False)
-            items = self._fallback(view, k, RuleFilter(applied, view.catalog.categories, view.catalog.item_ids))
-            return RankedAnswer(items, FALLBACK, view, fallback_reason="store_unavailable",
-                                extra={"rules": applied.active})
+            return self._unavailable(view, k, rules)
         active = rules.active if rules is not None else []
         if active:
             return await self._with_rules(view, customer_id, raw, k, rules, active)
@@ -126,22 +120,18 @@ class RecommendationService:
         lookups = [(SIMILAR, item) for item in known] + ([(RECOMMENDATIONS, customer_id)]
                                                           if rules.exclude_purchased else [])
         extra = {"basket": known, "unknown_items": unknown}
+        in_basket = [view.item_index[item] for item in known]
         try:
             raws = await self.reader.get_each(view.snapshot_id, lookups) if lookups else []
         except StoreUnavailableError as exc:
             log.warning("store unavailable, answering a basket from the fallback: %s", exc)
-            applied = rules.override(exclude_purchased=False)
-            rule_filter = RuleFilter(applied, view.catalog.categories, view.catalog.item_ids,
-                                     excluded_rows=[view.item_index[item] for item in known])
-            return RankedAnswer(self._fallback(view, k, rule_filter), FALLBACK, view,
-                                fallback_reason="store_unavailable", extra={"rules": applied.active, **extra})
+            return self._unavailable(view, k, rules, in_basket, extra)
         bought: Sequence[int] = ()
         if rules.exclude_purchased:
             record = raws.pop()
             bought = decode_customer_record(record)[1] if record is not None else ()
-        rule_filter = RuleFilter(rules, view.catalog.categories, view.catalog.item_ids, bought,
-                                 excluded_rows=[view.item_index[item] for item in known])
-        items = _admitted_scored(view, _summed(raws), rule_filter, k)
+        rule_filter = RuleFilter(rules, view.catalog.categories, view.catalog.item_ids, bought, in_basket)
+        items = _admitted(view, _summed(raws), rule_filter, k)
         items += self._fallback(view, k - len(items), rule_filter)
         source, reason = (BASKET_COMPLEMENTS, None) if known else (FALLBACK, "no_known_items")
         return RankedAnswer(items, source, view, fallback_reason=reason, extra={"rules": rules.active, **extra})
@@ -151,6 +141,16 @@ class RecommendationService:
         ranked = view.popular.get(kind)
         items = _items(view, ranked[:k]) if ranked is not None else []
         return RankedAnswer(items, POPULAR_LIST, view, extra={"kind": kind})
+
+    def _unavailable(self, view: SnapshotView, k: int, rules: RuleSet | None, excluded_rows: Sequence[int] = (),
+                     extra: dict | None = None) -> RankedAnswer:
+        """A storefront must always get a list: the popular one held in memory, marked as such. The
+        purchases are in the record that could not be read, so exclude_purchased cannot be applied, and
+        the answer must not claim it was."""
+        applied = (rules or RuleSet()).override(exclude_purchased=False)
+        rule_filter = RuleFilter(applied, view.catalog.categories, view.catalog.item_ids, excluded_rows=excluded_rows)
+        return RankedAnswer(self._fallback(view, k, rule_filter), FALLBACK, view, fallback_reason="store_unavailable",
+                            extra={"rules": applied.active, **(extra or {})})
 
     def _fallback(self, view: SnapshotView, k: int, rule_filter: RuleFilter) -> list[RankedItem]:
         """Up to ``k`` items from the fallback chain, in order, that pass ``rule_filter``."""
@@ -175,36 +175,25 @@ def _admitted(view: SnapshotView, ranked: np.ndarray, rule_filter: RuleFilter, k
     return _items(view, ranked[keep])
 
 
-def _summed(raws: Sequence[bytes | None]) -> list[tuple[int, float, int]]:
-    """(item row, summed score, source of its largest part) over several ranked lists, best first, ties
-    by item row."""
-    totals: dict[int, float] = {}
-    strongest: dict[int, tuple[float, int]] = {}
-    for raw in raws:
-        if raw is None:
-            continue
-        ranked = decode_ranked(raw)
-        for item, score, source in zip(ranked["item"].tolist(), ranked["score"].tolist(), ranked["source"].tolist(),
-                                       strict=True):
-            totals[item] = totals.get(item, 0.0) + score
-            if score > strongest.get(item, (-np.inf, 0))[0]:
-                strongest[item] = (score, source)
+def _summed(raws: Sequence[bytes | None]) -> np.ndarray:
+    """Several ranked lists as one (``RANKED_DTYPE``): each item's scores summed, named after the list
+    entry that gave it the most, best first, ties by item row."""
+    parts = [decode_ranked(raw) for raw in raws if raw is not None]
+    if not parts:
+        return np.zeros(0, dtype=RANKED_DTYPE)
+    entries = np.concatenate(parts)
+    items, slot = np.unique(entries["item"], return_inverse=True)
+    totals = np.zeros(len(items))
+    np.add.at(totals, slot, entries["score"].astype(np.float64))
+    # the source of each item's largest part: entries sorted by score, the last per item wins
+    by_score = np.argsort(entries["score"], kind="stable")
+    source = np.zeros(len(items), dtype=entries["source"].dtype)
+    source[slot[by_score]] = entries["source"][by_score]
     # ties as the answer shows the scores (six decimals): float32 parts can sum a hair apart
-    order = sorted(totals, key=lambda r: (-round(totals[r], 6), r))
-    return [(item, totals[item], strongest[item][1]) for item in order]
-
-
-def _admitted_scored(view: SnapshotView, scored: list[tuple[int, float, int]], rule_filter: RuleFilter,
-                     k: int) -> list[RankedItem]:
-    ids, sources = view.catalog.item_ids, view.sources
-    chosen = []
-    for item, score, source in scored:
-        if len(chosen) == k:
-            break
-        if rule_filter.admit(item):
-            name = sources[source] if source < len(sources) else "unknown"
-            chosen.append(RankedItem(ids[item], round(score, 6), name))
-    return chosen
+    order = np.lexsort((items, -np.round(totals, 6)))
+    summed = np.zeros(len(items), dtype=RANKED_DTYPE)
+    summed["item"], summed["score"], summed["source"] = items[order], totals[order], source[order]
+    return summed
 
 
 def _decode(view: SnapshotView, raw: bytes, k: int) -> list[RankedItem]:
