@@ -31,7 +31,8 @@ console = Console(soft_wrap=True)
 EXAMPLE_EXPERIMENTS = Path(__file__).resolve().parents[1] / "serving" / "example_experiments.yaml"
 
 
-def _known_format(value: str) -> str:
+def known_format(value: str) -> str:
+    """A ``--format`` option's check: one of the formats the loaders read."""
     if value not in FORMATS:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
     return value
@@ -50,7 +51,7 @@ def _date_or_none(value: str | None) -> str | None:
 
 DataOpt = Annotated[str, typer.Option("--data", help="CSV/Parquet transactions file, or 'synthetic'")]
 FormatOpt = Annotated[str, typer.Option("--format", help="canonical (documented schema) or online-retail",
-                                        callback=_known_format)]
+                                        callback=known_format)]
 CustomersOpt = Annotated[int, typer.Option("--customers", min=1, help="Synthetic customers (with --data synthetic)")]
 ItemsOpt = Annotated[int, typer.Option("--items", min=1, help="Synthetic items (with --data synthetic)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the synthetic generator")]

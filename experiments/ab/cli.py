@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from training.cli import known_format
+
 ab_app = typer.Typer(help="Online A/B tests: sample sizes, exposures, per-unit outcomes and their statistics.",
                      no_args_is_help=True)
 console = Console()
@@ -160,7 +162,7 @@ def outcomes_command(
     transactions: Annotated[Path, typer.Option(help="The shop's transactions (CSV or Parquet)")],
     output: Annotated[Path, typer.Option(help="CSV to write: one row per unit for 'recsys ab analyze'")],
     data_format: Annotated[str, typer.Option("--format", help="canonical or online-retail",
-                                             callback=lambda value: _known_format(value))] = "canonical",
+                                             callback=known_format)] = "canonical",
     days: Annotated[int, typer.Option(help="Days after each unit's first exposure that count")] = 14,
     pre_days: Annotated[int, typer.Option(help="Days before it, for the CUPED covariates")] = 28,
 ) -> None:
@@ -215,14 +217,6 @@ def _log_to_mlflow(report, params: dict, experiment: str, run_name: str) -> str:
             path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
             tracking.log_files(Path(folder), [path])
         return run.info.run_id
-
-
-def _known_format(value: str) -> str:
-    from training.sources import FORMATS
-
-    if value not in FORMATS:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
-    return value
 
 
 def _ratio_columns(value: str) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from experiments.ab.report import ABDataError
+from experiments.ab.report import ABDataError, data_rows, require_columns
 from recsys.data import schema
 from recsys.data.loaders import as_id_strings
 
@@ -38,16 +38,13 @@ def unit_outcomes(exposures: pd.DataFrame, transactions: pd.DataFrame, *, days: 
     before; ``transactions`` in the canonical schema, cleaned."""
     if days < 1 or pre_days < 0:
         raise ABDataError(f"days must be >= 1 and pre_days >= 0, got days={days}, pre_days={pre_days}")
-    missing = [c for c in EXPOSURE_COLUMNS if c not in exposures.columns]
-    if missing:
-        raise ABDataError(f"{source}: missing column(s) {missing}; present: {list(exposures.columns)}")
+    require_columns(list(exposures.columns), EXPOSURE_COLUMNS, source)
     units = exposures[list(EXPOSURE_COLUMNS)].copy()
     # the ids the transaction loaders give customers: a unit read as 17850.0 is customer "17850"
     units["unit_id"] = as_id_strings(units["unit_id"])
     empty = units["unit_id"].isna().to_numpy()
     if empty.any():
-        rows = [int(i) for i in np.flatnonzero(empty)[:5]]
-        raise ABDataError(f"{source}: column 'unit_id' is empty on rows {rows} (0-based data rows)")
+        raise ABDataError(f"{source}: column 'unit_id' is empty on rows {data_rows(empty)}")
     repeated = units["unit_id"].duplicated(keep=False)
     if repeated.any():
         shown = list(dict.fromkeys(units.loc[repeated, "unit_id"]))[:5]
@@ -56,9 +53,8 @@ def unit_outcomes(exposures: pd.DataFrame, transactions: pd.DataFrame, *, days: 
     exposed = pd.to_datetime(units["exposed_at"], errors="coerce", utc=True, format="ISO8601")
     bad = exposed.isna().to_numpy()
     if bad.any():
-        rows = [int(i) for i in np.flatnonzero(bad)[:5]]
-        raise ABDataError(f"{source}: column 'exposed_at' is not an ISO 8601 time at rows {rows} "
-                          f"(0-based data rows), e.g. {units['exposed_at'].iloc[rows[0]]!r}")
+        raise ABDataError(f"{source}: column 'exposed_at' is not an ISO 8601 time at rows {data_rows(bad)}, "
+                          f"e.g. {units['exposed_at'].iloc[int(np.argmax(bad))]!r}")
     units["exposed_at"] = exposed.dt.tz_localize(None)  # transactions are naive UTC
     data_start, data_end = transactions[schema.TIMESTAMP].min(), transactions[schema.TIMESTAMP].max()
     ends_after = (units["exposed_at"] + pd.Timedelta(days=days) > data_end).to_numpy()

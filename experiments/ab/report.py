@@ -179,7 +179,7 @@ def _arms(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     arms = frame[column]
     missing = arms.isna().to_numpy()
     if missing.any():
-        raise ABDataError(f"{source}: column {column!r} is empty on rows {_rows(missing)} "
+        raise ABDataError(f"{source}: column {column!r} is empty on rows {data_rows(missing)} "
                           f"({int(missing.sum())} in all); every unit needs its arm")
     return arms.astype(str).str.strip()
 
@@ -188,7 +188,7 @@ def _check_units_once(units: pd.Series, source: str, column: str) -> None:
     units = as_id_strings(units)
     missing = units.isna().to_numpy()
     if missing.any():
-        raise ABDataError(f"{source}: column {column!r} is empty on rows {_rows(missing)} "
+        raise ABDataError(f"{source}: column {column!r} is empty on rows {data_rows(missing)} "
                           f"({int(missing.sum())} in all); every unit needs its id")
     repeated = units[units.duplicated(keep=False)]
     if len(repeated):
@@ -207,7 +207,7 @@ def _numbers(values: pd.Series, source: str, column: str, *, allow_missing: bool
         examples = [values.iloc[i] for i in np.flatnonzero(bad)[:_SHOWN_ROWS]]
         problem = "non-numeric or infinite values" if allow_missing else "missing, non-numeric or infinite values"
         hint = "" if allow_missing else " (give 0 to units with no pre-experiment data)"
-        raise ABDataError(f"{source}: column {column!r} has {problem} on rows {_rows(bad)} "
+        raise ABDataError(f"{source}: column {column!r} has {problem} on rows {data_rows(bad)} "
                           f"({int(bad.sum())} in all), e.g. {examples}{hint}")
     return numbers
 
@@ -246,7 +246,7 @@ def _ratio_summary(numerator: np.ndarray, denominator: np.ndarray, in_arm: pd.Se
                          float(m @ d)), int(mask.sum() - n))
 
 
-def _rows(mask: np.ndarray) -> str:
+def data_rows(mask: np.ndarray) -> str:
     """The first few rows flagged in ``mask``, numbered as the transaction loaders number them."""
     return f"{[int(i) for i in np.flatnonzero(mask)[:_SHOWN_ROWS]]} (0-based data rows)"
 

@@ -116,9 +116,6 @@ class Comparison:
     cuped_theta: float | None = None
     note: str = ""
 
-    def significant(self, alpha: float) -> bool:
-        return self.p_value is not None and self.p_value < alpha
-
 
 @dataclass(frozen=True)
 class SampleRatioCheck:
