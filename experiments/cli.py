@@ -76,23 +76,9 @@ def main() -> None:
 
 
 def _input_errors() -> tuple[type[Exception], ...]:
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
     from experiments.ab.assignment import DesignError
     from experiments.ab.report import ABDataError
     from experiments.config import ConfigError
-    from feature_store.base import StoreError
-    from recsys.customers.churn import ChurnDataError
-    from recsys.data import TransactionSchemaError
-    from recsys.data.cdnow import CdnowFormatError
-    from recsys.evaluation import SplitError
-    from recsys.metrics.ranking import EmptyEvaluationError
-    from recsys.models.base import ModelFitError
-    from recsys.offers import CatalogueError
-    from training.pipeline import NoTransactionsError
-    from training.publish_customers import CustomerPublishError
-    from training.tracking import UnknownModelVersionError
+    from training.errors import input_errors
 
-    return (FileNotFoundError, TransactionSchemaError, CdnowFormatError, CatalogueError, ConfigError,
-            ModelFitError, ChurnDataError, EmptyEvaluationError, SplitError, CustomerPublishError, StoreError,
-            RedisConnectionError, NoTransactionsError, UnknownModelVersionError, ABDataError, DesignError)
+    return (*input_errors(), ConfigError, ABDataError, DesignError)
