@@ -71,6 +71,16 @@ class ServingSettings(BaseSettings):
             raise ValueError(f"fallback_chain names unknown list(s) {unknown}; published lists: {list(POPULAR_LISTS)}")
         return value
 
+    @field_validator("api_keys")
+    @classmethod
+    def _known_scopes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        # a misspelt scope would quietly grant nothing and every request with that key would be a 403
+        for key, scopes in value.items():
+            unknown = sorted(set(scopes) - set(SCOPES))
+            if unknown:
+                raise ValueError(f"api_keys: key {key[:4]}... names unknown scope(s) {unknown}; scopes: {list(SCOPES)}")
+        return value
+
     @field_validator("placements")
     @classmethod
     def _valid_placements(cls, value: dict[str, dict]) -> dict[str, dict]:

@@ -202,3 +202,8 @@ def test_rules_apply_to_unknown_customers_too(store_url, published):
 def test_bad_placement_configuration_is_rejected_at_start():
     with pytest.raises(ValueError, match="placement 'home': unknown rule"):
         ServingSettings(placements={"home": {"exclude_bought": True}})
+
+
+def test_a_misspelt_scope_is_refused_at_start():
+    with pytest.raises(ValueError, match=r"names unknown scope\(s\) \['recomendations:read'\]"):
+        ServingSettings(api_keys={"k1": ["recomendations:read"]})
