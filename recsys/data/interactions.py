@@ -58,6 +58,9 @@ class Interactions:
     matrix: sp.csr_matrix
     transactions: pd.DataFrame
     reference_time: pd.Timestamp
+    #: how ``matrix`` weighs purchases (one of :data:`WEIGHTINGS`), so that a model rebuilding a matrix
+    #: from ``transactions`` (a ranker's earlier history) weighs it the same way
+    weighting: str = "orders"
 
     @property
     def n_customers(self) -> int:
@@ -103,6 +106,17 @@ def build_interactions(
         count = int(unknown.sum())
         raise ValueError(f"{count} rows have item ids outside the given item index, e.g. {sample}")
 
+    matrix = interaction_matrix(frame, weighting, (len(customers), len(items)))
+    if reference_time is None:
+        reference_time = frame[schema.TIMESTAMP].max() if len(frame) else pd.Timestamp(0)
+    return Interactions(customers, items, matrix, frame, pd.Timestamp(reference_time), weighting)
+
+
+def interaction_matrix(frame: pd.DataFrame, weighting: str, shape: tuple[int, int]) -> sp.csr_matrix:
+    """The customers x items matrix (CSR, float32) of ``frame``'s ``customer_idx`` and ``item_idx`` rows
+    under ``weighting`` (see :func:`build_interactions`)."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting={weighting!r} is not one of {', '.join(WEIGHTINGS)}")
     if weighting == "orders":
         pairs = frame.drop_duplicates(["customer_idx", "item_idx", schema.ORDER_ID])
         rows, cols, values = pairs["customer_idx"], pairs["item_idx"], np.ones(len(pairs))
@@ -110,13 +124,8 @@ def build_interactions(
         rows, cols, values = frame["customer_idx"], frame["item_idx"], frame[schema.QUANTITY].to_numpy(float)
     else:
         rows, cols, values = frame["customer_idx"], frame["item_idx"], np.ones(len(frame))
-    matrix = sp.csr_matrix(
-        (np.asarray(values, dtype=np.float32), (np.asarray(rows), np.asarray(cols))),
-        shape=(len(customers), len(items)),
-    )
+    matrix = sp.csr_matrix((np.asarray(values, dtype=np.float32), (np.asarray(rows), np.asarray(cols))), shape=shape)
     matrix.sum_duplicates()
     if weighting == "binary":
         matrix.data[:] = 1.0
-    if reference_time is None:
-        reference_time = frame[schema.TIMESTAMP].max() if len(frame) else pd.Timestamp(0)
-    return Interactions(customers, items, matrix, frame, pd.Timestamp(reference_time))
+    return matrix

@@ -31,7 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys.data import schema
-from recsys.data.interactions import Interactions
+from recsys.data.interactions import Interactions, interaction_matrix
 from recsys.models.base import (
     ModelFitError,
     Recommender,
@@ -296,22 +296,21 @@ class TwoStageRanker(Recommender):
 
 def split_for_labels(data: Interactions, label_days: int) -> tuple[Interactions, sp.csr_matrix]:
     """``data`` before ``reference_time - label_days`` (same customer and item rows, that cut as its
-    reference time, weighted by distinct orders), and the customers x items matrix of what was bought
-    from the cut on."""
+    reference time, weighted as ``data`` is), and the customers x items matrix of what was bought from
+    the cut on."""
     cut = data.reference_time - pd.Timedelta(days=label_days)
     frame = data.transactions
     before = frame[frame[schema.TIMESTAMP] < cut]
     after = frame[frame[schema.TIMESTAMP] >= cut]
     shape = (data.n_customers, data.n_items)
-    pairs = before.drop_duplicates(["customer_idx", "item_idx", schema.ORDER_ID])
-    matrix = sp.csr_matrix((np.ones(len(pairs), np.float32), (pairs["customer_idx"], pairs["item_idx"])),
-                           shape=shape)
-    matrix.sum_duplicates()
+    # the generators are refitted on ``data`` for scoring: trained on another weighting, the trees would
+    # have learned the scale of other scores
+    matrix = interaction_matrix(before, data.weighting, shape)
     labels = sp.csr_matrix((np.ones(len(after), np.float32), (after["customer_idx"], after["item_idx"])),
                            shape=shape)
     labels.sum_duplicates()
     labels.data[:] = 1.0
-    history = Interactions(data.customers, data.items, matrix, before, cut)
+    history = Interactions(data.customers, data.items, matrix, before, cut, data.weighting)
     return history, labels
 
 

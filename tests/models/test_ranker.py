@@ -74,6 +74,21 @@ def test_labels_come_only_from_after_the_internal_cutoff():
     assert examples.loc[only_after, "repeat_buy_score"].isna().all()
 
 
+@pytest.mark.parametrize("weighting", ["orders", "quantity", "binary", "lines"])
+def test_the_history_is_weighted_as_the_data_is(weighting):
+    frame = habit_shop().transactions.drop(columns=["customer_idx", "item_idx"])
+    frame[schema.QUANTITY] = 3.0  # three units a line: quantity weighting triples every count
+    data = build_interactions(frame, weighting=weighting, reference_time=REFERENCE)
+    history, _ = split_for_labels(data, 30)
+    cut = REFERENCE - pd.Timedelta(days=30)
+    expected = build_interactions(frame[frame[schema.TIMESTAMP] < cut], weighting=weighting, items=data.items,
+                                  reference_time=cut)
+    assert history.weighting == weighting
+    # same customer rows: every habit_shop customer bought before the cut
+    assert (history.matrix != expected.matrix).nnz == 0
+    assert history.matrix.max() == {"orders": 17.0, "quantity": 51.0, "binary": 1.0, "lines": 17.0}[weighting]
+
+
 def test_new_item_examples_hold_no_item_bought_before_the_cut():
     data = checkerboard()
     history, _ = split_for_labels(data, SMALL["label_days"])
