@@ -108,6 +108,7 @@ class _Connections:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._schema_ready = False
 
     def get(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -118,11 +119,15 @@ class _Connections:
             # WAL with synchronous=NORMAL is durable against process crashes; only an OS crash can lose
             # the last commits, and a lost publish can be republished.
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(f"BEGIN IMMEDIATE; {self._tables.schema()} COMMIT;")
-            self._tables.add_missing_columns(conn)
-            self._local.conn = conn
             with self._lock:
+                # Creating the schema takes the write lock: only the first connection does, so a worker
+                # thread opening its connection never waits behind a publisher's write transaction.
+                if not self._schema_ready:
+                    conn.executescript(f"BEGIN IMMEDIATE; {self._tables.schema()} COMMIT;")
+                    self._tables.add_missing_columns(conn)
+                    self._schema_ready = True
                 self._all.append(conn)
+            self._local.conn = conn
         return conn
 
     def close(self) -> None:

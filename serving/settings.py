@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from feature_store.limits import default_limits_url
@@ -62,6 +62,14 @@ class ServingSettings(BaseSettings):
     def resolved_limits_url(self) -> str:
         return self.limits_url or default_limits_url(self.store_url)
 
+
+    @model_validator(mode="after")
+    def _default_k_within_max(self) -> ServingSettings:
+        # else a request without k would get more items than any request may ask for
+        if self.default_k > self.max_k:
+            raise ValueError(f"default_k ({self.default_k}, RECSYS_SERVING_DEFAULT_K) is above max_k "
+                             f"({self.max_k}, RECSYS_SERVING_MAX_K)")
+        return self
 
     @field_validator("fallback_chain")
     @classmethod

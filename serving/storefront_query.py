@@ -62,7 +62,9 @@ def path_id(request: Request, name: str) -> str:
     return value
 
 
-def _integer(query: QueryParams, name: str) -> int | None:
+def integer_param(query: QueryParams, name: str) -> int | None:
+    """Query parameter ``name`` as an integer >= 1 parsed as FastAPI parses its own (None when absent);
+    a 422 naming the parameter otherwise."""
     raw = query.get(name)
     if raw is None:
         return None
@@ -81,7 +83,7 @@ def _integer(query: QueryParams, name: str) -> int | None:
 
 
 def k_of(query: QueryParams, settings: ServingSettings) -> int:
-    k = _integer(query, "k")
+    k = integer_param(query, "k")
     if k is None:
         return settings.default_k
     if k > settings.max_k:
@@ -106,5 +108,5 @@ def rules_of(query: QueryParams, settings: ServingSettings) -> RuleSet | None:
         if raw.lower() not in TRUE | FALSE:
             raise invalid("exclude_purchased", "Input should be a valid boolean", raw, "bool_parsing")
         refinements["exclude_purchased"] = raw.lower() in TRUE
-    refinements["max_per_category"] = _integer(query, "max_per_category")
+    refinements["max_per_category"] = integer_param(query, "max_per_category")
     return rules.override(**refinements)

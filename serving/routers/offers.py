@@ -18,7 +18,7 @@ from serving.services.offers import (
     UnknownCustomerError,
     UnknownOfferError,
 )
-from serving.storefront_query import CUSTOMER_PARAMETER, invalid, path_id
+from serving.storefront_query import CUSTOMER_PARAMETER, integer_param, invalid, path_id
 
 router = APIRouter(prefix="/v1", tags=["offers"])
 #: The per-page-view route, included with its scope check only when API keys are configured
@@ -88,13 +88,9 @@ async def offers_preview(service: OffersDep):
 
 
 def _offer_k(query: QueryParams) -> int:
-    raw = query.get("k")
-    if raw is None:
+    k = integer_param(query, "k")
+    if k is None:
         return 1
-    try:
-        k = int(raw)
-    except ValueError:
-        raise invalid("k", "Input should be a valid integer", raw, "int_parsing") from None
-    if not 1 <= k <= MAX_OFFERS:
-        raise invalid("k", f"k must be between 1 and {MAX_OFFERS}", k, "value_error")
+    if k > MAX_OFFERS:
+        raise invalid("k", f"k must be at most {MAX_OFFERS}", k, "less_than_equal")
     return k

@@ -406,3 +406,21 @@ def test_a_write_that_fails_keeps_nothing_of_its_batch(backend):
         manifest = writer.commit()
     assert manifest.counts == {"rec": 1}
     assert store.get(manifest.snapshot_id, "rec", "a") is None
+
+
+def test_a_sqlite_reader_thread_never_waits_for_a_publishers_write_lock(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    store = open_store(url, prefix="shop")
+    snapshot = publish(store, n=5)
+    writer = sqlite3.connect(tmp_path / "store.sqlite", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a publisher in the middle of a write transaction
+    answers = []
+    reading = threading.Thread(target=lambda: answers.append(store.get(snapshot, "rec", "c3")))
+    reading.start()  # a new thread opens its own connection
+    reading.join(timeout=20)  # the busy timeout is 30 s: a reader stuck behind the lock is still waiting
+    finished = not reading.is_alive()
+    writer.execute("ROLLBACK")
+    reading.join()
+    writer.close()
+    store.close()
+    assert finished and answers == [b"rec-c3"]

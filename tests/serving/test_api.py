@@ -207,3 +207,9 @@ def test_bad_placement_configuration_is_rejected_at_start():
 def test_a_misspelt_scope_is_refused_at_start():
     with pytest.raises(ValueError, match=r"names unknown scope\(s\) \['recomendations:read'\]"):
         ServingSettings(api_keys={"k1": ["recomendations:read"]})
+
+
+def test_a_default_k_above_max_k_is_refused_at_start():
+    with pytest.raises(ValueError, match=r"default_k \(5, RECSYS_SERVING_DEFAULT_K\) is above max_k \(2"):
+        ServingSettings(default_k=5, max_k=2)
+    assert ServingSettings(default_k=2, max_k=2).default_k == 2

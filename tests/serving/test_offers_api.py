@@ -94,7 +94,10 @@ def test_unknown_customer_missing_catalogue_and_customer_without_recommendation(
         assert client.get("/v1/customers/nobody/offers").status_code == 404
         c3 = client.get("/v1/customers/c3/offers").json()
         assert [o["offer_id"] for o in c3["offers"]] == ["first-repeat"]  # no recommendation: no bundle
-        assert client.get("/v1/customers/c1/offers", params={"k": 0}).status_code == 422
+        # k is parsed as on every other route: other scripts' digits and fractions are 422s naming k
+        for bad in (0, 21, "\u0663", "2.5", "two"):
+            answer = client.get("/v1/customers/c1/offers", params={"k": bad})
+            assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["query", "k"], bad
     store.close()
 
 
