@@ -84,6 +84,10 @@ def churn_labels(transactions: pd.DataFrame, cutoff: str | pd.Timestamp, window_
     if observed_until is None or end > pd.Timestamp(observed_until):
         raise ChurnDataError(f"the label window [{cutoff}, {end}) ends after the data ({observed_until})")
     customers = transactions[schema.CUSTOMER_ID].astype("string")
+    # Null ids would be counted as one customer "<NA>"; reject them as customer_features does.
+    n_null = int(customers[(timestamps < end).to_numpy()].isna().sum())
+    if n_null:
+        raise ValueError(f"transactions have null customer ids on {n_null} line(s)")
     population = pd.Index(customers[(timestamps < cutoff).to_numpy()].unique()).sort_values()
     returned = set(customers[((timestamps >= cutoff) & (timestamps < end)).to_numpy()].unique())
     churned = np.fromiter((c not in returned for c in population), dtype=np.int64, count=len(population))
@@ -367,6 +371,9 @@ def cohort_retention(transactions: pd.DataFrame, freq: str = "M") -> pd.DataFram
     """
     if freq not in ("M", "W", "Q"):
         raise ValueError(f"freq must be 'M', 'W' or 'Q', got {freq!r}")
+    n_null = int(transactions[schema.CUSTOMER_ID].isna().sum())
+    if n_null:
+        raise ValueError(f"transactions have null customer ids on {n_null} line(s)")
     period = pd.to_datetime(transactions[schema.TIMESTAMP]).dt.to_period(freq)
     frame = pd.DataFrame({"customer": transactions[schema.CUSTOMER_ID].astype("string").to_numpy(dtype=object),
                           "period": period.to_numpy()}).drop_duplicates()

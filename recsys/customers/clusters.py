@@ -205,14 +205,14 @@ def _describe(features, columns, labels, ids, centres_z, previous=None) -> tuple
         ranked = sorted(columns, key=lambda c: -abs(z[c]))
         named_after = [(c, 1 if z[c] > 0 else -1) for c in ranked[:2]]
         words = [_WORDS.get(c, (f"high {c}", f"low {c}"))[0 if z[c] > 0 else 1] for c in ranked]
-        name = f"{words[0].capitalize()}, {words[1]} customers"
+        name = _name(words[:2])
         kept = _kept_name(previous, int(cluster), z)
         if kept is not None and kept not in names:
             name = kept
             named_after = [tuple(pair) for pair in next(d for d in previous.descriptions
                                                         if d.get("id") == cluster)["named_after"]]
-        if name in names:
-            name = f"{words[0].capitalize()}, {words[1]}, {words[2]} customers"
+        if name in names and len(words) > 2:
+            name = _name(words[:3])
         if name in names:
             name = f"{name} ({cluster})"
         names.append(name)
@@ -227,3 +227,8 @@ def _describe(features, columns, labels, ids, centres_z, previous=None) -> tuple
             "z": {c: round(float(z[c]), 3) for c in columns},
         })
     return tuple(out)
+
+
+def _name(words: Sequence[str]) -> str:
+    # As many words as there are features (``columns`` may hold fewer than three).
+    return f"{', '.join([words[0].capitalize(), *words[1:]])} customers"

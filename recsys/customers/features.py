@@ -62,7 +62,14 @@ def _before(frame: pd.DataFrame, cutoff: pd.Timestamp, name: str) -> pd.DataFram
     timestamps = pd.to_datetime(frame[schema.TIMESTAMP])
     if timestamps.isna().any():
         raise ValueError(f"{name} have null timestamps")
-    return frame.loc[(timestamps < cutoff).to_numpy()]
+    rows = frame.loc[(timestamps < cutoff).to_numpy()]
+    # A sum skips NaN, so an unknown quantity or price would read as zero spend.
+    for column in (schema.QUANTITY, schema.UNIT_PRICE):
+        bad = ~np.isfinite(rows[column].to_numpy(dtype=np.float64, na_value=np.nan))
+        if bad.any():
+            raise ValueError(f"{name} have {int(bad.sum())} line(s) with a missing or non-finite {column} "
+                             f"(first in order {rows[schema.ORDER_ID].iloc[int(np.argmax(bad))]!r})")
+    return rows
 
 
 def customer_features(
@@ -80,8 +87,9 @@ def customer_features(
     if any(w <= 0 for w in windows):
         raise ValueError(f"windows must be positive day counts, got {windows}")
     lines = _before(transactions, cutoff, "transactions")
-    if lines[schema.CUSTOMER_ID].isna().any():
-        raise ValueError("transactions have null customer ids")
+    n_null = int(lines[schema.CUSTOMER_ID].isna().sum())
+    if n_null:
+        raise ValueError(f"transactions have null customer ids on {n_null} line(s)")
     customer = lines[schema.CUSTOMER_ID].astype("string").to_numpy(dtype=object)
     time_ns = pd.to_datetime(lines[schema.TIMESTAMP]).to_numpy().astype("datetime64[ns]").astype(np.int64)
     cutoff_ns = cutoff.to_datetime64().astype("datetime64[ns]").astype(np.int64)
@@ -123,7 +131,7 @@ def customer_features(
         out[f"orders_{w}d_trend"] = _share(counts["n_recent"], counts["n_earlier"])
         out[f"spend_{w}d_trend"] = _share(counts["s_recent"], counts["s_earlier"])
     out = out.join(_mix_features(lines, customer, line_frame["item"]))
-    out["country"] = _country(lines, customer)
+    out["country"] = _country(lines, customer, out.index)
     return out
 
 
@@ -178,12 +186,13 @@ def _mix_features(lines: pd.DataFrame, customer: np.ndarray, item: pd.Series) ->
     return out
 
 
-def _country(lines: pd.DataFrame, customer: np.ndarray) -> pd.Series:
+def _country(lines: pd.DataFrame, customer: np.ndarray, index: pd.Index) -> pd.Series:
+    # Aligned to the customers: an unaligned series would give an empty result a row of its own.
     if schema.COUNTRY not in lines.columns:
-        return pd.Series(pd.NA, dtype="string")
+        return pd.Series(pd.NA, index=index, dtype="string")
     frame = pd.DataFrame({"customer": customer, "country": lines[schema.COUNTRY].astype("string").to_numpy(
         dtype=object)}).dropna()
     counts = frame.groupby(["customer", "country"], sort=True).size().rename("n").reset_index()
     # Ties go to the alphabetically first country, so the answer does not depend on row order.
     top = counts.sort_values(["customer", "n", "country"], ascending=[True, False, True]).drop_duplicates("customer")
-    return top.set_index("customer")["country"].astype("string")
+    return top.set_index("customer")["country"].astype("string").reindex(index)

@@ -117,3 +117,11 @@ def test_cohort_retention_by_hand():
     assert [feb[0], feb[1]] == [1.0, 0.5]
     assert np.isnan(feb[2])  # March is the last month: February's third month has not happened
     assert str(table.index[0]) == "2024-01"
+
+
+def test_null_customer_ids_are_rejected_with_their_count():
+    toy = _toy([("a", "2024-01-05"), (None, "2024-01-06"), (None, "2024-01-07"), ("a", "2024-03-01")])
+    with pytest.raises(ValueError, match=r"null customer ids on 2 line\(s\)"):
+        churn_labels(toy, "2024-02-01", window_days=20)
+    with pytest.raises(ValueError, match=r"null customer ids on 2 line\(s\)"):
+        cohort_retention(toy)

@@ -63,3 +63,14 @@ def test_rejects_negative_or_missing_features():
     features.iloc[0, 0] = -1.0
     with pytest.raises(ValueError, match=">= 0"):
         fit_clusters(features)
+
+
+def test_fewer_than_three_columns_still_give_unique_names():
+    rng = np.random.default_rng(0)
+    features = pd.DataFrame({"recency_days": rng.gamma(1, 10, 200), "frequency": rng.gamma(1, 3, 200)})
+    one, _ = fit_clusters(features, k_range=[2], columns=("frequency",))
+    assert sorted(one.names().values()) == ["Frequent customers", "One-off customers"]
+    # Seven clusters on two features repeat a two-word name; the id tells them apart.
+    seven, _ = fit_clusters(features, k_range=[7], columns=("recency_days", "frequency"))
+    names = list(seven.names().values())
+    assert len(set(names)) == 7 and all(n.endswith(("customers", ")")) for n in names)

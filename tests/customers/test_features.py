@@ -90,3 +90,28 @@ def test_no_categories_gives_nan_mix_not_zero():
 def test_rejects_missing_columns():
     with pytest.raises(ValueError, match="lack columns"):
         customer_features(TOY.drop(columns=[schema.ORDER_ID]), "2024-02-01")
+
+
+@pytest.mark.parametrize("drop", [[], [schema.COUNTRY]])
+def test_no_purchase_before_the_cutoff_gives_an_empty_frame(drop):
+    out = customer_features(TOY.drop(columns=drop), "2023-06-01")
+    assert len(out) == 0 and "country" in out.columns
+
+
+def test_rejects_null_customer_ids_with_their_count():
+    toy = TOY.copy()
+    toy.loc[[1, 4], schema.CUSTOMER_ID] = pd.NA
+    with pytest.raises(ValueError, match=r"null customer ids on 2 line\(s\)"):
+        customer_features(toy, "2024-02-01")
+
+
+@pytest.mark.parametrize("column", [schema.QUANTITY, schema.UNIT_PRICE])
+def test_unknown_spend_is_rejected_not_read_as_zero(column):
+    toy = TOY.copy()
+    toy.loc[[2, 3], column] = [np.nan, np.inf]
+    with pytest.raises(ValueError, match=rf"2 line\(s\) with a missing or non-finite {column} \(first in order '2'\)"):
+        customer_features(toy, "2024-02-01")
+    # A bad value at or after the cutoff is never read.
+    late = TOY.copy()
+    late.loc[5, column] = np.nan
+    assert customer_features(late, "2024-02-01").loc["a", "monetary_total"] == 45.0
