@@ -176,12 +176,14 @@ def _plain(value: Any) -> Any:
 
 def as_id_strings(values: pd.Series) -> pd.Series:
     """Ids as stripped text: integral floats (``17850.0``, as a CSV column with gaps reads) become
-    ``"17850"``; empty text becomes missing."""
+    ``"17850"``, other floats keep their text (``"12.5"``); empty text becomes missing."""
+    text = values.astype("string")
     if pd.api.types.is_float_dtype(values.dtype):
-        finite = values.dropna()
-        if (np.mod(finite.to_numpy(), 1) == 0).all():
-            values = values.astype("Int64")
-    text = values.astype("string").str.strip()
+        # Value by value: one fractional id must not leave every whole one as "17850.0".
+        array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        whole = np.isfinite(array) & (np.mod(array, 1) == 0)
+        text[whole] = array[whole].astype(np.int64).astype(str)
+    text = text.str.strip()
     return text.mask(text == "")
 
 

@@ -3,7 +3,8 @@
 Definitions follow Microsoft Recommenders (``recommenders/evaluation/python_evaluation.py``:
 ``catalog_coverage``, ``novelty``/``historical_item_novelty`` and ``diversity``), restated for ranked
 id lists cut at k. Within one customer's top k a repeated item is taken once: Recommenders assumes
-unique (customer, item) pairs, and a repeat is the same recommendation, not a second one.
+unique (customer, item) pairs, and a repeat is the same recommendation, not a second one. A missing
+entry (``None``, NaN) names no item: it still takes a slot in the top k but is otherwise skipped.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.metrics.ranking import EmptyEvaluationError, _as_list, _check_k
+from recsys.metrics.ranking import EmptyEvaluationError, _as_list, _check_k, _is_missing
 
 
 def catalog_coverage_at_k(recommended: Sequence[Sequence[Hashable]], catalog_size: int, k: int = 10) -> float:
@@ -30,8 +31,13 @@ def catalog_coverage_at_k(recommended: Sequence[Sequence[Hashable]], catalog_siz
         raise ValueError(f"catalog_size must be positive, got {catalog_size!r}")
     distinct = set()
     for u, items in enumerate(recommended):
-        distinct.update(_as_list(items, u)[:k])
+        distinct.update(_top_items(items, u, k))
     return len(distinct) / catalog_size
+
+
+def _top_items(items: Sequence[Hashable], position: int, k: int) -> list[Hashable]:
+    """The distinct items of a top k, in rank order, without missing entries."""
+    return list(dict.fromkeys(i for i in _as_list(items, position)[:k] if not _is_missing(i)))
 
 
 def item_choice_probability(
@@ -73,7 +79,7 @@ def novelty_at_k(
     ``total`` is given, to a count that is divided by ``total``. As in Recommenders the mean is pooled
     over all recommendations, so a longer list weighs more than a shorter one.
 
-    An item with no probability (never seen, or p = 0) has infinite self-information. ``unknown="raise"``
+    An item with no probability (never seen, p = 0 or NaN) has infinite self-information. ``unknown="raise"``
     reports such items; ``"skip"`` leaves them out of the mean. Recommenders instead drops them from the
     sum but keeps them in the count, scoring them 0, which rewards recommending unseen items the least.
     """
@@ -86,9 +92,11 @@ def novelty_at_k(
 
     probabilities, missing = [], set()
     for u, items in enumerate(recommended):
-        for item in dict.fromkeys(_as_list(items, u)[:k]):
-            p = item_popularity.get(item, 0.0) / scale
-            if p <= 0.0:
+        for item in _top_items(items, u, k):
+            p = item_popularity.get(item, 0.0)
+            p = 0.0 if _is_missing(p) else p / scale
+            # Written so that NaN fails too: an undefined probability is as unknown as an absent one.
+            if not p > 0.0:
                 missing.add(item)
                 continue
             if p > 1.0:
@@ -129,7 +137,7 @@ def intra_list_diversity_at_k(
 
     diversities = []
     for u, items in enumerate(recommended):
-        distinct = list(dict.fromkeys(_as_list(items, u)[:k]))
+        distinct = _top_items(items, u, k)
         if len(distinct) < 2:
             continue
         try:

@@ -26,6 +26,8 @@ Choices where Recommenders is silent or leans on its data-frame joins:
   would silently drop them from precision, recall and MAP (its nDCG keeps them).
 * An item repeated within a list counts as a hit at its first position only; the repeat still takes a
   slot. Recommenders assumes no duplicates; this keeps every metric within [0, 1] and penalises repeats.
+* A missing entry (``None``, NaN) names no item: in a list it takes a slot and is a miss, in a relevant
+  set it is dropped before |R| is counted (a set holding only missing entries is empty).
 * When every customer is excluded there is nothing to average: :class:`EmptyEvaluationError` is raised.
 """
 
@@ -122,8 +124,12 @@ def ranking_scores(
 ) -> RankingScores:
     """Every metric's per-customer score at ``k``; the public ``*_at_k`` functions average these."""
     hits = hit_matrix(recommended, relevant, k)
-    n_relevant = np.fromiter((len(set(items)) for items in relevant), dtype=np.int64, count=len(relevant))
-    return _scores_from_hits(hits, n_relevant, k)
+    return _scores_from_hits(hits, _n_relevant(relevant), k)
+
+
+def _n_relevant(relevant: Sequence[Collection[Hashable]]) -> np.ndarray:
+    return np.fromiter((len({i for i in items if not _is_missing(i)}) for items in relevant), dtype=np.int64,
+                       count=len(relevant))
 
 
 def _scores_from_hits(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> RankingScores:
@@ -205,7 +211,7 @@ def evaluate_rankings(
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; expected a subset of {METRICS}")
     hits = hit_matrix(recommended, relevant, ks[-1])
-    n_relevant = np.fromiter((len(set(items)) for items in relevant), dtype=np.int64, count=len(relevant))
+    n_relevant = _n_relevant(relevant)
     result: dict[str, float] = {}
     for k in ks:
         scores = _scores_from_hits(hits, n_relevant, k)
@@ -221,6 +227,11 @@ def _as_list(items: Sequence[Hashable], position: int) -> list[Hashable]:
     if isinstance(items, str | bytes):
         raise TypeError(f"recommended[{position}] is a string, expected a sequence of item ids")
     return list(items)
+
+
+def _is_missing(item: Hashable) -> bool:
+    # Only a scalar can be missing: pd.isna of a tuple id would answer element by element.
+    return pd.api.types.is_scalar(item) and bool(pd.isna(item))
 
 
 def _check_aligned(recommended: Sequence, relevant: Sequence) -> None:

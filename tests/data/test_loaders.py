@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from recsys.data import schema
-from recsys.data.loaders import TransactionSchemaError, load_transactions, validate_transactions
+from recsys.data.loaders import TransactionSchemaError, as_id_strings, load_transactions, validate_transactions
 
 
 def _frame(**overrides) -> pd.DataFrame:
@@ -40,6 +40,12 @@ def test_integral_float_ids_lose_the_decimal_and_blank_customer_is_null():
     assert out[schema.ORDER_ID].tolist() == ["1001", "1001", "1002", "1003"]
     blank = validate_transactions(_frame(customer_id=["", " ", "1", None]), source="toy")
     assert blank[schema.CUSTOMER_ID].isna().tolist() == [True, True, False, True]
+
+
+def test_float_ids_are_converted_one_by_one():
+    # One fractional id leaves the whole ones alone; missing stays missing.
+    out = as_id_strings(pd.Series([17850.0, 12.5, np.nan, -3.0]))
+    assert out.tolist() == ["17850", "12.5", pd.NA, "-3"]
 
 
 def test_time_zones_become_naive_utc_and_mixed_formats_parse():

@@ -116,3 +116,19 @@ def test_intra_list_diversity_errors():
         intra_list_diversity_at_k([["a", "zz"]], matrix, index, 2)
     with pytest.raises(EmptyEvaluationError):
         intra_list_diversity_at_k([["a"], ["b", "b"]], matrix, index, 2)
+
+
+@pytest.mark.parametrize("missing", [None, np.nan])
+def test_a_missing_entry_takes_a_slot_but_is_no_item(missing):
+    assert catalog_coverage_at_k([["a", missing]], 1, 2) == 1.0
+    assert catalog_coverage_at_k([["a", missing, "b"]], 2, 2) == pytest.approx(1 / 2)
+    assert novelty_at_k([["a", missing]], {"a": 0.5}, 2) == pytest.approx(1.0)
+    matrix, index = _item_customer_matrix()
+    assert intra_list_diversity_at_k([["a", missing, "b"]], matrix, index, 3) == pytest.approx(1 - 1 / math.sqrt(3))
+
+
+def test_novelty_nan_probability_is_unknown():
+    p = {"a": 0.5, "b": float("nan")}
+    with pytest.raises(ValueError, match="no popularity"):
+        novelty_at_k([["a", "b"]], p, 2)
+    assert novelty_at_k([["a", "b"]], p, 2, unknown="skip") == pytest.approx(1.0)

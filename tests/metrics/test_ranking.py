@@ -217,3 +217,15 @@ def test_pinned_against_recommenders_python_evaluation():
     result = evaluate_rankings(rec, rel, ks=(5, 10, 20), metrics=("precision", "recall", "ndcg", "map"))
     for key, value in pinned.items():
         assert result[key] == pytest.approx(value, abs=5e-7), key
+
+
+@pytest.mark.parametrize("missing", [None, np.nan])
+def test_a_missing_entry_is_not_a_relevant_item(missing):
+    assert recall_at_k([["a"]], [{"a", missing}], 1) == 1.0
+    # |R| = 1: IDCG is one hit at rank 1, and MAP divides by min(2, 1)
+    assert ndcg_at_k([["x", "a"]], [{"a", missing}], 2) == pytest.approx(1 / LOG2_3)
+    assert map_at_k([["x", "a"]], [{"a", missing}], 2) == pytest.approx(0.5)
+    # A set holding only a missing entry is empty: that customer is excluded, not scored 0
+    scores = ranking_scores([["a"], ["a"]], [{"a"}, {missing}], 1)
+    assert (scores.n_excluded, scores.mean("precision")) == (1, 1.0)
+    assert evaluate_rankings([["a"], ["a"]], [{"a"}, {missing}], ks=(1,))["n_excluded"] == 1
