@@ -15,7 +15,7 @@ import ssl
 from collections import deque
 from collections.abc import Awaitable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import hiredis
 import redis
@@ -42,12 +42,52 @@ async def reporting_unavailable(awaitable: Awaitable[Any], url: str) -> Any:
 
 
 def without_password(url: str) -> str:
+    """``url`` as clients may see it: scheme, host, port and path only. The user info and the query
+    string go, since redis-py takes a password from either (``?password=...``)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
+_CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+# The TLS options of redis-py's SSLConnection that this client honours; OCSP checks are not among them.
+_TLS_OPTIONS = {"ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_include_verify_flags", "ssl_exclude_verify_flags",
+                "ssl_ca_certs", "ssl_ca_data", "ssl_check_hostname", "ssl_ca_path", "ssl_password",
+                "ssl_min_version", "ssl_ciphers"}
+
+
+def _check_tls_options(options: dict[str, Any]) -> None:
+    # redis-py rejects an unknown connection argument too; a misspelt one must not weaken verification
+    unknown = sorted(name for name in options if name.startswith("ssl_") and name not in _TLS_OPTIONS)
+    if unknown:
+        raise ValueError(f"unsupported TLS option(s) in the Redis URL: {', '.join(unknown)}")
+    cert_reqs = options.get("ssl_cert_reqs", "required")
+    if isinstance(cert_reqs, str) and cert_reqs not in _CERT_REQS:
+        raise ValueError(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}, not {cert_reqs!r}")
+
+
+def _ssl_context(options: dict[str, Any]) -> ssl.SSLContext:
+    """The context redis-py's ``SSLConnection`` builds from the same options, so that the serving client
+    and the publishing one accept the same servers."""
+    cert_reqs = options.get("ssl_cert_reqs", "required")
+    verify_mode = ssl.CERT_NONE if cert_reqs is None else _CERT_REQS.get(cert_reqs, cert_reqs)
+    context = ssl.create_default_context()
+    context.check_hostname = bool(options.get("ssl_check_hostname", True)) and verify_mode != ssl.CERT_NONE
+    context.verify_mode = verify_mode
+    for flag in options.get("ssl_include_verify_flags") or ():
+        context.verify_flags |= flag
+    for flag in options.get("ssl_exclude_verify_flags") or ():
+        context.verify_flags &= ~flag
+    if options.get("ssl_certfile") or options.get("ssl_keyfile"):
+        context.load_cert_chain(certfile=options.get("ssl_certfile"), keyfile=options.get("ssl_keyfile"),
+                                password=options.get("ssl_password"))
+    if any(options.get(name) is not None for name in ("ssl_ca_certs", "ssl_ca_path", "ssl_ca_data")):
+        context.load_verify_locations(cafile=options.get("ssl_ca_certs"), capath=options.get("ssl_ca_path"),
+                                      cadata=options.get("ssl_ca_data"))
+    if options.get("ssl_min_version") is not None:
+        context.minimum_version = options["ssl_min_version"]
+    if options.get("ssl_ciphers"):
+        context.set_ciphers(options["ssl_ciphers"])
+    return context
 
 
 class _Protocol(asyncio.Protocol):
@@ -103,7 +143,9 @@ class _Protocol(asyncio.Protocol):
             if waiter.done():  # its caller timed out or was cancelled; the reply is simply dropped
                 continue
             if isinstance(reply, hiredis.ReplyError):
-                waiter.set_exception(RedisReplyError(str(reply)))
+                # a server that now wants a password (or another one) is an outage, not a bad command
+                unauthorised = str(reply).startswith(("NOAUTH", "WRONGPASS"))
+                waiter.set_exception((RedisUnavailableError if unauthorised else RedisReplyError)(str(reply)))
             else:
                 waiter.set_result(reply)
 
@@ -140,11 +182,25 @@ class _Protocol(asyncio.Protocol):
 
 
 class MultiplexedRedis:
-    """``await client.execute("HGET", key, field)`` over one shared connection, reconnecting on demand."""
+    """``await client.execute("HGET", key, field)`` over one shared connection, reconnecting on demand.
 
-    def __init__(self, url: str, timeout_seconds: float = 2.0) -> None:
+    The command timeout is ``timeout_seconds`` if given, else the URL's ``socket_timeout``, else 2 s;
+    connecting may take the URL's ``socket_connect_timeout`` instead, as with redis-py."""
+
+    def __init__(self, url: str, timeout_seconds: float | None = None) -> None:
         self._options: dict[str, Any] = parse_url(url)
+        options = self._options
+        self._tls = options.get("connection_class") is SSLConnection
+        if self._tls:
+            _check_tls_options(options)
+        if timeout_seconds is None:
+            timeout_seconds = options.get("socket_timeout") or 2.0
         self.timeout_seconds = timeout_seconds
+        self.connect_timeout_seconds = options.get("socket_connect_timeout") or self.timeout_seconds
+        if options.get("connection_class") is UnixDomainSocketConnection:
+            self._address = options.get("path", "")
+        else:
+            self._address = f"{options.get('host', 'localhost')}:{options.get('port', 6379)}"
         self._protocol: _Protocol | None = None
         self._lock = asyncio.Lock()
 
@@ -155,18 +211,27 @@ class MultiplexedRedis:
             _, protocol = await loop.create_unix_connection(lambda: _Protocol(self.timeout_seconds),
                                                             options["path"])
         else:
-            tls = ssl.create_default_context() if options.get("connection_class") is SSLConnection else None
             _, protocol = await loop.create_connection(lambda: _Protocol(self.timeout_seconds),
                                                        options.get("host", "localhost"),
-                                                       int(options.get("port", 6379)), ssl=tls)
+                                                       int(options.get("port", 6379)),
+                                                       ssl=_ssl_context(options) if self._tls else None)
         setup = []
         if options.get("password"):
             auth = [options["username"], options["password"]] if options.get("username") else [options["password"]]
             setup.append(("AUTH", *auth))
         if int(options.get("db", 0)):
             setup.append(("SELECT", str(options["db"])))
-        for command in setup:
-            await protocol.send(hiredis.pack_command(command), loop)
+        try:
+            for command in setup:
+                try:
+                    await protocol.send(hiredis.pack_command(command), loop)
+                except (RedisReplyError, RedisUnavailableError) as exc:
+                    # a rotated password or a missing database is an outage to the caller, not a bug;
+                    # the message names the command only, since AUTH's arguments hold the password
+                    raise RedisUnavailableError(f"Redis at {self._address}: {command[0]} failed: {exc}") from exc
+        except BaseException:
+            protocol.close()  # otherwise every retry leaves a half-open connection behind
+            raise
         return protocol
 
     async def _protocol_ready(self) -> _Protocol:
@@ -176,9 +241,14 @@ class MultiplexedRedis:
         async with self._lock:
             if self._protocol is None or self._protocol.closed:
                 try:
-                    self._protocol = await asyncio.wait_for(self._connect(), self.timeout_seconds)
-                except (OSError, TimeoutError) as exc:
-                    raise RedisUnavailableError(f"cannot connect to Redis: {exc}") from exc
+                    self._protocol = await asyncio.wait_for(self._connect(), self.connect_timeout_seconds)
+                except RedisUnavailableError:
+                    raise  # a refused AUTH or SELECT, already saying so
+                except TimeoutError as exc:
+                    raise RedisUnavailableError(f"cannot connect to Redis at {self._address} "
+                                                f"within {self.connect_timeout_seconds} s") from exc
+                except OSError as exc:
+                    raise RedisUnavailableError(f"cannot connect to Redis at {self._address}: {exc}") from exc
             return self._protocol
 
     async def execute(self, *args: str | bytes | int | float) -> Any:
