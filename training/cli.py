@@ -16,7 +16,7 @@ from recsys.data import CleaningRules
 from training.models_cli import app as models_app
 from training.offers_cli import app as offers_app
 from training.settings import get_settings
-from training.sources import FORMATS, DataSource
+from training.sources import FORMATS, SYNTHETIC_MIN_ITEMS, DataSource
 
 app = typer.Typer(help="Recommendations and customer intelligence for e-commerce.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -53,16 +53,16 @@ DataOpt = Annotated[str, typer.Option("--data", help="CSV/Parquet transactions f
 FormatOpt = Annotated[str, typer.Option("--format", help="canonical (documented schema) or online-retail",
                                         callback=known_format)]
 CustomersOpt = Annotated[int, typer.Option("--customers", min=1, help="Synthetic customers (with --data synthetic)")]
-ItemsOpt = Annotated[int, typer.Option("--items", min=1, help="Synthetic items (with --data synthetic)")]
+ItemsOpt = Annotated[int, typer.Option("--items", min=SYNTHETIC_MIN_ITEMS,
+                                       help="Synthetic items (with --data synthetic)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the synthetic generator")]
 CatalogueOpt = Annotated[Path | None, typer.Option(help="Offer catalogue YAML (default RECSYS_OFFER_CATALOGUE)")]
 
 
 def _store():
-    from feature_store import open_store
+    from training.store import open_checked_store
 
-    settings = get_settings()
-    return open_store(settings.store_url, prefix=settings.store_prefix, retain=settings.snapshots_retained)
+    return open_checked_store(get_settings())
 
 
 @app.command()

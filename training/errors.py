@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def input_errors() -> tuple[type[Exception], ...]:
     """Error types a command reports in one line: a missing or malformed file, a bad catalogue, data too
-    thin to fit, an unknown model version, an unreachable store. Imported when asked for: they pull in
+    thin to fit, an unknown model version, an unreachable or misconfigured store, invalid ``RECSYS_*``
+    settings, a deleted MLflow experiment. Imported when asked for: they pull in
     the models, and a plain ``recsys --help`` should not wait for those."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -19,8 +20,10 @@ def input_errors() -> tuple[type[Exception], ...]:
     from recsys.offers import CatalogueError
     from training.pipeline import NoTransactionsError
     from training.publish_customers import CustomerPublishError
-    from training.tracking import UnknownModelVersionError
+    from training.settings import SettingsError
+    from training.tracking import DeletedExperimentError, UnknownModelVersionError
 
     return (FileNotFoundError, TransactionSchemaError, CdnowFormatError, CatalogueError, ModelFitError,
             ChurnDataError, EmptyEvaluationError, SplitError, CustomerPublishError, StoreError,
-            RedisConnectionError, NoTransactionsError, UnknownModelVersionError)
+            RedisConnectionError, NoTransactionsError, UnknownModelVersionError, SettingsError,
+            DeletedExperimentError)

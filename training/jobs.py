@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from feature_store import Manifest, open_store
+from feature_store import Manifest
 from recsys.customers.clusters import CustomerClusters
 from recsys.data import schema
 from recsys.records import CustomerProfile
@@ -27,6 +27,7 @@ from training.publish import PublishOptions, SnapshotPart, publish_bundle
 from training.publish_customers import customer_snapshot_part
 from training.publish_offers import offer_catalogue_part_from_file
 from training.settings import TrainingSettings
+from training.store import check_store, open_checked_store
 
 CUSTOMER_PART_ARTIFACT = "snapshot_part"
 CUSTOMER_RUN_TAG = "customer_intelligence_run_id"
@@ -43,11 +44,12 @@ def run_all(config: TrainConfig, settings: TrainingSettings, reporter: Reporter 
             customers: bool = True, publish: bool = True, catalogue: Path | None = None,
             run_name: str = "train") -> JobResult:
     reporter = reporter or Reporter()
-    # Validate the catalogue before hours of training, not after.
+    # Validate the catalogue and reach the store before hours of training, not after.
     offers_part = offer_catalogue_part_from_file(catalogue or settings.offer_catalogue) if publish else None
+    if publish:
+        check_store(settings)
     cleaned = load_and_clean(config, reporter)
-    # the serving alias moves only with a publish: an alias on a version nobody serves would mislead
-    train = run_training(config, settings, reporter, run_name=run_name, cleaned=cleaned, promote=publish)
+    train = run_training(config, settings, reporter, run_name=run_name, cleaned=cleaned)
     intelligence = None
     if customers:
         with reporter.step("Customer intelligence: segments, clusters, churn, lifetime value"):
@@ -62,13 +64,18 @@ def run_all(config: TrainConfig, settings: TrainingSettings, reporter: Reporter 
         if intelligence is not None:
             parts.insert(0, customer_snapshot_part(intelligence.profiles, intelligence.segments,
                                                    intelligence.clusters, info=customer_info(intelligence)))
-        manifest = publish_snapshot(train.bundle, model_info(train.registered), settings, reporter, parts)
+        served = replace(train.registered, alias=settings.model_alias)
+        manifest = publish_snapshot(train.bundle, model_info(served), settings, reporter, parts)
+        # the serving alias moves only once the version is served: an alias on a version nobody serves
+        # (a publish that failed) would mislead
+        tracking.set_alias(settings.registered_model, settings.model_alias, served.version)
+        train = replace(train, registered=served)
     return JobResult(train, intelligence, manifest)
 
 
 def publish_snapshot(bundle, model: dict[str, Any], settings: TrainingSettings, reporter: Reporter,
             parts: list[SnapshotPart]) -> Manifest:
-    store = open_store(settings.store_url, prefix=settings.store_prefix, retain=settings.snapshots_retained)
+    store = open_checked_store(settings)
     try:
         return publish_bundle(bundle, store, model, PublishOptions(top_n=settings.publish_top_n), reporter,
                               parts=parts)
@@ -77,15 +84,19 @@ def publish_snapshot(bundle, model: dict[str, Any], settings: TrainingSettings, 
 
 
 def publish_registered(alias_or_version: str, catalogue: Path, settings: TrainingSettings,
-                       reporter: Reporter) -> Manifest:
+                       reporter: Reporter, *, as_alias: str | None = None) -> Manifest:
     """Publish a registered version (by alias or number) with its run's customer part and ``catalogue``
-    as the new current snapshot."""
+    as the new current snapshot. ``as_alias`` is the alias the snapshot names, for a version about to
+    take it once published."""
     from training.bundle import ModelBundle
     from training.pipeline import BUNDLE_ARTIFACT
 
     parts = [offer_catalogue_part_from_file(catalogue)]
+    check_store(settings)  # before the bundle is downloaded and scored
     tracking.configure_tracking(settings)
     registered = tracking.resolve_version(settings.registered_model, alias_or_version)
+    if as_alias is not None:
+        registered = replace(registered, alias=as_alias)
     with tempfile.TemporaryDirectory() as tmp, reporter.step(f"Loading model version {registered.version}"):
         folder = tracking.download_run_artifacts(registered.run_id, BUNDLE_ARTIFACT, Path(tmp))
         bundle = ModelBundle.load(folder)

@@ -54,11 +54,15 @@ def promote_command(
     alias = alias or settings.model_alias
     if not version.isdigit():
         raise tracking.UnknownModelVersionError(f"give a version number to promote, got {version!r}")
-    previous = tracking.set_alias(settings.registered_model, alias, version)
-    console.print(f"@{alias}: {previous or 'unset'} -> version {version}", highlight=False)
+    manifest = None
     if publish and alias == settings.model_alias:
         from training.jobs import publish_registered
         from training.progress import RichReporter
 
-        manifest = publish_registered(alias, catalogue or settings.offer_catalogue, settings, RichReporter())
+        # published first: if the catalogue or the store fails, the alias stays on what is served
+        manifest = publish_registered(version, catalogue or settings.offer_catalogue, settings, RichReporter(),
+                                      as_alias=alias)
+    previous = tracking.set_alias(settings.registered_model, alias, version)
+    console.print(f"@{alias}: {previous or 'unset'} -> version {version}", highlight=False)
+    if manifest is not None:
         console.print(f"Published snapshot [bold]{manifest.snapshot_id}[/bold] {manifest.counts}")

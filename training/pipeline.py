@@ -94,9 +94,9 @@ def load_and_clean(config: TrainConfig, reporter: Reporter | None = None) -> Cle
 
 
 def run_training(config: TrainConfig, settings: TrainingSettings, reporter: Reporter | None = None,
-                 run_name: str = "train", cleaned: CleaningResult | None = None, promote: bool = True) -> TrainResult:
-    """The recommendation job; ``cleaned`` skips loading when the caller already has the data. With
-    ``promote`` the new version takes the serving alias; without, it is registered with no alias."""
+                 run_name: str = "train", cleaned: CleaningResult | None = None) -> TrainResult:
+    """The recommendation job; ``cleaned`` skips loading when the caller already has the data. The new
+    version is registered with no alias: the serving alias moves when a publish has served it."""
     reporter = reporter or Reporter()
     with tracking.training_run(settings, run_name, tags={"job": "train"}) as run:
         tracking.log_params({"data": config.source.describe(), "cleaning": _rules_params(config.cleaning),
@@ -134,8 +134,7 @@ def run_training(config: TrainConfig, settings: TrainingSettings, reporter: Repo
             folder = bundle.save(Path(tmp) / BUNDLE_ARTIFACT)
             tracking.log_artifacts(folder, BUNDLE_ARTIFACT)
             registered = tracking.register_bundle(run.info.run_id, BUNDLE_ARTIFACT, settings.registered_model,
-                                                  settings.model_alias if promote else None,
-                                                  description="Recommendation bundle: models, id maps, catalogue")
+                                                  None, description="Recommendation bundle: models, id maps, catalogue")
         mlflow.set_tag("registered_version", registered.version)
         return TrainResult(bundle, run.info.run_id, registered, metrics, summary)
 

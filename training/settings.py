@@ -5,12 +5,19 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "RECSYS_"
+NESTED_DELIMITER = "__"
+
+
+class SettingsError(ValueError):
+    """``RECSYS_*`` variables that do not validate; the message names each variable on its own line."""
 
 
 class TrainingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECSYS_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED_DELIMITER, extra="ignore")
 
     store_url: str | None = Field(
         default=None, description="redis://host:port/db or sqlite:///file; default var/feature_store.sqlite"
@@ -34,4 +41,14 @@ class TrainingSettings(BaseSettings):
 
 @lru_cache
 def get_settings() -> TrainingSettings:
-    return TrainingSettings()
+    try:
+        return TrainingSettings()
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """One line per invalid setting, named as the user set it: the environment variable, not the field."""
+    lines = [f"{ENV_PREFIX}{NESTED_DELIMITER.join(map(str, error['loc'])).upper()}: {error['msg']} "
+             f"(got {error['input']!r})" for error in exc.errors()]
+    return "invalid settings:\n  " + "\n  ".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import pandas as pd
 from recsys.data import generate_transactions, load_online_retail, load_transactions
 
 FORMATS = ("canonical", "online-retail")
+#: the fewest items the generator accepts: it gives each of its categories (as many as its default
+#: ``n_categories``, which load_source keeps) at least one item
+SYNTHETIC_MIN_ITEMS: int = inspect.signature(generate_transactions).parameters["n_categories"].default
 
 
 @dataclass(frozen=True)

@@ -56,8 +56,14 @@ def _users(name: str) -> str | None:
     return value
 
 
+class DeletedExperimentError(LookupError):
+    """The MLflow experiment runs should go to is deleted: MLflow refuses runs in it and keeps its name."""
+
+
 def ensure_experiment(name: str, settings: TrainingSettings) -> str:
     experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None and experiment.lifecycle_stage == "deleted":
+        raise DeletedExperimentError(_deleted_message(name, experiment.experiment_id))
     if experiment is not None:
         return experiment.experiment_id
     uri = mlflow.get_tracking_uri()
@@ -66,6 +72,13 @@ def ensure_experiment(name: str, settings: TrainingSettings) -> str:
         # Keep artifacts beside the embedded database instead of a ./mlruns in whatever cwd.
         artifact_location = (settings.var_dir / "mlartifacts").resolve().as_uri()
     return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+def _deleted_message(name: str, experiment_id: str) -> str:
+    # the embedded database is not in the user's environment: the restore command must name it
+    uri = "" if _users("MLFLOW_TRACKING_URI") else f"MLFLOW_TRACKING_URI={mlflow.get_tracking_uri()} "
+    return (f"MLflow experiment {name!r} (id {experiment_id}) is deleted: restore it with "
+            f"`{uri}mlflow experiments restore --experiment-id {experiment_id}` or choose another experiment name")
 
 
 @contextmanager

@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from experiments.cli import app
-from feature_store import open_store
+from experiments.cli import app, main
+from feature_store import StoreUnavailableError, open_store
+from tests.conftest import redis_url
 from training.settings import get_settings
+from training.sources import SYNTHETIC_MIN_ITEMS
+from training.store import StoreSetupError
 
 pytestmark = pytest.mark.slow
 
@@ -97,3 +100,85 @@ def test_models_list_and_promote_by_alias(env):
 
     missing = runner.invoke(app, ["models", "promote", "9"])
     assert "has no version or alias '9'; versions 1, 2, 3" in str(missing.exception)
+
+
+def _champion(env) -> str | None:
+    from mlflow.tracking import MlflowClient
+
+    from training import tracking
+
+    tracking.configure_tracking(get_settings())
+    version = MlflowClient().get_registered_model("recsys-recommender").aliases.get("champion")
+    return None if version is None else str(version)
+
+
+def test_a_failing_publish_leaves_the_serving_alias_where_it_was(env, tmp_path, monkeypatch):
+    runner = CliRunner()
+    first = runner.invoke(app, ["train", "--customers", "300", "--items", "60", "--no-customers-job"])
+    assert first.exit_code == 0, first.output
+
+    def store_down(*args, **kwargs):
+        raise StoreUnavailableError("the store went away")
+
+    with monkeypatch.context() as patched:  # the store answers the check before training, then fails
+        patched.setattr("training.jobs.publish_bundle", store_down)
+        second = runner.invoke(app, ["train", "--customers", "300", "--items", "60", "--no-customers-job"])
+    assert isinstance(second.exception, StoreUnavailableError)
+    assert _champion(env) == "1"
+
+    bad = tmp_path / "offers.yaml"
+    bad.write_text("offers:\n  - id: x\n    name: X\n    type: teleport\n")
+    refused = runner.invoke(app, ["models", "promote", "2", "--catalogue", str(bad)])
+    assert refused.exit_code != 0 and _champion(env) == "1"
+    monkeypatch.setenv("RECSYS_STORE_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    get_settings.cache_clear()
+    unreachable = runner.invoke(app, ["models", "promote", "2"])
+    assert isinstance(unreachable.exception, StoreSetupError) and _champion(env) == "1"
+
+
+def _exit_and_error(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """Run the console command as `recsys ARGS`; its exit status and what it wrote to stderr."""
+    monkeypatch.setattr("sys.argv", ["recsys", *args])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    return stopped.value.code, capsys.readouterr().err
+
+
+def test_a_store_url_of_no_known_kind_is_refused_before_training(env, monkeypatch, capsys):
+    monkeypatch.setenv("RECSYS_STORE_URL", "postgres://x")
+    get_settings.cache_clear()
+    monkeypatch.setattr("training.jobs.load_and_clean", lambda *a, **k: pytest.fail("trained before the check"))
+    code, err = _exit_and_error(monkeypatch, capsys, "train", "--customers", "300", "--items", "60")
+    assert code == 2 and err.startswith("error: RECSYS_STORE_URL: unsupported online store URL 'postgres://x'")
+
+
+def test_a_store_that_refuses_the_database_ends_in_one_line(env, redis_prefix, monkeypatch, capsys):
+    monkeypatch.setenv("RECSYS_STORE_URL", redis_url().rsplit("/", 1)[0] + "/99")  # Redis has 16 databases
+    monkeypatch.setenv("RECSYS_STORE_PREFIX", redis_prefix)
+    get_settings.cache_clear()
+    code, err = _exit_and_error(monkeypatch, capsys, "snapshots", "list")
+    assert code == 2 and err.startswith("error: online store ") and "/99" in err and "out of range" in err
+
+
+def test_invalid_settings_name_each_variable_on_its_own_line(env, monkeypatch, capsys):
+    monkeypatch.setenv("RECSYS_PUBLISH_TOP_N", "0")
+    monkeypatch.setenv("RECSYS_SNAPSHOTS_RETAINED", "many")
+    get_settings.cache_clear()
+    code, err = _exit_and_error(monkeypatch, capsys, "snapshots", "list")
+    lines = err.splitlines()
+    assert code == 2 and lines[0] == "error: invalid settings:" and "Traceback" not in err
+    assert sorted(line.split(":")[0].strip() for line in lines[1:]) == ["RECSYS_PUBLISH_TOP_N",
+                                                                       "RECSYS_SNAPSHOTS_RETAINED"]
+
+
+@pytest.mark.parametrize("command", ["train", "demo", "generate"])
+def test_items_below_the_generators_minimum_are_refused_as_an_option(command, env):
+    args = [command, *([str(env / "out.csv")] if command == "generate" else [])]
+    result = CliRunner().invoke(app, [*args, "--items", str(SYNTHETIC_MIN_ITEMS - 1)])
+    assert result.exit_code == 2 and "--items" in result.output
+
+
+def test_the_generators_minimum_number_of_items_is_accepted(env):
+    result = CliRunner().invoke(app, ["generate", str(env / "out.csv"), "--customers", "20",
+                                      "--items", str(SYNTHETIC_MIN_ITEMS)])
+    assert result.exit_code == 0, result.output
