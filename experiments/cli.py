@@ -79,6 +79,7 @@ def _input_errors() -> tuple[type[Exception], ...]:
     from experiments.ab.assignment import DesignError
     from experiments.ab.report import ABDataError
     from experiments.config import ConfigError
+    from experiments.outputs import OutputError
     from training.errors import input_errors
 
-    return (*input_errors(), ConfigError, ABDataError, DesignError)
+    return (*input_errors(), ConfigError, ABDataError, DesignError, OutputError)

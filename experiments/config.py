@@ -69,6 +69,14 @@ class CleaningConfig(_Strict):
     drop_non_positive_price: bool | None = None
     non_product_items: list[str] | None = None
 
+    @field_validator("drop_missing_customer")
+    @classmethod
+    def _keep_dropping_missing_customers(cls, value: bool | None) -> bool | None:
+        if value is False:
+            raise ValueError("cannot be false: every model and split needs a customer for each row, so rows "
+                             "without one must be dropped (leave the field out or set it to true)")
+        return value
+
     def rules(self) -> CleaningRules:
         given = {key: value for key, value in self.model_dump().items() if value is not None}
         if "non_product_items" in given:
@@ -367,7 +375,7 @@ def load_config(path: str | Path, data: str | Path | None = None, data_format: s
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_Loader)  # a SafeLoader
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except yaml.YAMLError as exc:
@@ -388,6 +396,21 @@ def load_config(path: str | Path, data: str | Path | None = None, data_format: s
         raise ConfigError(f"{path}: {len(rejected)} invalid field(s):\n{lines}")
     data_path = config.data.path if config.data.path.is_absolute() else (path.parent / config.data.path)
     return config.model_copy(update={"data": config.data.model_copy(update={"path": data_path.resolve()})})
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, except that an impossible date (2023-02-30) is a YAMLError naming its
+    line, not a bare ValueError from ``datetime``."""
+
+    def construct_yaml_timestamp(self, node: yaml.Node) -> date | datetime:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a valid date or time "
+                                                    f"({exc})", node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -30,6 +30,7 @@ import pandas as pd
 from experiments import plots
 from experiments.config import ExperimentConfig, ModelConfig, parse_metric
 from experiments.folds import make_folds
+from experiments.outputs import prepare_output_folder
 from recsys.data import clean_transactions
 from recsys.evaluation import Fold, evaluate
 from recsys.models.base import Recommender
@@ -77,6 +78,8 @@ class ExperimentResult:
 def run_experiment(config: ExperimentConfig, settings: TrainingSettings, report: Reporter = lambda _: None,
                    config_text: str | None = None, output_dir: Path | None = None) -> ExperimentResult:
     """Run ``config`` end to end under one MLflow parent run and return its table and RESULT lines."""
+    if output_dir is not None:
+        prepare_output_folder(output_dir)
     _seed_everything(config.seed)
     report(f"Loading {config.data.path} ({config.data.format})")
     raw = load_source(DataSource(path=str(config.data.path), format=config.data.format))

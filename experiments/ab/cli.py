@@ -44,8 +44,11 @@ def analyze_command(
     over arms), CUPED where a covariate is given, and a sample ratio mismatch check against --weights.
     The report is logged as an MLflow run (parameters, one metric per figure, report.json)."""
     from experiments.ab.report import analyze, require_columns
+    from experiments.outputs import prepare_output_file
     from recsys.data.loaders import read_column_names, read_columns
 
+    if output is not None:
+        prepare_output_file(output)
     metric = metric or []
     covariates = _pairs(covariate or [], "--covariate", str)
     ratios = _pairs(ratio or [], "--ratio", _ratio_columns, "NAME=NUMERATOR/DENOMINATOR")
@@ -125,8 +128,10 @@ def exposures_command(
     """Write each unit's first exposure to EXPERIMENT, as the service logged it."""
     from experiments.ab.assignment import EXPOSURE_FIELDS, EXPOSURES_STREAM
     from experiments.ab.report import ABDataError
+    from experiments.outputs import prepare_output_file
     from training.event_logs import read_event_log, service_limits_store
 
+    prepare_output_file(output)
     url, prefix = service_limits_store(limits_url, prefix)
     log = read_event_log(url, prefix, EXPOSURES_STREAM)
     if log.empty:
@@ -167,14 +172,18 @@ def outcomes_command(
     pre_days: Annotated[int, typer.Option(help="Days before it, for the CUPED covariates")] = 28,
 ) -> None:
     """Orders, revenue and conversion of every exposed customer after exposure (zeros for non-buyers),
-    and the same before it; customers whose window is not over yet are left out and counted."""
+    and the same before it; customers whose window is not over yet are left out and counted, and so are
+    those who never bought anything (none buying at all is an error: the ids must differ)."""
     from experiments.ab.outcomes import EXPOSURE_COLUMNS, unit_outcomes
     from experiments.ab.report import ABDataError, require_columns
+    from experiments.outputs import prepare_output_file
     from recsys.data import clean_transactions
     from recsys.data.loaders import read_column_names, read_columns
     from training.sources import DataSource, load_source
 
+    prepare_output_file(output)
     require_columns(read_column_names(exposures), EXPOSURE_COLUMNS, str(exposures))
+    # text as written: unit_outcomes reads a column of floats (17850.0) as the loaders read customer ids
     exposed = read_columns(exposures, EXPOSURE_COLUMNS, text_columns=EXPOSURE_COLUMNS)
     cleaned = clean_transactions(load_source(DataSource(str(transactions), data_format)))
     console.print(f"cleaning: {cleaned.report}", highlight=False, soft_wrap=True)
@@ -185,7 +194,8 @@ def outcomes_command(
     console.print(f"{len(result.frame)} units written to {output}; left out: {result.ends_after_data} whose "
                   f"{days}-day window runs past the last transaction ({result.data_end}), "
                   f"{result.starts_before_data} whose {pre_days} days before exposure start before the first "
-                  f"({result.data_start})", highlight=False, soft_wrap=True)
+                  f"({result.data_start}); {result.never_bought} of the {len(exposed)} exposed units bought nothing "
+                  "in the transactions at all", highlight=False, soft_wrap=True)
 
 
 def _log_to_mlflow(report, params: dict, experiment: str, run_name: str) -> str:

@@ -4,7 +4,9 @@ Each exposed customer's orders and revenue are counted in the ``days`` from thei
 the same over the ``pre_days`` before it (the CUPED covariate). A customer who bought nothing keeps
 zeros: leaving non-buyers out would compare buyers with buyers and hide any effect on conversion.
 A customer whose window runs past the end of the transactions, or whose ``pre_days`` start before their
-beginning, would be counted short, so they are left out and counted in the result.
+beginning, would be counted short, so they are left out and counted in the result. Units that never
+bought anything are counted too; when none of them is a customer of the transactions, the ids of the two
+files are written differently, and the outcomes are refused rather than reported as all zeros.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class UnitOutcomes:
     data_end: pd.Timestamp  # the last transaction: windows must end before it
     ends_after_data: int  # exposed units left out because their window runs past data_end
     starts_before_data: int  # ... because their pre-exposure window starts before data_start
+    never_bought: int  # exposed units (left out or not) with no purchase anywhere in the transactions
 
 
 def unit_outcomes(exposures: pd.DataFrame, transactions: pd.DataFrame, *, days: int, pre_days: int,
@@ -40,8 +43,8 @@ def unit_outcomes(exposures: pd.DataFrame, transactions: pd.DataFrame, *, days: 
         raise ABDataError(f"days must be >= 1 and pre_days >= 0, got days={days}, pre_days={pre_days}")
     require_columns(list(exposures.columns), EXPOSURE_COLUMNS, source)
     units = exposures[list(EXPOSURE_COLUMNS)].copy()
-    # the ids the transaction loaders give customers: a unit read as 17850.0 is customer "17850"
-    units["unit_id"] = as_id_strings(units["unit_id"])
+    customers = pd.Index(transactions[schema.CUSTOMER_ID].dropna().unique())
+    units["unit_id"] = _unit_ids(units["unit_id"], customers)
     empty = units["unit_id"].isna().to_numpy()
     if empty.any():
         raise ABDataError(f"{source}: column 'unit_id' is empty on rows {data_rows(empty)}")
@@ -56,6 +59,11 @@ def unit_outcomes(exposures: pd.DataFrame, transactions: pd.DataFrame, *, days: 
         raise ABDataError(f"{source}: column 'exposed_at' is not an ISO 8601 time at rows {data_rows(bad)}, "
                           f"e.g. {units['exposed_at'].iloc[int(np.argmax(bad))]!r}")
     units["exposed_at"] = exposed.dt.tz_localize(None)  # transactions are naive UTC
+    never_bought = int((~units["unit_id"].isin(customers)).sum())
+    if len(units) and never_bought == len(units):
+        raise ABDataError(f"{source}: none of the {len(units)} exposed units is a customer of the transactions "
+                          f"(units {units['unit_id'].head(3).tolist()}, customers {customers[:3].tolist()}): the "
+                          "two files most likely write the same customers' ids differently")
     data_start, data_end = transactions[schema.TIMESTAMP].min(), transactions[schema.TIMESTAMP].max()
     ends_after = (units["exposed_at"] + pd.Timedelta(days=days) > data_end).to_numpy()
     starts_before = (units["exposed_at"] - pd.Timedelta(days=pre_days) < data_start).to_numpy() & ~ends_after
@@ -72,4 +80,30 @@ def unit_outcomes(exposures: pd.DataFrame, transactions: pd.DataFrame, *, days: 
         units[f"{prefix}revenue"] = units["unit_id"].map(totals["revenue"]).fillna(0.0).round(2)
     units["converted"] = (units["orders"] > 0).astype("int64")
     columns = [*EXPOSURE_COLUMNS, *OUTCOME_COLUMNS]
-    return UnitOutcomes(units[columns], data_start, data_end, int(ends_after.sum()), int(starts_before.sum()))
+    return UnitOutcomes(units[columns], data_start, data_end, int(ends_after.sum()), int(starts_before.sum()),
+                        never_bought)
+
+
+def _unit_ids(values: pd.Series, customers: pd.Index) -> pd.Series:
+    """Unit ids as the transaction loaders give customer ids: a float column (read as numbers, or as the
+    text pandas writes for one, 17850.0) loses the ".0" of its whole numbers, as a Parquet source's
+    customer ids do; other ids keep their text ("0042" stays "0042")."""
+    ids = as_id_strings(values)
+    numbers = _written_as_floats(values)
+    if numbers is None:
+        return ids
+    floats = as_id_strings(numbers)
+    # a CSV source keeps "17850.0" as written: the reading that names more customers is theirs
+    return floats if floats.isin(customers).sum() >= ids.isin(customers).sum() else ids
+
+
+def _written_as_floats(values: pd.Series) -> pd.Series | None:
+    """``values`` as numbers when every one is a number and some carry a decimal point or exponent."""
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return None  # as_id_strings already reads numbers
+    text = values.astype("string").str.strip()
+    numbers = pd.to_numeric(text, errors="coerce")
+    # integers alone are text ids as written: a long one would lose digits as a float
+    if numbers.notna().sum() != text.notna().sum() or not text.str.contains(r"[.eE]", na=False).any():
+        return None
+    return numbers.astype("float64")

@@ -1,15 +1,18 @@
 """The offer catalogue marketers edit: YAML, validated in full before anything uses it.
 
 Every offer is checked on its own so that an error names the offer id and the field, e.g.
-``offer 'winback10': eligibility.churn_probability: min 0.9 is above max 0.5``. The catalogue's
-version is a hash of its validated content, so reformatting or comments do not change it and any
-change of meaning does.
+``offer 'winback10': eligibility.churn_probability: min 0.9 is above max 0.5``. A catalogue file may
+name only the customer job's segments (names or slugs): a misspelt one would silently narrow who is
+eligible. The catalogue's version is a hash of its validated content, so reformatting or comments do
+not change it and any change of meaning does.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
+from collections.abc import Collection
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
@@ -21,6 +24,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from recsys.records import slugify
+
+#: Segment of a customer whose profile has none, for priors and outcome counts.
+UNKNOWN_SEGMENT = "unknown"
 
 
 class CatalogueError(ValueError):
@@ -216,8 +222,12 @@ class Catalogue(_Strict):
         return parse_catalogue(orjson.loads(value))
 
 
-def parse_catalogue(data: Any) -> Catalogue:
-    """Validate a decoded catalogue; every problem found is reported, each naming its offer and field."""
+def parse_catalogue(data: Any, segments: Collection[str] | None = None) -> Catalogue:
+    """Validate a decoded catalogue; every problem found is reported, each naming its offer and field.
+
+    Given ``segments`` (names), every segment an offer names must be one of them, by name or slug;
+    ``segment_priors`` may also name :data:`UNKNOWN_SEGMENT`, the segment of a customer without one.
+    """
     if not isinstance(data, dict) or not isinstance(data.get("offers"), list) or not data["offers"]:
         raise CatalogueError(["the catalogue must be a mapping with a non-empty list under 'offers'"])
     unknown = set(data) - {"offers", "contact"}
@@ -241,18 +251,64 @@ def parse_catalogue(data: Any) -> Catalogue:
             offers.append(Offer.model_validate(raw))
         except ValidationError as exc:
             problems += _describe(label, "", exc)
+            continue
+        if segments is not None:
+            problems += _unknown_segments(label, offers[-1], segments)
     if problems:
         raise CatalogueError(problems)
     return Catalogue(offers=tuple(offers), contact=contact)
 
 
 def load_catalogue(path: str | Path) -> Catalogue:
+    """Read and validate the file marketers edit; its segments must be the customer job's RFM segments.
+
+    A published snapshot's catalogue is read with :meth:`Catalogue.from_bytes`, without that check: it
+    passed it when published, and a snapshot must stay readable.
+    """
+    # imported here: the customers package loads scikit-learn (about a second), which reading a published
+    # catalogue does not need
+    from recsys.customers.rfm import SEGMENTS
+
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_Loader)  # a SafeLoader
     except yaml.YAMLError as exc:
         raise CatalogueError([f"{path}: not valid YAML: {exc}"]) from exc
-    return parse_catalogue(data)
+    return parse_catalogue(data, segments=list(SEGMENTS))
+
+
+def _unknown_segments(label: str, offer: Offer, segments: Collection[str]) -> list[str]:
+    named = {"eligibility.segments": (offer.eligibility.segments or [], list(segments)),
+             "segment_priors": (list(offer.segment_priors), [*segments, UNKNOWN_SEGMENT])}
+    problems = []
+    for field, (given, valid) in named.items():
+        by_slug = {slugify(name): name for name in valid}
+        for name in given:
+            if slugify(name) not in by_slug:
+                problems.append(f"{label}: {field}: {name!r} is not a segment{_closest(name, by_slug)}; "
+                                f"valid: {', '.join(valid)} (or their slugs)")
+    return problems
+
+
+def _closest(name: str, by_slug: dict[str, str]) -> str:
+    candidates = {**{valid.lower(): valid for valid in by_slug.values()}, **by_slug}
+    close = difflib.get_close_matches(name.lower(), list(candidates), n=1)
+    return f" (did you mean {candidates[close[0]]!r}?)" if close else ""
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, except that an impossible date (2023-02-30) is a YAMLError naming its
+    line, not a bare ValueError from ``datetime``."""
+
+    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a valid date or time "
+                                                    f"({exc})", node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
 
 
 def _describe(label: str, base: str, exc: ValidationError) -> list[str]:

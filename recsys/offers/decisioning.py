@@ -17,11 +17,8 @@ from functools import lru_cache
 import numpy as np
 
 from recsys.offers.bandit import BetaPosterior, Outcomes, OutcomeTable, ThompsonDraws
-from recsys.offers.catalogue import Catalogue, Offer, OfferType
+from recsys.offers.catalogue import UNKNOWN_SEGMENT, Catalogue, Offer, OfferType
 from recsys.records import CustomerProfile, slugify
-
-#: Segment of a customer whose profile has none, for priors and outcome counts.
-UNKNOWN_SEGMENT = "unknown"
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,16 @@ def test_a_malformed_file_names_column_and_row(tmp_path, isolated_settings, monk
     assert "column 'timestamp'" in err and "rows [1]" in err and "notadate" in err
 
 
+def test_an_output_that_is_a_file_fails_before_the_run(small_config_path, tmp_path, isolated_settings, monkeypatch,
+                                                      capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    assert _run_command(monkeypatch, "experiment", "run", str(small_config_path), "--output", str(taken)) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: --output {taken} is a file")
+    assert "Loading" not in captured.out  # nothing was loaded, fitted or logged
+
+
 def test_verbose_keeps_the_traceback(tmp_path, isolated_settings, monkeypatch):
     monkeypatch.setattr("sys.argv", ["recsys", "--verbose", "train", "--data", str(tmp_path / "nowhere.csv")])
     with pytest.raises(FileNotFoundError):

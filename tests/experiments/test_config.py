@@ -49,6 +49,9 @@ def test_checked_in_configs_are_valid(name):
     ({"data": {"path": "x.csv", "format": "parquet"}}, "data.format", "canonical"),
     ({"data": {"path": "x.csv", "cleaning": {"drop_cancelations": True}}}, "data.cleaning.drop_cancelations",
      "Extra inputs"),
+    # kept, rows without a customer would stop the split with a bare error once the data were loaded
+    ({"data": {"path": "x.csv", "cleaning": {"drop_missing_customer": False}}},
+     "data.cleaning.drop_missing_customer", "needs a customer for each row"),
     ({"protocol": {"kind": "temporal", "validation_cutoff": "2011-09-09", "test_cutoff": "2011-06-09"}},
      "protocol.temporal", "must be before"),
     ({"protocol": {"kind": "stratified", "ratio": 1.5}}, "protocol.stratified.ratio", "less than 1"),
@@ -88,6 +91,18 @@ def test_missing_file_and_bad_yaml_name_the_file(tmp_path):
     bad.write_text("models: [\n")
     with pytest.raises(ConfigError, match=f"{bad}: not valid YAML"):
         load_config(bad)
+
+
+def test_an_impossible_date_is_bad_yaml_naming_file_and_line(tmp_path):
+    # YAML turns 2023-02-30 into datetime's bare ValueError, with no position
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {path: x.csv}\nprotocol:\n  kind: temporal\n  validation_cutoff: 2023-02-30\n"
+                   "  test_cutoff: 2023-06-01\nmodels: [{model: popularity}]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    message = str(caught.value)
+    assert message.startswith(f"{bad}: not valid YAML") and "'2023-02-30' is not a valid date" in message
+    assert "line 4" in message
 
 
 def test_grid_expands_lists_in_file_order_last_key_fastest():

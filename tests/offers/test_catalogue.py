@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from recsys.offers import CatalogueError, OfferType, load_catalogue, parse_catalogue
+from recsys.offers.catalogue import Catalogue
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "recsys" / "offers" / "example_catalogue.yaml"
 
@@ -107,3 +108,49 @@ def test_malformed_ids_and_contact_are_reported_not_crashed_on_or_ignored():
     text = "\n".join(problems)
     assert "offer #1 (no id): id" in text
     assert "contact" in text  # an empty list is not the default policy
+
+
+def _file_problems(tmp_path, offers: list[dict]) -> list[str]:
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump({"offers": offers}))
+    with pytest.raises(CatalogueError) as info:
+        load_catalogue(path)
+    return info.value.problems
+
+
+def test_a_misspelt_segment_in_a_file_is_refused_with_the_closest_name(tmp_path):
+    # accepted, it would match no customer and silently narrow the offer's eligibility
+    problems = _file_problems(tmp_path, [offer(id="vip", eligibility={"segments": ["Champions", "Loyl Customers"]}),
+                                         offer(id="winback", segment_priors={"at_rsk": {"redemption_rate": 0.2}})])
+    assert problems[0].startswith("offer 'vip': eligibility.segments: 'Loyl Customers' is not a segment")
+    assert "did you mean 'Loyal Customers'?" in problems[0] and "valid: Champions, Loyal Customers" in problems[0]
+    assert problems[1].startswith("offer 'winback': segment_priors: 'at_rsk'") and "'At Risk'" in problems[1]
+    assert len(problems) == 2
+
+
+def test_segments_in_a_file_are_names_or_slugs_and_priors_may_name_the_unknown_segment(tmp_path):
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump({"offers": [offer(
+        eligibility={"segments": ["Can't Lose Them", "at_risk", "new-customers"]},
+        segment_priors={"unknown": {"redemption_rate": 0.2}, "Lost": {"redemption_rate": 0.1}})]}))
+    assert load_catalogue(path)["o1"].eligibility.segments == ["Can't Lose Them", "at_risk", "new-customers"]
+    # customers without a segment get the 'unknown' prior but never match an eligibility segment
+    problems = _file_problems(tmp_path, [offer(eligibility={"segments": ["unknown"]})])
+    assert problems[0].startswith("offer 'o1': eligibility.segments: 'unknown' is not a segment")
+
+
+def test_a_published_catalogue_is_read_back_whatever_its_segments():
+    # a snapshot passed the checks of its day: serving must still read it
+    catalogue = parse_catalogue({"offers": [offer(eligibility={"segments": ["loyal"]})]})
+    assert Catalogue.from_bytes(catalogue.to_bytes()) == catalogue
+
+
+def test_an_impossible_date_is_bad_yaml_naming_its_line(tmp_path):
+    # YAML turns 2025-02-30 into datetime's bare ValueError, with no position
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"offers": [offer()]}) + "  validity: {starts_at: 2025-02-30T00:00:00Z}\n")
+    with pytest.raises(CatalogueError) as info:
+        load_catalogue(bad)
+    (problem,) = info.value.problems
+    assert problem.startswith(f"{bad}: not valid YAML: '2025-02-30T00:00:00Z' is not a valid date")
+    assert f"line {len(bad.read_text().splitlines())}" in problem

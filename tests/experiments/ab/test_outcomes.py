@@ -41,6 +41,7 @@ def test_outcomes_by_hand(transactions):
     result = unit_outcomes(EXPOSURES, frame, days=14, pre_days=28)
     assert result.ends_after_data == 1 and result.data_end == pd.Timestamp("2024-02-25 10:00")
     assert result.starts_before_data == 0 and result.data_start == pd.Timestamp("2023-11-01 10:00")
+    assert result.never_bought == 2  # c3, and c4 (left out for its window)
     # 90 days before the January exposures reach back before the first sale: their covariate would be short
     early = unit_outcomes(EXPOSURES, frame, days=14, pre_days=90)
     assert (early.ends_after_data, early.starts_before_data, len(early.frame)) == (1, 3, 0)
@@ -165,6 +166,12 @@ def test_a_restart_with_a_new_salt_is_a_new_run_of_exposures(tmp_path):
     (["exposures", "home-recs", "--limits-url", "sqlite:///no/such/limits.sqlite", "--output", "e.csv"],
      "no limits store at"),
     (["outcomes", "EMPTY", "--transactions", "TX", "--output", "u.csv"], "the file is empty"),
+    # the output is checked before anything is read
+    (["outcomes", "EMPTY", "--transactions", "TX", "--output", "."], "--output . is a folder"),
+    (["outcomes", "EMPTY", "--transactions", "TX", "--output", "transactions.csv/u.csv"], "cannot make the folder"),
+    (["exposures", "home-recs", "--limits-url", "http://example.com", "--output", "transactions.csv/e.csv"],
+     "cannot make the folder"),
+    (["analyze", "EMPTY", "--output", "transactions.csv/r.json"], "cannot make the folder"),
 ])
 def test_bad_input_to_the_exposure_commands_ends_in_one_line(tmp_path, transactions, monkeypatch, capsys, arguments,
                                                              message):
@@ -226,3 +233,67 @@ def test_outcomes_refuse_transactions_that_cleaning_empties(tmp_path):
     result = CliRunner().invoke(app, ["ab", "outcomes", str(exposures), "--transactions", str(returns),
                                       "--output", str(tmp_path / "u.csv")])
     assert isinstance(result.exception, ABDataError) and "no transactions left after cleaning" in str(result.exception)
+
+
+def _outcomes_of(tmp_path, exposures: pd.DataFrame, transactions: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Write both as pandas writes them (exposures as CSV, transactions as Parquet unless they are a
+    path already), run ``recsys ab outcomes`` and return its table and output."""
+    exposures.to_csv(tmp_path / "exposures.csv", index=False)
+    transactions.to_parquet(tmp_path / "transactions.parquet", index=False)
+    result = CliRunner().invoke(app, ["ab", "outcomes", str(tmp_path / "exposures.csv"), "--transactions",
+                                      str(tmp_path / "transactions.parquet"), "--output", str(tmp_path / "u" / "u.csv"),
+                                      "--days", "7", "--pre-days", "0"])
+    assert result.exit_code == 0, result.output
+    return pd.read_csv(tmp_path / "u" / "u.csv", dtype={"unit_id": str}), result.output
+
+
+def _sales(customers: list) -> pd.DataFrame:
+    """One order per customer on 2024-01-03; the first customer's orders before and after open and close
+    the data around the windows of exposures on 2024-01-01."""
+    return pd.DataFrame({"order_id": [f"o{i}" for i in range(len(customers) + 2)],
+                         "customer_id": [*customers, customers[0], customers[0]], "item_id": "i1",
+                         "timestamp": pd.to_datetime(["2024-01-03"] * len(customers) + ["2023-12-01", "2024-02-01"]),
+                         "quantity": 1.0, "unit_price": 5.0})
+
+
+def test_float_unit_ids_written_by_pandas_match_customers_of_a_float_column(tmp_path):
+    # Online Retail's CustomerID is a float column: the loaders name its customers "17850"; exposures
+    # written from such a column say 17850.0
+    exposures = pd.DataFrame({"unit_id": [17850.0, 13047.0, 12583.0], "arm": ["control", "treatment", "control"],
+                              "exposed_at": "2024-01-01T00:00:00Z"})
+    table, output = _outcomes_of(tmp_path, exposures, _sales([17850.0, 13047.0, None]))
+    assert table["unit_id"].tolist() == ["17850", "13047", "12583"]
+    assert table["orders"].tolist() == [1, 1, 0]
+    assert "1 of the 3 exposed units bought nothing in the transactions at all" in output
+
+
+def test_text_unit_ids_keep_their_text(tmp_path):
+    # integers written as such are ids as written, leading zeros and all; so is a CSV shop's "17850.0"
+    exposures = pd.DataFrame({"unit_id": ["0042", "17850"], "arm": ["control", "treatment"],
+                              "exposed_at": "2024-01-01T00:00:00Z"})
+    table, _ = _outcomes_of(tmp_path, exposures, _sales(["0042", "17850"]))
+    assert table["unit_id"].tolist() == ["0042", "17850"] and table["orders"].tolist() == [1, 1]
+    transactions = tmp_path / "shop.csv"
+    _sales(["17850.0", "13047.0"]).to_csv(transactions, index=False)
+    frame = clean_transactions(load_transactions(transactions)).transactions
+    exposed = pd.DataFrame({"unit_id": ["17850.0", "13047.0"], "arm": ["control", "treatment"],
+                            "exposed_at": "2024-01-01T00:00:00Z"})
+    rows = unit_outcomes(exposed, frame, days=7, pre_days=0).frame
+    assert rows["unit_id"].tolist() == ["17850.0", "13047.0"] and rows["orders"].tolist() == [1, 1]
+
+
+def test_exposures_that_name_no_customer_are_refused(tmp_path, monkeypatch, capsys):
+    from experiments.cli import main
+
+    # all zeros would pass for an experiment without effect; an id mismatch is far likelier
+    EXPOSURES.assign(unit_id=["u1", "u2", "u3", "u4"]).to_csv(tmp_path / "exposures.csv", index=False)
+    transactions = tmp_path / "transactions.csv"
+    transactions.write_text(HEADER + "\n".join(LINES) + "\n")
+    monkeypatch.setattr("sys.argv", ["recsys", "ab", "outcomes", str(tmp_path / "exposures.csv"), "--transactions",
+                                     str(transactions), "--output", str(tmp_path / "u.csv")])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    err = " ".join(capsys.readouterr().err.split())
+    assert stopped.value.code == 2 and err.startswith("error: ")
+    assert "none of the 4 exposed units is a customer of the transactions" in err and "['u1', 'u2', 'u3']" in err
+    assert not (tmp_path / "u.csv").exists()
