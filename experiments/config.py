@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from recsys.data import CleaningRules
 from recsys.models.registry import create_model, model_params
+from recsys.yaml_text import load_yaml
 
 METRIC_NAMES = ("ndcg", "recall", "precision", "map", "coverage")
 DEFAULT_METRICS = ("ndcg@10", "recall@10", "recall@20", "precision@10", "map@10", "coverage@10")
@@ -375,7 +376,7 @@ def load_config(path: str | Path, data: str | Path | None = None, data_format: s
     """
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(), Loader=_Loader)  # a SafeLoader
+        raw = load_yaml(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except yaml.YAMLError as exc:
@@ -396,21 +397,6 @@ def load_config(path: str | Path, data: str | Path | None = None, data_format: s
         raise ConfigError(f"{path}: {len(rejected)} invalid field(s):\n{lines}")
     data_path = config.data.path if config.data.path.is_absolute() else (path.parent / config.data.path)
     return config.model_copy(update={"data": config.data.model_copy(update={"path": data_path.resolve()})})
-
-
-class _Loader(yaml.SafeLoader):
-    """``yaml.safe_load``'s loader, except that an impossible date (2023-02-30) is a YAMLError naming its
-    line, not a bare ValueError from ``datetime``."""
-
-    def construct_yaml_timestamp(self, node: yaml.Node) -> date | datetime:
-        try:
-            return super().construct_yaml_timestamp(node)
-        except ValueError as exc:
-            raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a valid date or time "
-                                                    f"({exc})", node.start_mark) from None
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from recsys.records import slugify
+from recsys.yaml_text import load_yaml
 
 #: Segment of a customer whose profile has none, for priors and outcome counts.
 UNKNOWN_SEGMENT = "unknown"
@@ -271,7 +272,7 @@ def load_catalogue(path: str | Path) -> Catalogue:
 
     path = Path(path)
     try:
-        data = yaml.load(path.read_text(), Loader=_Loader)  # a SafeLoader
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise CatalogueError([f"{path}: not valid YAML: {exc}"]) from exc
     return parse_catalogue(data, segments=list(SEGMENTS))
@@ -294,21 +295,6 @@ def _closest(name: str, by_slug: dict[str, str]) -> str:
     candidates = {**{valid.lower(): valid for valid in by_slug.values()}, **by_slug}
     close = difflib.get_close_matches(name.lower(), list(candidates), n=1)
     return f" (did you mean {candidates[close[0]]!r}?)" if close else ""
-
-
-class _Loader(yaml.SafeLoader):
-    """``yaml.safe_load``'s loader, except that an impossible date (2023-02-30) is a YAMLError naming its
-    line, not a bare ValueError from ``datetime``."""
-
-    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
-        try:
-            return super().construct_yaml_timestamp(node)
-        except ValueError as exc:
-            raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a valid date or time "
-                                                    f"({exc})", node.start_mark) from None
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
 
 
 def _describe(label: str, base: str, exc: ValidationError) -> list[str]:

@@ -25,6 +25,7 @@ import yaml
 
 from experiments.ab.assignment import EXPOSURES_STREAM, DesignError, ExperimentDesign
 from feature_store import Acquired, Event, LimitsStore, Recording
+from recsys.yaml_text import load_yaml
 
 EXPOSURE_TTL_SECONDS = 180 * 86_400  # longer than any experiment is expected to run
 
@@ -38,7 +39,7 @@ def load_designs(path: str | Path) -> dict[str, ExperimentDesign]:
     """The designs of a YAML file ``experiments: {id: {arms, traffic, salt}}``; DesignError names the
     file, the experiment and the field."""
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = load_yaml(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise DesignError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(raw, Mapping) or not isinstance(raw.get("experiments"), Mapping):

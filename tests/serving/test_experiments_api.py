@@ -120,6 +120,7 @@ def test_concurrent_first_requests_log_one_exposure(redis_prefix):
     ("experiments:\n  home-recs: {arms: {control: 1}}\n", "experiment 'home-recs': arms needs at least two"),
     ("experiments: [home-recs]\n", "expected a mapping 'experiments:"),
     ("experiments: {home-recs: {arms: [a, b]\n", "not valid YAML"),
+    ("experiments: {home-recs: {arms: [a, b], starts: 2026-02-30}}\n", "'2026-02-30' is not a valid date"),
 ])
 def test_a_bad_designs_file_stops_the_start_naming_file_and_field(redis_prefix, tmp_path, text, message):
     path = tmp_path / "experiments.yaml"
