@@ -93,8 +93,11 @@ class RuleFilter:
             return False
         if category in rules.exclude_categories:
             return False
-        if rules.max_per_category is not None and self.per_category.get(category, 0) >= rules.max_per_category:
-            return False
+        # an item without a category is in no category: the cap does not count it (on a catalogue
+        # without categories, counting them as one would cap the whole list)
+        if category is not None and rules.max_per_category is not None:
+            if self.per_category.get(category, 0) >= rules.max_per_category:
+                return False
+            self.per_category[category] = self.per_category.get(category, 0) + 1
         self.chosen.add(item_row)
-        self.per_category[category] = self.per_category.get(category, 0) + 1
         return True

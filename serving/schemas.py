@@ -25,7 +25,8 @@ class RecommendationList(BaseModel):
     item_id: str | None = Field(None, description="Set on similar items")
     kind: str | None = Field(None, description="Set on popular lists: popular or trending")
     source: str = Field(description="personalised, fallback, similar_items or popular")
-    fallback_reason: str | None = Field(None, description="Why the fallback answered, e.g. unknown_customer")
+    fallback_reason: str | None = Field(None, description="Why the fallback answered: unknown_customer, "
+                                        "no_personal_items, no_known_items, no_complements or store_unavailable")
     items: list[RecommendedItem]
     snapshot_id: str = Field(description="Snapshot every item of this answer was read from")
     model: ModelInfo

@@ -41,6 +41,14 @@ def test_max_per_category_holds_across_lists():
     assert personal == [0, 1] and fallback == [3, 4, 5]
 
 
+def test_max_per_category_does_not_cap_items_without_a_category():
+    uncategorised = ["G", "H", "I", "J"]
+    rule_filter = RuleFilter(RuleSet(max_per_category=1), [None] * 4, uncategorised)
+    assert [uncategorised[r] for r in range(4) if rule_filter.admit(r)] == uncategorised
+    # F has no category: the caps of mugs and bags, both used up, do not stop it
+    assert admitted(RuleSet(max_per_category=1), [0, 1, 3, 4, 5]) == ["A", "D", "F"]
+
+
 @pytest.mark.parametrize(("rules", "named"), [
     ({"categories": "mugs"}, "categories"),  # a string is not a list: "mug" in "mugs" would match
     ({"exclude_items": "AB"}, "exclude_items"),

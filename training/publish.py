@@ -87,7 +87,9 @@ def score_bundle(bundle: ModelBundle, options: PublishOptions, reporter: Reporte
         popular = {}
         for role in POPULAR_LISTS:
             if role in bundle.models:
-                item_rows, scores = bundle.models[role].recommend(np.zeros(1, np.int64), options.top_n)
+                # every item the list ranks, not top_n: these lists fill every short answer, up to the
+                # largest k serving allows, and an include_items rule may ask for any catalogue item
+                item_rows, scores = bundle.models[role].recommend(np.zeros(1, np.int64), len(bundle.items))
                 popular[role] = RankedBlock(np.asarray([role], dtype=object), item_rows, scores, role)
     blocks = customer_blocks + similar_blocks + list(popular.values())
     sources = list(dict.fromkeys([name for b in blocks for name in b.source_names()] + ["popular", "rule"]))

@@ -39,8 +39,10 @@ BASKET_PARAMETERS = [
             summary="Top-k items for a customer",
             openapi_extra={"parameters": [CUSTOMER_PARAMETER, *RECOMMENDATION_PARAMETERS]},
             description="Personalised list from the current snapshot; an unknown customer gets the popular "
-                        "fallback (source=fallback). Business rules filter it, and answers short of k are filled "
-                        "from the fallback chain. Each item names its generator.")
+                        "fallback (source=fallback, fallback_reason=unknown_customer), and so does a customer "
+                        "whose own items the rules all removed (fallback_reason=no_personal_items). Business "
+                        "rules filter it, and answers short of k are filled from the fallback chain. Each item "
+                        "names its generator.")
 async def customer_recommendations(request: Request):
     customer_id = path_id(request, "customer_id")
     settings = request.app.state.settings
@@ -55,8 +57,8 @@ async def customer_recommendations(request: Request):
             description="Items bought together with the basket's items (co-purchase similarity summed over the "
                         "basket), never the basket's own; unknown items are named in `unknown_items` and skipped. "
                         "Business rules as for a customer's recommendations; short answers are filled from the "
-                        "fallback chain (`source: fallback`, `fallback_reason: no_known_items` when no basket "
-                        "item is known).")
+                        "fallback chain (`source: fallback` with `fallback_reason: no_known_items` when no basket "
+                        "item is known, `no_complements` when the rules left no complement).")
 async def basket_complements(request: Request):
     query = request.query_params
     basket = query.getlist("items")

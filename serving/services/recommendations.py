@@ -80,22 +80,25 @@ class RecommendationService:
             return RankedAnswer(items, FALLBACK, view, fallback_reason="unknown_customer")
         ranked, _bought = decode_customer_record(raw)
         items = _items(view, ranked[:k])
-        if len(items) < k:
+        personal = len(items)
+        if personal < k:
             # Too few personal items: fill from the fallback chain rather than answer short.
             rule_filter = RuleFilter(RuleSet(), view.catalog.categories, view.catalog.item_ids)
             for row in ranked["item"][:k].tolist():
                 rule_filter.admit(row)
             items += self._fallback(view, k - len(items), rule_filter)
-        return RankedAnswer(items, PERSONALISED, view)
+        return _answer(items, personal, PERSONALISED, "no_personal_items", view)
 
     async def _with_rules(self, view: SnapshotView, customer_id: str, raw: bytes | None, k: int, rules: RuleSet,
                           active: list[str]) -> RankedAnswer:
         ranked, bought = decode_customer_record(raw) if raw is not None else (None, ())
         rule_filter = RuleFilter(rules, view.catalog.categories, view.catalog.item_ids, bought)
         items = _admitted(view, ranked, rule_filter, k) if ranked is not None else []
+        personal = len(items)
         items += self._fallback(view, k - len(items), rule_filter)
-        source, reason = (PERSONALISED, None) if raw is not None else (FALLBACK, "unknown_customer")
-        return RankedAnswer(items, source, view, fallback_reason=reason, extra={"rules": active})
+        if raw is None:
+            return RankedAnswer(items, FALLBACK, view, fallback_reason="unknown_customer", extra={"rules": active})
+        return _answer(items, personal, PERSONALISED, "no_personal_items", view, extra={"rules": active})
 
     async def similar(self, item_id: str, k: int) -> RankedAnswer:
         view = await self.snapshots.current()
@@ -132,9 +135,12 @@ class RecommendationService:
             bought = decode_customer_record(record)[1] if record is not None else ()
         rule_filter = RuleFilter(rules, view.catalog.categories, view.catalog.item_ids, bought, in_basket)
         items = _admitted(view, _summed(raws), rule_filter, k)
+        complements = len(items)
         items += self._fallback(view, k - len(items), rule_filter)
-        source, reason = (BASKET_COMPLEMENTS, None) if known else (FALLBACK, "no_known_items")
-        return RankedAnswer(items, source, view, fallback_reason=reason, extra={"rules": rules.active, **extra})
+        extra = {"rules": rules.active, **extra}
+        if not known:
+            return RankedAnswer(items, FALLBACK, view, fallback_reason="no_known_items", extra=extra)
+        return _answer(items, complements, BASKET_COMPLEMENTS, "no_complements", view, extra=extra)
 
     async def popular(self, k: int, kind: str = "popular") -> RankedAnswer:
         view = await self.snapshots.current()
@@ -162,6 +168,15 @@ class RecommendationService:
             if ranked is not None:
                 chosen += _admitted(view, ranked, rule_filter, k - len(chosen))
         return chosen
+
+
+def _answer(items: list[RankedItem], from_primary: int, source: str, reason: str, view: SnapshotView,
+            extra: dict | None = None) -> RankedAnswer:
+    """The answer of list ``source`` when its first ``from_primary`` items came from that list; when none
+    did (rules or a short list left nothing), it is the fallback's answer and says why."""
+    if from_primary:
+        return RankedAnswer(items, source, view, extra=extra or {})
+    return RankedAnswer(items, FALLBACK, view, fallback_reason=reason, extra=extra or {})
 
 
 def _admitted(view: SnapshotView, ranked: np.ndarray, rule_filter: RuleFilter, k: int) -> list[RankedItem]:

@@ -213,3 +213,13 @@ def test_a_default_k_above_max_k_is_refused_at_start():
     with pytest.raises(ValueError, match=r"default_k \(5, RECSYS_SERVING_DEFAULT_K\) is above max_k \(2"):
         ServingSettings(default_k=5, max_k=2)
     assert ServingSettings(default_k=2, max_k=2).default_k == 2
+
+
+def test_an_answer_without_any_personal_item_says_it_is_the_fallback(store_url, published):
+    with client_for(store_url) as client:
+        toys = client.get("/v1/customers/c1/recommendations", params={"k": 2, "categories": "toys"}).json()
+        mugs = client.get("/v1/customers/c1/recommendations", params={"k": 2, "categories": "mugs"}).json()
+    # c1's list is B, C, A: no toy, so the answer is popular's only toy, E
+    assert [i["item_id"] for i in toys["items"]] == ["E"]
+    assert (toys["source"], toys["fallback_reason"]) == ("fallback", "no_personal_items")
+    assert [i["item_id"] for i in mugs["items"]] == ["B", "A"] and mugs["source"] == "personalised"

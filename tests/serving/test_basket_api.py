@@ -92,3 +92,8 @@ def test_summed_scores_tie_as_the_answer_shows_them():
     # hair below), so the lower item row comes first
     lists = [encode_ranked([0], [0.1], 0), encode_ranked([0, 1], [0.2, 0.3], 0), None]
     assert [item for item, _, _ in _summed(lists)] == [0, 1]
+
+
+def test_an_answer_without_any_complement_says_it_is_the_fallback(client):
+    body = complements(client, ["E"], exclude_items=["A", "B"])  # E's complements are A and B
+    assert ids(body) == ["D", "C"] and (body["source"], body["fallback_reason"]) == ("fallback", "no_complements")

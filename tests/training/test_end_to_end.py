@@ -67,12 +67,16 @@ def test_train_publish_serve(settings, redis_prefix):
         similar = http.get(f"/v1/items/{result.bundle.items.ids[0]}/similar", params={"k": 5})
         profile = http.get(f"/v1/customers/{customer}/profile")
         segments = http.get("/v1/segments")
+        many = http.get("/v1/customers/not-a-customer/recommendations", params={"k": 100})
+        popular = http.get("/v1/items/popular", params={"k": 100})
     assert ready.status_code == 200 and ready.json()["snapshot_id"] == manifest.snapshot_id
     body = personal.json()
     assert personal.status_code == 200 and body["source"] == "personalised"
     assert len(body["items"]) == 5 and all(i["source"].startswith("ranker/") for i in body["items"])
     assert body["snapshot_id"] == manifest.snapshot_id and body["model"]["version"] == result.registered.version
     assert unknown.json()["source"] == "fallback" and len(unknown.json()["items"]) == 5
+    # the fallback lists hold every item sold, not publish_top_n (20): an answer fills up to k
+    assert len(many.json()["items"]) == 100 and len(popular.json()["items"]) == 100
     assert similar.status_code == 200 and similar.json()["items"]
     assert profile.status_code == 200 and profile.json()["snapshot_id"] == manifest.snapshot_id
     assert profile.json()["segment"] in {s["name"] for s in segments.json()["segments"]}
