@@ -286,7 +286,7 @@ def _item(page: dict, row: int, segment: str, columns: list[str]) -> dict:
 
 def _csv_chunk(rows) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
     return buffer.getvalue().encode()
 
 
@@ -306,7 +306,7 @@ def _formula_safe(column: list) -> list:
 
 def _csv_rows(pages: list[dict], segment: str, columns: list[str], filters: Filters) -> bytes:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     for page in pages:
         n = len(page["customer_id"])
         values = [_formula_safe(page[c]) if c != "segment" else [segment] * n for c in columns]

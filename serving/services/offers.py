@@ -212,11 +212,13 @@ class OfferService:
         """Customers of the current snapshot eligible for each offer (computed once per snapshot)."""
         view = await self.snapshots.current()
         catalogue = await self.catalogue(view)
-        key = (view.snapshot_id, catalogue.version)
+        now = self.clock()
+        # counted again when an offer's validity window opens or closes: eligibility depends on it
+        valid = frozenset(o.id for o in catalogue.offers if o.validity.contains(now))
+        key = (view.snapshot_id, catalogue.version, valid)
         if key not in self._previews:
             counts = dict.fromkeys((o.id for o in catalogue.offers), 0)
             customers = 0
-            now = self.clock()
             async for batch in self.reader.iter_namespace(view.snapshot_id, PROFILES):
                 customers += len(batch)
                 part = await asyncio.to_thread(_count_batch, catalogue, batch, now)

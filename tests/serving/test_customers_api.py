@@ -290,3 +290,19 @@ def test_csv_export_neutralises_cells_a_spreadsheet_would_run(tmp_path):
     assert set(by_id) == {"'@SUM(1+1)", "'-c2"}
     assert by_id["'@SUM(1+1)"]["country"] == "'" + attack and by_id["'-c2"]["country"] == "UK"
     assert by_id["'-c2"]["reason_2_contribution"] == "-0.25"  # numbers keep their sign
+
+
+def test_csv_export_keeps_a_cell_with_line_breaks_in_its_row(tmp_path):
+    url = f"sqlite:///{tmp_path / 'breaks.sqlite'}"
+    profiles = [dataclasses.replace(hand_made_profile(1), customer_id="c1", country="United\rKingdom"),
+                dataclasses.replace(hand_made_profile(2), customer_id="c2", country="Eire\r\nIreland"),
+                dataclasses.replace(hand_made_profile(3), customer_id="c3", country="France")]
+    store = open_store(url, prefix="t")
+    publish_customers(store, profiles)
+    store.close()
+    with client_for(url) as client:
+        body = client.get("/v1/segments/all/export.csv").content.decode()
+    rows = list(csv.reader(io.StringIO(body, newline="")))  # as a file opened with newline="" reads
+    assert len(rows) == 4 and {len(row) for row in rows} == {len(rows[0])}
+    country = {row[0]: row[rows[0].index("country")] for row in rows[1:]}
+    assert country == {"c1": "United\rKingdom", "c2": "Eire\r\nIreland", "c3": "France"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -241,3 +242,23 @@ def test_an_undecodable_string_in_an_event_is_a_422_naming_the_field(redis_prefi
     assert answer.status_code == 422
     problem = answer.json()["detail"][0]
     assert problem["loc"] == ["body", "customer_id"] and problem["input"] == "\\ud800"
+
+
+def test_the_preview_counts_again_when_a_validity_window_opens(redis_prefix):
+    store = open_store(redis_url(), prefix=redis_prefix)
+    data = catalogue_data()
+    data["offers"][2]["validity"] = {"starts_at": "2030-01-01T00:00:00Z"}  # bundle: 3 eligible once open
+    publish_with_offers(store, data)
+    store.close()
+    now = [datetime(2029, 12, 31, 23, 59, tzinfo=UTC)]
+
+    async def body(service):
+        service.clock = lambda: now[0]
+        before = await service.preview()
+        now[0] = datetime(2030, 1, 1, tzinfo=UTC)
+        after = await service.preview()
+        return ({row["offer_id"]: row["eligible_customers"] for row in answer["offers"]} for answer in (before, after))
+
+    before, after = run_service(redis_prefix, body)
+    assert before == {"winback": 1, "vip": 1, "bundle": 0, "first-repeat": 1}
+    assert after == {"winback": 1, "vip": 1, "bundle": 3, "first-repeat": 1}
