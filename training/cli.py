@@ -116,14 +116,19 @@ def publish_command(
     model: Annotated[str, typer.Option(help="Registry alias or version number to publish")] = "",
     catalogue: CatalogueOpt = None,
 ) -> None:
-    """Publish a registered model version (default: the configured alias) as the current snapshot."""
+    """Publish a registered model version (default: the configured alias) as the current snapshot; the
+    serving alias then names it."""
+    from training import tracking
     from training.jobs import publish_registered
     from training.progress import RichReporter
 
     settings = get_settings()
     manifest = publish_registered(model or settings.model_alias, catalogue or settings.offer_catalogue, settings,
-                                  RichReporter())
+                                  RichReporter(), as_alias=settings.model_alias)
     console.print(f"Published snapshot [bold]{manifest.snapshot_id}[/bold] {manifest.counts}")
+    version = str(manifest.metadata["model"]["version"])
+    previous = tracking.set_alias(settings.registered_model, settings.model_alias, version)
+    console.print(f"@{settings.model_alias}: {previous or 'unset'} -> version {version}", highlight=False)
 
 
 @app.command()
@@ -228,6 +233,7 @@ def snapshots_rollback() -> None:
     finally:
         store.close()
     console.print(f"Current snapshot is now [bold]{manifest.snapshot_id}[/bold]")
+    _alias_follows(manifest)
 
 
 @snapshots_app.command("use")
@@ -239,6 +245,29 @@ def snapshots_use(snapshot_id: Annotated[str, typer.Argument(help="A retained sn
     finally:
         store.close()
     console.print(f"Current snapshot is now [bold]{manifest.snapshot_id}[/bold]")
+    _alias_follows(manifest)
+
+
+def _alias_follows(manifest) -> None:
+    """Point the serving alias at the version the now-current snapshot serves, so that the registry and
+    the answers name the same one. A registry that fails only gets a warning: a rollback is for when
+    something is wrong, and must not wait for MLflow."""
+    from training import tracking
+
+    settings = get_settings()
+    model = manifest.metadata.get("model")
+    if not isinstance(model, dict) or model.get("name") != settings.registered_model or not model.get("version"):
+        return  # published by another tool, or another registered model: nothing to follow
+    version, alias = str(model["version"]), settings.model_alias
+    try:
+        tracking.configure_tracking(settings)
+        previous = tracking.set_alias(settings.registered_model, alias, version)
+    except Exception as exc:  # any registry failure: the switch above stands
+        console.print(f"warning: @{alias} still names the version it did; point it at version {version} with "
+                      f"`recsys models promote {version} --no-publish` once the registry answers ({exc})",
+                      highlight=False)
+        return
+    console.print(f"@{alias}: {previous or 'unset'} -> version {version}", highlight=False)
 
 
 def _model_label(model: Any) -> str:

@@ -182,3 +182,39 @@ def test_the_generators_minimum_number_of_items_is_accepted(env):
     result = CliRunner().invoke(app, ["generate", str(env / "out.csv"), "--customers", "20",
                                       "--items", str(SYNTHETIC_MIN_ITEMS)])
     assert result.exit_code == 0, result.output
+
+
+def test_the_serving_alias_follows_what_publish_rollback_and_use_serve(env, monkeypatch):
+    runner = CliRunner()
+    for seed in ("1", "2"):
+        trained = runner.invoke(app, ["train", "--customers", "300", "--items", "100", "--seed", seed,
+                                      "--no-customers-job"])
+        assert trained.exit_code == 0, trained.output
+    store = open_store(f"sqlite:///{env / 'store.sqlite'}")
+
+    def served() -> tuple[str, str | None]:
+        model = store.current_manifest().metadata["model"]
+        return model["version"], model["alias"]
+
+    assert served() == ("2", "champion") and _champion(env) == "2"
+    republished = runner.invoke(app, ["publish", "--model", "1"])
+    assert republished.exit_code == 0 and "@champion: 2 -> version 1" in republished.output, republished.output
+    assert served() == ("1", "champion") and _champion(env) == "1"
+    rolled = runner.invoke(app, ["snapshots", "rollback"])
+    assert rolled.exit_code == 0 and "@champion: 1 -> version 2" in rolled.output, rolled.output
+    assert served() == ("2", "champion") and _champion(env) == "2"
+    latest = store.list_snapshots()[0].snapshot_id
+    used = runner.invoke(app, ["snapshots", "use", latest])
+    assert used.exit_code == 0 and "@champion: 2 -> version 1" in used.output and _champion(env) == "1"
+
+    # with the registry failing, the switch still happens and says how to mend the alias
+    from training import tracking
+
+    def registry_down(*args, **kwargs):
+        raise ConnectionError("registry unreachable")
+
+    monkeypatch.setattr(tracking, "set_alias", registry_down)
+    rolled = runner.invoke(app, ["snapshots", "rollback"])
+    assert rolled.exit_code == 0 and "warning: @champion still names" in rolled.output
+    assert "recsys models promote 2 --no-publish" in rolled.output and served() == ("2", "champion")
+    store.close()
