@@ -177,8 +177,10 @@ class OfferPreviewRow(BaseModel):
     name: str
     type: str
     eligible_customers: int
-    redemption_limit: int | None
+    redemption_limit: int | None = Field(description="budget.max_redemptions, or null")
     redemptions_used: int
+    impression_limit: int | None = Field(description="Impressions budget.total pays for at the offer's cost, or null")
+    budget_impressions_used: int = Field(description="Impressions charged to budget.total so far")
 
 
 class OfferPreview(BaseModel):

@@ -91,11 +91,10 @@ def preview(
         store.close()
     table = Table(title=f"Snapshot {result.snapshot_id}, catalogue {result.catalogue.version}, "
                         f"{result.customers:,} customers")
-    for column in ("offer", "type", "eligible customers", "share", "redemption limit"):
+    for column in ("offer", "type", "eligible customers", "share", "redemption limit", "impression limit"):
         table.add_column(column, justify="right" if column not in ("offer", "type") else "left")
     for offer in result.catalogue.offers:
         n = result.eligible[offer.id]
-        limit = offer.redemption_limit
-        table.add_row(offer.id, offer.type.value, f"{n:,}", f"{n / max(result.customers, 1):.1%}",
-                      "-" if limit is None else f"{limit:,}")
+        limits = ["-" if limit is None else f"{limit:,}" for limit in (offer.redemption_limit, offer.impression_limit)]
+        table.add_row(offer.id, offer.type.value, f"{n:,}", f"{n / max(result.customers, 1):.1%}", *limits)
     console.print(table)

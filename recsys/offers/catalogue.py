@@ -132,7 +132,8 @@ class Prior(_Strict):
 
 
 class Budget(_Strict):
-    """The offer stops once either limit is reached; money is turned into redemptions at ``cost`` each."""
+    """``max_redemptions`` stops redemptions; ``total`` (money) stops impressions once they have cost it,
+    at the offer's ``cost`` per customer shown it. The offer is not shown once either is used up."""
 
     max_redemptions: int | None = Field(None, ge=1)
     total: float | None = Field(None, gt=0, description="money, in the same unit as value and cost")
@@ -185,13 +186,16 @@ class Offer(_Strict):
     @property
     def redemption_limit(self) -> int | None:
         """Redemptions the budget allows, or None for no limit."""
-        if self.budget is None:
+        return None if self.budget is None else self.budget.max_redemptions
+
+    @property
+    def impression_limit(self) -> int | None:
+        """Impressions the money budget pays for at ``cost`` each, or None for no limit (no money budget,
+        or an offer that costs nothing to show)."""
+        if self.budget is None or self.budget.total is None or self.cost <= 0:
             return None
-        limits = [self.budget.max_redemptions] if self.budget.max_redemptions is not None else []
-        if self.budget.total is not None and self.cost > 0:
-            # rounded before the floor: 1100 / 0.55 is 1999.9999999999998 in binary floating point
-            limits.append(math.floor(round(self.budget.total / self.cost, 9)))
-        return min(limits) if limits else None
+        # rounded before the floor: 1100 / 0.55 is 1999.9999999999998 in binary floating point
+        return math.floor(round(self.budget.total / self.cost, 9))
 
 
 class Catalogue(_Strict):

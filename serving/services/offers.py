@@ -82,6 +82,12 @@ def budget_claim(offer: Offer, amount: int) -> Claim | None:
     return None if limit is None else Claim(f"budget:{offer.id}", limit, None, amount)
 
 
+def spend_claim(offer: Offer) -> Claim | None:
+    """One impression's share of the offer's money budget, used when the offer is shown."""
+    limit = offer.impression_limit
+    return None if limit is None else Claim(f"spend:{offer.id}", limit, None, 1)
+
+
 def outcomes_key(offer_id: str) -> str:
     return f"outcomes:{offer_id}"
 
@@ -149,9 +155,8 @@ class OfferService:
         impressions = outcome_fields(segment)[0]
         groups, increments = [], []
         for decision in ranked:
-            offer, budget, counter_key = parts[decision.offer_id]
-            repeat = repeat_claim(offer, customer_id)
-            groups.append((repeat, budget) if budget is not None else (repeat,))
+            offer, budgets, counter_key = parts[decision.offer_id]
+            groups.append((repeat_claim(offer, customer_id), *budgets))
             increments.append((Increment(counter_key, impressions),))
         # One JSON field rather than a field per value: typed values for analysis, and a short call.
         decision = orjson.dumps({
@@ -168,11 +173,13 @@ class OfferService:
         taken = set(acquired)
         return [ranked[i] for i in acquired], [ranked[i].offer_id for i in range(tried) if i not in taken]
 
-    def _offer_parts(self, catalogue: Catalogue) -> dict[str, tuple[Offer, Claim | None, str]]:
-        """Per offer of the catalogue: the offer, its budget check and its outcome counter key."""
+    def _offer_parts(self, catalogue: Catalogue) -> dict[str, tuple[Offer, tuple[Claim, ...], str]]:
+        """Per offer of the catalogue: the offer, its budget claims for an impression (redemptions left,
+        checked; money, used) and its outcome counter key."""
         version, parts = self._parts
         if version != catalogue.version:
-            parts = {o.id: (o, budget_claim(o, amount=0), outcomes_key(o.id)) for o in catalogue.offers}
+            parts = {o.id: (o, tuple(c for c in (budget_claim(o, amount=0), spend_claim(o)) if c is not None),
+                            outcomes_key(o.id)) for o in catalogue.offers}
             self._parts = (catalogue.version, parts)
         return parts
 
@@ -225,12 +232,15 @@ class OfferService:
                 for offer_id, n in part.items():
                     counts[offer_id] += n
             self._previews = {key: {"customers": customers, "eligible": counts, "computed_at": _now_iso()}}
-        used = await self.limits.used([f"budget:{o.id}" for o in catalogue.offers])
+        offers = catalogue.offers
+        used = await self.limits.used([f"{kind}:{o.id}" for kind in ("budget", "spend") for o in offers])
+        redeemed, shown = used[:len(offers)], used[len(offers):]
         return {"snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version, **self._previews[key],
                 "offers": [{"offer_id": o.id, "name": o.name, "type": o.type.value,
                             "eligible_customers": self._previews[key]["eligible"][o.id],
-                            "redemption_limit": o.redemption_limit, "redemptions_used": n}
-                           for o, n in zip(catalogue.offers, used, strict=True)]}
+                            "redemption_limit": o.redemption_limit, "redemptions_used": r,
+                            "impression_limit": o.impression_limit, "budget_impressions_used": i}
+                           for o, r, i in zip(offers, redeemed, shown, strict=True)]}
 
     async def _outcome_table(self, catalogue: Catalogue) -> dict:
         checked_at, version, table = self._outcomes

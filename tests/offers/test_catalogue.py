@@ -25,7 +25,9 @@ def test_example_catalogue_is_valid():
     catalogue = load_catalogue(EXAMPLE)
     assert len(catalogue.offers) == 5
     assert {o.type for o in catalogue.offers} == set(OfferType)
-    assert catalogue["vip-points"].redemption_limit == 25_000  # total 20000 / cost 0.8
+    # total 20000 pays for 25000 impressions at cost 0.8; redemptions are not limited
+    assert (catalogue["vip-points"].impression_limit, catalogue["vip-points"].redemption_limit) == (25_000, None)
+    assert (catalogue["winback-15"].impression_limit, catalogue["winback-15"].redemption_limit) == (None, 5000)
 
 
 def test_error_names_offer_id_and_field():
@@ -97,10 +99,15 @@ def test_not_yaml_or_empty_is_rejected(tmp_path):
 
 
 @pytest.mark.parametrize(("total", "cost", "limit"), [(1100, 0.55, 2000), (700, 0.07, 10_000), (0.3, 0.1, 3)])
-def test_a_money_budget_allows_every_redemption_it_pays_for(total, cost, limit):
-    # 1100 / 0.55 is 1999.9999999999998 in binary floating point: flooring that lost one redemption
+def test_a_money_budget_allows_every_impression_it_pays_for(total, cost, limit):
+    # 1100 / 0.55 is 1999.9999999999998 in binary floating point: flooring that lost one impression
     catalogue = parse_catalogue({"offers": [offer(cost=cost, budget={"total": total})]})
-    assert catalogue["o1"].redemption_limit == limit
+    assert catalogue["o1"].impression_limit == limit and catalogue["o1"].redemption_limit is None
+
+
+def test_an_offer_that_costs_nothing_to_show_is_not_limited_by_money():
+    catalogue = parse_catalogue({"offers": [offer(cost=0, budget={"total": 100, "max_redemptions": 7})]})
+    assert (catalogue["o1"].impression_limit, catalogue["o1"].redemption_limit) == (None, 7)
 
 
 def test_malformed_ids_and_contact_are_reported_not_crashed_on_or_ignored():

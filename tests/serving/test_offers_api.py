@@ -262,3 +262,19 @@ def test_the_preview_counts_again_when_a_validity_window_opens(redis_prefix):
     before, after = run_service(redis_prefix, body)
     assert before == {"winback": 1, "vip": 1, "bundle": 0, "first-repeat": 1}
     assert after == {"winback": 1, "vip": 1, "bundle": 3, "first-repeat": 1}
+
+
+def test_a_money_budget_stops_impressions_once_spent(redis_prefix):
+    store = open_store(redis_url(), prefix=redis_prefix)
+    data = catalogue_data(max_offers=5)
+    data["offers"][2]["budget"] = {"total": 0.5}  # the bundle costs 0.5 to show: one impression
+    publish_with_offers(store, data)
+    store.close()
+    with client_for(redis_prefix) as client:
+        c1 = client.get("/v1/customers/c1/offers", params={"k": 5}).json()
+        c2 = client.get("/v1/customers/c2/offers", params={"k": 5}).json()
+        preview = client.get("/v1/offers/preview").json()
+    assert sorted(o["offer_id"] for o in c1["offers"]) == ["bundle", "winback"]
+    assert [o["offer_id"] for o in c2["offers"]] == ["vip"] and c2["capped"] == ["bundle"]
+    bundle = next(row for row in preview["offers"] if row["offer_id"] == "bundle")
+    assert (bundle["impression_limit"], bundle["budget_impressions_used"], bundle["redemption_limit"]) == (1, 1, None)
