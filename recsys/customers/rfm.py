@@ -92,7 +92,9 @@ def rfm_scores(features: pd.DataFrame) -> pd.DataFrame:
     """R, F, M and FM scores and the segment of each customer.
 
     ``features`` is indexed by customer id with ``recency_days``, ``frequency`` and ``monetary_total``
-    (as :func:`recsys.customers.features.customer_features` returns). The result has the same index and
+    (as :func:`recsys.customers.features.customer_features` returns). M ranks spend net of returns when
+    ``features`` has ``return_value`` (floored at 0): a customer who sent everything back spent nothing,
+    and is no top spender. The result has the same index and
     ``recency_score``, ``frequency_score``, ``monetary_score``, ``fm_score``, ``rfm_cell`` (e.g. "545")
     and ``segment``.
     """
@@ -102,6 +104,8 @@ def rfm_scores(features: pd.DataFrame) -> pd.DataFrame:
     recency = features["recency_days"].to_numpy(dtype=np.float64)
     frequency = features["frequency"].to_numpy(dtype=np.float64)
     monetary = features["monetary_total"].to_numpy(dtype=np.float64)
+    if "return_value" in features.columns:
+        monetary = np.maximum(monetary - features["return_value"].fillna(0.0).to_numpy(dtype=np.float64), 0.0)
     if not (np.isfinite(recency).all() and np.isfinite(frequency).all() and np.isfinite(monetary).all()):
         raise ValueError("recency_days, frequency and monetary_total must be finite")
     # Position of each id in sorted order: a numeric key that orders ids without comparing strings twice.

@@ -79,6 +79,17 @@ def test_hand_checked_scores_and_segments():
     assert out.loc["j", "rfm_cell"] == "434"
 
 
+def test_monetary_is_ranked_net_of_returns():
+    # b spent 900 and sent all of it back, d returned 290 of its 300, h returned 40 for 15 spent (floored at 0)
+    returned = HAND.assign(return_value=[0.0, 900.0, 0, 290.0, 0, 0, 0, 40.0, 0, 0])
+    out = rfm_scores(returned)
+    # net, worst first (ties by frequency): h 0 (1 order), b 0 (8), f 10 (1), d 10 (3), c 20, a 50, i 60, e 80,
+    # j 200, g 700
+    assert out["monetary_score"].to_dict() == dict(zip("hbfdcaiejg", [1, 1, 2, 2, 3, 3, 4, 4, 5, 5], strict=True))
+    assert out.loc["b", "segment"] != "Champions"
+    pd.testing.assert_frame_equal(rfm_scores(HAND.assign(return_value=0.0)), rfm_scores(HAND))
+
+
 def test_scores_do_not_depend_on_row_order():
     shuffled = HAND.sample(frac=1.0, random_state=3)
     pd.testing.assert_frame_equal(rfm_scores(shuffled).loc[HAND.index], rfm_scores(HAND))
