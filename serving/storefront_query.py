@@ -52,9 +52,13 @@ def invalid(name: str, message: str, value: object, kind: str) -> HTTPException:
 
 
 def path_id(request: Request, name: str) -> str:
-    """An id from the path, at most :data:`MAX_ID_LENGTH` characters (a route's path template makes it
-    non-empty)."""
+    """An id from the path, 1 to :data:`MAX_ID_LENGTH` characters. Routes take ids as ``{name:path}``, so
+    that an id holding "/" (sent as %2F, which the server decodes before routing) still reaches its route."""
     value = request.path_params[name]
+    if not value:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            [{"loc": ["path", name], "msg": "String should have at least 1 character",
+                              "input": value, "type": "string_too_short"}])
     if len(value) > MAX_ID_LENGTH:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             [{"loc": ["path", name], "msg": f"String should have at most {MAX_ID_LENGTH} characters",

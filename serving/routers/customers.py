@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[req
 CustomerId = Annotated[str, Path(min_length=1, max_length=128, description="External customer id")]
 
 
-@router.get("/{customer_id}/profile", response_model=CustomerProfileOut,
+@router.get("/{customer_id:path}/profile", response_model=CustomerProfileOut,
             responses={404: {"model": Problem, "description": "No profile for this customer in the snapshot"}},
             summary="A customer's segment, RFM scores, cluster, churn risk with reasons and lifetime value",
             description="Read from the current snapshot as of its training cutoff; null means unknown.")

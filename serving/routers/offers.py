@@ -34,7 +34,7 @@ OfferId = Annotated[str, Path(min_length=1, max_length=64, description="Offer id
 NO_CATALOGUE = {503: {"model": Problem, "description": "No snapshot, or the snapshot carries no catalogue"}}
 
 
-@decision_router.get("/customers/{customer_id}/offers", response_model=OfferList,
+@decision_router.get("/customers/{customer_id:path}/offers", response_model=OfferList,
             openapi_extra={"parameters": [CUSTOMER_PARAMETER, K_PARAMETER]},
             responses={404: {"model": Problem, "description": "Customer has no profile"}, **NO_CATALOGUE},
             summary="Next best offers for a customer",

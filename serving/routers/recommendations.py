@@ -35,7 +35,7 @@ BASKET_PARAMETERS = [
 ]
 
 
-@router.get("/customers/{customer_id}/recommendations", response_model=RecommendationList,
+@router.get("/customers/{customer_id:path}/recommendations", response_model=RecommendationList,
             summary="Top-k items for a customer",
             openapi_extra={"parameters": [CUSTOMER_PARAMETER, *RECOMMENDATION_PARAMETERS]},
             description="Personalised list from the current snapshot; an unknown customer gets the popular "
@@ -90,7 +90,7 @@ async def popular_items(request: Request, kind: ListKind = "popular"):
     return FastJSONResponse(answer.to_body())
 
 
-@router.get("/items/{item_id}/similar", response_model=RecommendationList,
+@router.get("/items/{item_id:path}/similar", response_model=RecommendationList,
             responses={404: {"model": Problem, "description": "Item not in the current catalogue"}},
             summary="Items similar to an item (co-purchase similarity)", openapi_extra={"parameters": [K_PARAMETER]})
 async def similar_items(request: Request, item_id: ItemId):

@@ -223,3 +223,15 @@ def test_an_answer_without_any_personal_item_says_it_is_the_fallback(store_url, 
     assert [i["item_id"] for i in toys["items"]] == ["E"]
     assert (toys["source"], toys["fallback_reason"]) == ("fallback", "no_personal_items")
     assert [i["item_id"] for i in mugs["items"]] == ["B", "A"] and mugs["source"] == "personalised"
+
+
+def test_an_id_holding_a_slash_reaches_its_route(store_url):
+    store = open_store(store_url, prefix="t")
+    publish_hand_made(store, customer_lists={"AB/123": [1, 2, 0]})
+    store.close()
+    with client_for(store_url) as client:
+        recs = client.get("/v1/customers/AB%2F123/recommendations", params={"k": 2})
+        empty = client.get("/v1/customers//recommendations")
+    assert recs.status_code == 200 and recs.json()["customer_id"] == "AB/123"
+    assert recs.json()["source"] == "personalised" and [i["item_id"] for i in recs.json()["items"]] == ["B", "C"]
+    assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["path", "customer_id"]
