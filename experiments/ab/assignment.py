@@ -12,8 +12,8 @@ a SHA-256 digest (big-endian) over 2**53, so that any language's doubles give th
   exceeds it. Arms keep their buckets when ``traffic`` changes; changing the weights moves only the units
   between the old and new boundaries.
 
-The salt defaults to the experiment id. Giving two experiments the same salt correlates their buckets
-(the same units land on the same side); a new salt reshuffles everyone, which is how an experiment is
+The salt defaults to the experiment id. The experiment id is hashed too, so two experiments split their
+units independently whatever their salts; a new salt reshuffles everyone, which is how an experiment is
 restarted without carry-over.
 """
 

@@ -73,7 +73,10 @@ class ArmSummary:
 
     @property
     def mean(self) -> float:
-        return self.shift + self.sum / self.n if self.n else self.shift
+        if not self.n:
+            return self.shift
+        # an all-zero arm's mean comes back as 1e-17, not 0, once shifted: a relative effect would explode
+        return _cancelled(self.shift + self.sum / self.n, self.shift, self.sum / self.n)
 
     @property
     def variance(self) -> float:
@@ -200,8 +203,9 @@ class RatioSummary:
         """Per-unit variance of the ratio by the delta method: ``n`` times that of the arm's ratio."""
         m, d = self.numerator.sum / self.n, self.denominator.sum / self.n
         covariance = (self.sum_products - self.numerator.sum * self.denominator.sum / self.n) / (self.n - 1)
-        return max(self.numerator.variance / d ** 2 - 2 * covariance * m / d ** 3
-                   + m ** 2 * self.denominator.variance / d ** 4, 0.0)
+        terms = (self.numerator.variance / d ** 2, -2 * covariance * m / d ** 3,
+                 m ** 2 * self.denominator.variance / d ** 4)
+        return max(_cancelled(sum(terms), *terms), 0.0)
 
 
 def compare_ratio(control: RatioSummary, treatment: RatioSummary, *, alpha: float = 0.05) -> Comparison:
@@ -298,8 +302,19 @@ def check_alpha(alpha: float) -> None:
 def _variance(n: int, total: float, squares: float) -> float:
     if n < 2:
         return 0.0
-    # rounding can leave a tiny negative for constant values
-    return max((squares - total * total / n) / (n - 1), 0.0)
+    # constant values leave rounding (1e-33, or a tiny negative) rather than 0, which would pass for a
+    # variance and give a p-value of 1e-17 instead of "no variance"
+    return max(_cancelled(squares - total * total / n, squares, total * total / n) / (n - 1), 0.0)
+
+
+#: Relative size below which a difference of floating-point terms is taken for their exact cancellation.
+_ROUNDING = 1e-12
+
+
+def _cancelled(value: float, *terms: float) -> float:
+    """``value``, the sum or difference of ``terms``, or 0 when it is within rounding of their size."""
+    scale = max((abs(term) for term in terms), default=0.0)
+    return 0.0 if abs(value) <= _ROUNDING * scale else value
 
 
 def _mean_gap(treatment_sum: float | None, treatment_n: int, control_sum: float | None, control_n: int) -> float:
@@ -316,7 +331,8 @@ def _pooled_theta(control: ArmSummary, treatment: ArmSummary) -> float:
 def _adjusted_variance(arm: ArmSummary, theta: float | None) -> float:
     if theta is None:
         return arm.variance
-    return max(arm.variance + theta ** 2 * arm.covariate_variance - 2 * theta * arm.covariance, 0.0)
+    terms = (arm.variance, theta ** 2 * arm.covariate_variance, -2 * theta * arm.covariance)
+    return max(_cancelled(sum(terms), *terms), 0.0)
 
 
 def _no_information(control: ArmSummary, treatment: ArmSummary) -> str:

@@ -62,6 +62,23 @@ def test_large_values_close_together_keep_their_variance():
     assert result.control_summary.mean == pytest.approx(1e9 + control.mean(), abs=1e-6)
 
 
+def test_zero_means_and_constant_arms_stay_exact_through_the_shift():
+    # the report shifts values by their overall mean: the sums of an all-zero or constant arm then come
+    # back as rounding (1e-17, 1e-33), which must not pass for a mean or a variance
+    zero = pd.DataFrame({"arm": ["control"] * 7 + ["treatment"] * 3, "converted": [0] * 7 + [1, 1, 0]})
+    (result,) = analyze(zero, arm_column="arm", metrics=["converted"], control="control").results
+    assert result.control_summary.mean == 0.0 and result.comparison.relative is None
+    assert result.comparison.note == "control mean is 0: no relative effect"
+    constant = pd.DataFrame({"arm": ["control"] * 7 + ["treatment"] * 3, "converted": [0] * 7 + [1] * 3})
+    (result,) = analyze(constant, arm_column="arm", metrics=["converted"], control="control").results
+    assert result.comparison.p_value is None and result.comparison.note == "no variance in either arm"
+    proportional = pd.DataFrame({"arm": ["control"] * 3 + ["treatment"] * 4, "rev": [0.1, 0.2, 0.3, 0.3, 0.6, 0.9, 0.3],
+                                 "orders": [1, 2, 3, 1, 2, 3, 1]})  # a constant ratio in each arm
+    (result,) = analyze(proportional, arm_column="arm", metrics=[], ratios={"aov": ("rev", "orders")},
+                        control="control").results
+    assert result.comparison.p_value is None and result.comparison.note == "no variance in either arm"
+
+
 def test_an_arm_of_the_design_missing_from_the_data_is_a_sample_ratio_mismatch():
     frame = pd.DataFrame({"arm": ["control"] * 300 + ["treatment"] * 3, "x": np.arange(303.0)})
     report = analyze(frame, arm_column="arm", metrics=["x"], control="control",
