@@ -27,14 +27,17 @@ def make_folds(transactions: pd.DataFrame, protocol: TemporalConfig | Stratified
         return TemporalProtocol(protocol.validation_cutoff, protocol.test_cutoff, protocol.end,
                                 weighting=weighting).folds(transactions)
     if isinstance(protocol, StratifiedConfig):
-        def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-            return stratified_split(frame, ratio=protocol.ratio, seed=protocol.seed, min_rating=protocol.min_rating)
+        def split(frame: pd.DataFrame, first: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+            # min_rating chooses the customers once: applied again to what the test split left for
+            # training, it would drop from the validation fold customers the test fold keeps
+            return stratified_split(frame, ratio=protocol.ratio, seed=protocol.seed,
+                                    min_rating=protocol.min_rating if first else 1)
     elif isinstance(protocol, LeaveLastOutConfig):
-        def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        def split(frame: pd.DataFrame, first: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
             return leave_last_out(frame, n=protocol.n, by=protocol.by)
     else:
         raise TypeError(f"unknown protocol {type(protocol).__name__}")
-    train_validation, test = split(transactions)
-    train, validation = split(train_validation)
+    train_validation, test = split(transactions, first=True)
+    train, validation = split(train_validation, first=False)
     return {"validation": fold_from_frames(train, validation, name="validation", weighting=weighting),
             "test": fold_from_frames(train_validation, test, name="test", weighting=weighting)}

@@ -289,9 +289,12 @@ def candidates_frame(candidates: list[Candidate], config: ExperimentConfig) -> p
     rows = []
     for candidate in candidates:
         for setting in config.settings:
+            # the selection metric too, when it is not among the metrics: the file must show why a
+            # candidate was chosen
+            names = dict.fromkeys([*config.metrics, config.selection_metric(setting)])
             rows.append({"setting": setting, "model": candidate.label, "candidate": candidate.name,
                          "params": _format_params(candidate.params),
-                         **{name: candidate.validation[setting][name] for name in config.metrics}})
+                         **{name: candidate.validation[setting][name] for name in names}})
     return pd.DataFrame(rows)
 
 

@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from recsys.data.interactions import Interactions
 from recsys.models.base import ModelFitError
-from recsys.models.factorization import FactorizationRecommender
+from recsys.models.factorization import FactorizationRecommender, check_counts
 
 
 class ALSRecommender(FactorizationRecommender):
@@ -37,8 +37,7 @@ class ALSRecommender(FactorizationRecommender):
         num_threads: int = 0,
     ) -> None:
         super().__init__()
-        if factors < 1 or iterations < 1:
-            raise ValueError(f"factors and iterations must be >= 1, got {factors} and {iterations}")
+        check_counts(factors=factors, iterations=iterations)
         if regularization < 0 or alpha <= 0:
             raise ValueError(f"need regularization >= 0 and alpha > 0, got {regularization} and {alpha}")
         self.factors = factors

@@ -8,7 +8,7 @@ from threadpoolctl import threadpool_limits
 
 from recsys.data.interactions import Interactions
 from recsys.models.base import ModelFitError
-from recsys.models.factorization import FactorizationRecommender
+from recsys.models.factorization import FactorizationRecommender, check_counts
 
 
 class BPRRecommender(FactorizationRecommender):
@@ -31,8 +31,7 @@ class BPRRecommender(FactorizationRecommender):
         num_threads: int = 1,
     ) -> None:
         super().__init__()
-        if factors < 1 or iterations < 1:
-            raise ValueError(f"factors and iterations must be >= 1, got {factors} and {iterations}")
+        check_counts(factors=factors, iterations=iterations)
         if learning_rate <= 0 or regularization < 0:
             raise ValueError(f"need learning_rate > 0 and regularization >= 0, got {learning_rate}, {regularization}")
         self.factors = factors

@@ -75,3 +75,11 @@ class FactorizationRecommender(Recommender):
     def _restore_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.user_factors = arrays["user_factors"]
         self.item_factors = arrays["item_factors"]
+
+
+def check_counts(**counts: object) -> None:
+    """Each of ``counts`` (factors, iterations) must be an integer >= 1: implicit would fail on 16.5 only
+    once fitting, after the data were loaded."""
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")

@@ -142,6 +142,11 @@ def test_parse_metric():
     ([{"model": "item_knn", "search": {"n_trials": 2, "space": {
         "similarity": {"type": "categorical", "choices": ["cosine", "jaccard"]}}}}],
      "models.0.search.space.similarity", "similarity='jaccard' is not one of"),
+    # implicit would refuse a fractional count only once fitting, after the data were loaded
+    ([{"model": "als", "params": {"factors": [8, 16.5]}}], "models.0.params.factors",
+     "factors must be an integer >= 1, got 16.5"),
+    ([{"model": "bpr", "search": {"n_trials": 2, "space": {"factors": {"type": "float", "low": 4, "high": 8}}}}],
+     "models.0.search.space.factors", "factors must be an integer >= 1, got 4.0"),
 ])
 def test_parameter_values_the_model_rejects_name_the_field(tmp_path, models, where, words):
     message = _error(tmp_path, _with(models=models))

@@ -59,3 +59,12 @@ def test_held_out_items_unknown_to_training_still_count_towards_the_relevant_set
     assert fold.relevant == (frozenset({1, 2}),)  # y is row 1; 'new' gets the first row past the catalogue
     with pytest.raises(ValueError, match="empty side"):
         fold_from_frames(train, held_out.iloc[:0], name="check")
+
+
+def test_min_rating_chooses_the_customers_of_both_folds_once(transactions):
+    folds = make_folds(transactions, StratifiedConfig(kind="stratified", ratio=0.75, seed=3, min_rating=4))
+    kept = transactions.groupby("customer_id").size()
+    kept = set(kept[kept >= 4].index)
+    # a customer with 4 rows keeps 3 for training after the test split: still in the validation fold
+    assert set(folds["test"].train.customers.ids) == kept
+    assert set(folds["validation"].train.customers.ids) == kept

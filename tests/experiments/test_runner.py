@@ -149,3 +149,16 @@ def test_cutoffs_with_a_utc_offset_split_the_naive_utc_data(synthetic_folder, va
     assert [line.split(" fold:")[0] for line in reported if " fold:" in line] == ["validation", "test"]
     params = MlflowClient(tracking_uri=uri).get_run(result.run_id).data.params
     assert params["protocol.validation_cutoff"] == "2024-05-31T22:00:00"
+
+
+def test_the_candidates_file_shows_the_selection_metric_even_when_not_among_the_metrics():
+    from types import SimpleNamespace
+
+    from experiments.runner import candidates_frame
+
+    config = SimpleNamespace(settings=["A"], metrics=["ndcg@10"], selection_metric=lambda setting: "map@5")
+    candidate = SimpleNamespace(label="item_knn", name="item_knn[neighbours=5]", params={"neighbours": 5},
+                                validation={"A": {"ndcg@10": 0.31, "map@5": 0.22}})
+    frame = candidates_frame([candidate], config)
+    assert list(frame.columns) == ["setting", "model", "candidate", "params", "ndcg@10", "map@5"]
+    assert frame.loc[0, "map@5"] == 0.22
