@@ -237,13 +237,17 @@ def _summary(values: np.ndarray, covariate: np.ndarray | None, in_arm: pd.Series
 
 
 def _ratio_summary(numerator: np.ndarray, denominator: np.ndarray, in_arm: pd.Series) -> tuple[RatioSummary, int]:
-    """A ratio's sums over the arm's units with both values, and how many units lacked one."""
+    """A ratio's sums over the arm's units with both values (each less its mean over every arm, as for
+    a metric), and how many units lacked one."""
     mask = in_arm.to_numpy()
-    present = mask & ~np.isnan(numerator) & ~np.isnan(denominator)
-    m, d = numerator[present], denominator[present]
+    known = ~np.isnan(numerator) & ~np.isnan(denominator)
+    present = mask & known
+    shifts = [float(values[known].mean()) if known.any() else 0.0 for values in (numerator, denominator)]
+    m, d = numerator[present] - shifts[0], denominator[present] - shifts[1]
     n = int(present.sum())
-    return (RatioSummary(n, ArmSummary(n, float(m.sum()), float(m @ m)), ArmSummary(n, float(d.sum()), float(d @ d)),
-                         float(m @ d)), int(mask.sum() - n))
+    return (RatioSummary(n, ArmSummary(n, float(m.sum()), float(m @ m), shift=shifts[0]),
+                         ArmSummary(n, float(d.sum()), float(d @ d), shift=shifts[1]), float(m @ d)),
+            int(mask.sum() - n))
 
 
 def data_rows(mask: np.ndarray) -> str:

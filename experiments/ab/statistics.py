@@ -187,7 +187,10 @@ def _welch(control_mean: float, treatment_mean: float, absolute: float, relative
 
 @dataclass(frozen=True)
 class RatioSummary:
-    """Sums of one ratio metric's numerator and denominator over an arm's units, and of their products."""
+    """Sums of one ratio metric's numerator and denominator over an arm's units, and of their products.
+
+    The two summaries may be shifted (see :class:`ArmSummary`); ``sum_products`` is then the sum of the
+    shifted values' products, so that values far from zero keep the variance's digits."""
 
     n: int
     numerator: ArmSummary
@@ -196,12 +199,13 @@ class RatioSummary:
 
     @property
     def ratio(self) -> float | None:
-        return self.numerator.sum / self.denominator.sum if self.denominator.sum else None
+        # the ratio of the sums is the ratio of the means
+        return self.numerator.mean / self.denominator.mean if self.n and self.denominator.mean else None
 
     @property
     def variance(self) -> float:
         """Per-unit variance of the ratio by the delta method: ``n`` times that of the arm's ratio."""
-        m, d = self.numerator.sum / self.n, self.denominator.sum / self.n
+        m, d = self.numerator.mean, self.denominator.mean
         covariance = (self.sum_products - self.numerator.sum * self.denominator.sum / self.n) / (self.n - 1)
         terms = (self.numerator.variance / d ** 2, -2 * covariance * m / d ** 3,
                  m ** 2 * self.denominator.variance / d ** 4)
@@ -211,7 +215,8 @@ class RatioSummary:
 def compare_ratio(control: RatioSummary, treatment: RatioSummary, *, alpha: float = 0.05) -> Comparison:
     """Welch's test of the difference of two arms' ratios of sums, with delta-method variances."""
     check_alpha(alpha)
-    empty = [name for name, arm in (("control", control), ("treatment", treatment)) if not arm.denominator.sum]
+    empty = [name for name, arm in (("control", control), ("treatment", treatment))
+             if arm.n and not arm.denominator.mean]
     if empty or control.n < 2 or treatment.n < 2:
         note = (f"the denominator sums to 0 in {' and '.join(empty)}" if empty else
                 f"fewer than two units in {'control' if control.n < 2 else 'treatment'}")

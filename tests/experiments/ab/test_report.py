@@ -62,6 +62,18 @@ def test_large_values_close_together_keep_their_variance():
     assert result.control_summary.mean == pytest.approx(1e9 + control.mean(), abs=1e-6)
 
 
+def test_a_ratio_of_large_values_close_together_keeps_its_variance():
+    rng = np.random.default_rng(0)
+    control, treatment = 1e9 + rng.normal(0, 1, 500), 1e9 + 0.2 + rng.normal(0, 1, 600)
+    frame = pd.DataFrame({"arm": ["control"] * 500 + ["treatment"] * 600, "m": np.r_[control, treatment],
+                          "d": np.ones(1100)})
+    (result,) = analyze(frame, arm_column="arm", metrics=[], ratios={"r": ("m", "d")}, control="control").results
+    # a denominator of 1 makes the ratio the plain mean: Welch's test on the values is the answer
+    reference = stats.ttest_ind(treatment, control, equal_var=False)
+    assert result.comparison.p_value == pytest.approx(reference.pvalue, rel=1e-3)
+    assert result.comparison.absolute == pytest.approx(treatment.mean() - control.mean(), abs=1e-6)
+
+
 def test_zero_means_and_constant_arms_stay_exact_through_the_shift():
     # the report shifts values by their overall mean: the sums of an all-zero or constant arm then come
     # back as rounding (1e-17, 1e-33), which must not pass for a mean or a variance
