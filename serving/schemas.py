@@ -17,14 +17,15 @@ class ModelInfo(BaseModel):
 class RecommendedItem(BaseModel):
     item_id: str
     score: float
-    source: str = Field(description="Generator or rule that produced this item: als, popular, repeat_buy, ...")
+    source: str = Field(description="Generator that produced this item: ranker/<generator> (ranker/repeat_buy, "
+                                    "ranker/ease_binary, ...) in personal lists, item_knn, popular or trending")
 
 
 class RecommendationList(BaseModel):
     customer_id: str | None = Field(None, description="Set on customer recommendations")
     item_id: str | None = Field(None, description="Set on similar items")
     kind: str | None = Field(None, description="Set on popular lists: popular or trending")
-    source: str = Field(description="personalised, fallback, similar_items or popular")
+    source: str = Field(description="personalised, fallback, similar_items, basket_complements or popular")
     fallback_reason: str | None = Field(None, description="Why the fallback answered: unknown_customer, "
                                         "no_personal_items, no_known_items, no_complements or store_unavailable")
     items: list[RecommendedItem]

@@ -172,8 +172,9 @@ def outcomes_command(
     pre_days: Annotated[int, typer.Option(help="Days before it, for the CUPED covariates")] = 28,
 ) -> None:
     """Orders, revenue and conversion of every exposed customer after exposure (zeros for non-buyers),
-    and the same before it; customers whose window is not over yet are left out and counted, and so are
-    those who never bought anything (none buying at all is an error: the ids must differ)."""
+    and the same before it; customers whose windows fall outside the data are left out and counted; those
+    who never bought anything are kept with zeros and counted (none of them a customer is an error: the two
+    files then write ids differently)."""
     from experiments.ab.outcomes import EXPOSURE_COLUMNS, unit_outcomes
     from experiments.ab.report import ABDataError, require_columns
     from experiments.outputs import prepare_output_file

@@ -57,12 +57,13 @@ async def customer_offers(request: Request):
 @router.post("/offers/{offer_id}/events", response_model=OfferEventOut,
              dependencies=[require_scope("offers:write")],
              responses={404: {"model": Problem, "description": "Offer not in the current catalogue"},
-                        409: {"model": Problem, "description": "Redemption refused: the offer's budget is used up"},
+                        409: {"model": Problem, "description": "Redemption refused: budget.max_redemptions is used up"},
                         **NO_CATALOGUE},
              summary="Record an impression, redemption or dismissal",
              description="Idempotent by `event_id`: a replay answers 200 with `duplicate: true` and counts "
-                         "nothing. A redemption uses one unit of the offer's budget atomically (409 when none "
-                         "is left). Outcomes update the offer's Beta posterior for the customer's segment.")
+                         "nothing. A redemption uses one unit of the offer's budget.max_redemptions atomically (409 "
+                         "when none is left); budget.total is spent by the impressions GET offers serves. Outcomes "
+                         "update the offer's Beta posterior for the customer's segment.")
 async def offer_event(offer_id: OfferId, event: OfferEventIn, service: OffersDep):
     try:
         body = await service.record_event(offer_id, OfferEvent(event.event_id, event.type, event.customer_id))
@@ -77,8 +78,9 @@ async def offer_event(offer_id: OfferId, event: OfferEventIn, service: OffersDep
 
 @router.get("/offers/preview", response_model=OfferPreview, dependencies=[require_scope("offers:read")],
             responses=NO_CATALOGUE, summary="Eligible customers per offer on the current snapshot",
-            description="Counts every profile of the current snapshot once per snapshot (the first call on a "
-                        "large snapshot takes seconds), with each offer's budget use.")
+            description="Counts every profile of the current snapshot once per snapshot, and again when an "
+                        "offer's validity window opens or closes (the first call on a large snapshot takes "
+                        "seconds), with each offer's budget use.")
 async def offers_preview(service: OffersDep):
     try:
         body = await service.preview()

@@ -216,7 +216,8 @@ class OfferService:
         return {**body, "segment": segment}
 
     async def preview(self) -> dict:
-        """Customers of the current snapshot eligible for each offer (computed once per snapshot)."""
+        """Customers of the current snapshot eligible for each offer (computed once per snapshot, and again
+        when an offer's validity window opens or closes)."""
         view = await self.snapshots.current()
         catalogue = await self.catalogue(view)
         now = self.clock()
