@@ -71,7 +71,9 @@ def main() -> None:
         # plain `recsys --help` should not wait for those
         if not isinstance(exc, _input_errors()) or {"-v", "--verbose"} & set(sys.argv[1:]):
             raise
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # notes say what the failure left behind (a version registered but not served, say)
+        notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", ()))
+        Console(stderr=True).print(f"[red]error:[/red] {exc}{notes}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
 
 

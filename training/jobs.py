@@ -65,7 +65,12 @@ def run_all(config: TrainConfig, settings: TrainingSettings, reporter: Reporter 
             parts.insert(0, customer_snapshot_part(intelligence.profiles, intelligence.segments,
                                                    intelligence.clusters, info=customer_info(intelligence)))
         served = replace(train.registered, alias=settings.model_alias)
-        manifest = publish_snapshot(train.bundle, model_info(served), settings, reporter, parts)
+        try:
+            manifest = publish_snapshot(train.bundle, model_info(served), settings, reporter, parts)
+        except Exception as exc:
+            exc.add_note(f"model version {served.version} is registered without the serving alias; serve it with "
+                         f"`recsys models promote {served.version}` once the store answers")
+            raise
         # the serving alias moves only once the version is served: an alias on a version nobody serves
         # (a publish that failed) would mislead
         tracking.set_alias(settings.registered_model, settings.model_alias, served.version)

@@ -125,6 +125,9 @@ def test_a_failing_publish_leaves_the_serving_alias_where_it_was(env, tmp_path, 
         second = runner.invoke(app, ["train", "--customers", "300", "--items", "60", "--no-customers-job"])
     assert isinstance(second.exception, StoreUnavailableError)
     assert _champion(env) == "1"
+    # the error says what the failure left behind, and how to serve it
+    assert second.exception.__notes__ == ["model version 2 is registered without the serving alias; serve it "
+                                          "with `recsys models promote 2` once the store answers"]
 
     bad = tmp_path / "offers.yaml"
     bad.write_text("offers:\n  - id: x\n    name: X\n    type: teleport\n")
@@ -218,3 +221,14 @@ def test_the_serving_alias_follows_what_publish_rollback_and_use_serve(env, monk
     assert rolled.exit_code == 0 and "warning: @champion still names" in rolled.output
     assert "recsys models promote 2 --no-publish" in rolled.output and served() == ("2", "champion")
     store.close()
+
+
+def test_the_error_line_of_a_failed_publish_says_how_to_serve_the_registered_version(env, monkeypatch, capsys):
+    def store_down(*args, **kwargs):
+        raise StoreUnavailableError("the store went away")
+
+    monkeypatch.setattr("training.jobs.publish_bundle", store_down)
+    code, err = _exit_and_error(monkeypatch, capsys, "train", "--customers", "300", "--items", "60",
+                                "--no-customers-job")
+    assert code == 2 and "error: the store went away" in err
+    assert "model version 1 is registered without the serving alias" in err and "recsys models promote 1" in err
