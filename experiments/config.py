@@ -333,20 +333,24 @@ class ExperimentConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> ExperimentConfig:
+        # each message starts with the field it is about: a check across fields has no location of its own
         if isinstance(self.selection, dict):
             extra = sorted(set(self.selection) - set(self.settings))
             if extra:
-                raise ValueError(f"selection names setting(s) {extra} that are not in settings {self.settings}")
+                raise ValueError(f"selection: names setting(s) {extra} that are not in settings {self.settings}")
         for setting in self.settings:
-            parse_metric(self.selection_metric(setting))
+            try:
+                parse_metric(self.selection_metric(setting))
+            except ValueError as exc:
+                raise ValueError(f"selection: {exc}") from None
         labels = [model.name for model in self.models]
         repeated = sorted({label for label in labels if labels.count(label) > 1})
         if repeated:
-            raise ValueError(f"model label(s) {repeated} are used twice; give each entry a distinct 'label'")
-        for model in self.models:
+            raise ValueError(f"models: label(s) {repeated} are used twice; give each entry a distinct 'label'")
+        for index, model in enumerate(self.models):
             if model.search and model.search.setting and model.search.setting not in self.settings:
-                raise ValueError(f"model {model.name!r} searches setting {model.search.setting!r}, "
-                                 f"which is not in settings {self.settings}")
+                raise ValueError(f"models.{index}.search.setting: model {model.name!r} searches setting "
+                                 f"{model.search.setting!r}, which is not in settings {self.settings}")
         return self
 
     def rejected_model_values(self) -> dict[str, str]:
@@ -402,8 +406,16 @@ def load_config(path: str | Path, data: str | Path | None = None, data_format: s
 def _describe(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
-        location = [str(part) for part in error["loc"]]
-        where = ".".join(location) or "(top level)"
+        # the protocol's kind picks its model: pydantic names that tag in the path, the file does not
+        location = [str(part) for index, part in enumerate(error["loc"])
+                    if not (index == 1 and error["loc"][0] == "protocol" and part in _PROTOCOL_KINDS)]
         message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"  {where}: {message}")
+        field, _, rest = message.partition(": ")
+        if not location and rest and _FIELD.fullmatch(field):
+            location, message = [field], rest  # a check across fields names its field first
+        lines.append(f"  {'.'.join(location) or '(top level)'}: {message}")
     return "\n".join(lines)
+
+
+_FIELD = re.compile(r"[a-z_]+(\.[\w]+)*")
+_PROTOCOL_KINDS = ("temporal", "stratified", "leave_last_out")

@@ -53,12 +53,15 @@ def test_checked_in_configs_are_valid(name):
     ({"data": {"path": "x.csv", "cleaning": {"drop_missing_customer": False}}},
      "data.cleaning.drop_missing_customer", "needs a customer for each row"),
     ({"protocol": {"kind": "temporal", "validation_cutoff": "2011-09-09", "test_cutoff": "2011-06-09"}},
-     "protocol.temporal", "must be before"),
-    ({"protocol": {"kind": "stratified", "ratio": 1.5}}, "protocol.stratified.ratio", "less than 1"),
+     "protocol", "must be before"),
+    ({"protocol": {"kind": "stratified", "ratio": 1.5}}, "protocol.ratio", "less than 1"),
     ({"protocol": {"kind": "random"}}, "protocol", "temporal"),
     ({"settings": ["A", "C"]}, "settings.1", "'A' or 'B'"),
     ({"metrics": ["ndcg@10", "hits@5"]}, "metrics", "'hits@5' is not a metric"),
-    ({"selection": {"C": "ndcg@10"}}, "(top level)", "not in settings"),
+    ({"selection": {"C": "ndcg@10"}}, "selection", "not in settings"),
+    ({"selection": "foo@10"}, "selection", "'foo@10' is not a metric"),
+    ({"settings": ["A"], "models": [{"model": "als", "search": {"n_trials": 2, "setting": "B", "space": {
+        "factors": {"type": "int", "low": 4, "high": 8}}}}]}, "models.0.search.setting", "not in settings"),
     ({"models": [{"model": "alz"}]}, "models.0", "did you mean 'als'"),
     ({"models": [{"model": "item_knn", "params": {"neighbors": [1, 2]}}]}, "models.0",
      "'neighbors' (did you mean 'neighbours'?)"),
@@ -70,7 +73,7 @@ def test_checked_in_configs_are_valid(name):
         "factors": {"type": "categorical"}}}}]}, "models.0.search.space.factors", "choices"),
     ({"models": [{"model": "als", "params": {"factors": 8}, "search": {"n_trials": 2, "space": {
         "factors": {"type": "int", "low": 4, "high": 8}}}}]}, "models.0", "both fixed"),
-    ({"models": [{"model": "ease"}, {"model": "ease"}]}, "(top level)", "used twice"),
+    ({"models": [{"model": "ease"}, {"model": "ease"}]}, "models", "used twice"),
 ])
 def test_errors_name_the_field_path(tmp_path, change, where, words):
     message = _error(tmp_path, _with(**change))
