@@ -16,9 +16,7 @@ together, and drops the oldest beyond that.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -26,6 +24,7 @@ import yaml
 from experiments.ab.assignment import EXPOSURES_STREAM, DesignError, ExperimentDesign
 from feature_store import Acquired, Event, LimitsStore, Recording
 from recsys.yaml_text import load_yaml
+from serving.services.clock import now_iso
 
 EXPOSURE_TTL_SECONDS = 180 * 86_400  # longer than any experiment is expected to run
 
@@ -72,7 +71,7 @@ class ExperimentService:
         first_exposure = False
         if arm is not None and expose:
             salt = design.hash_salt
-            fields = {"experiment_id": experiment_id, "salt": salt, "unit_id": unit_id, "arm": arm, "at": _now_iso()}
+            fields = {"experiment_id": experiment_id, "salt": salt, "unit_id": unit_id, "arm": arm, "at": now_iso()}
             outcome = await self.limits.acquire_first(
                 [()], 1, once=f"exposure:{experiment_id}:{salt}:{unit_id}", once_ttl_seconds=self.exposure_ttl_seconds,
                 recording=Recording((), Event(EXPOSURES_STREAM, fields, self.exposure_log_max)))
@@ -87,5 +86,3 @@ def _describe(design: ExperimentDesign) -> dict:
             "traffic": design.traffic}
 
 
-def _now_iso() -> str:
-    return datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="milliseconds")

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -35,6 +34,7 @@ from recsys.offers import (
     rank_offers,
 )
 from recsys.records import PROFILES, RECOMMENDATIONS, CustomerProfile, first_ranked_item
+from serving.services.clock import now_iso
 from serving.snapshots import SnapshotCache, SnapshotView
 
 DAY = 86_400.0
@@ -160,7 +160,7 @@ class OfferService:
             increments.append((Increment(counter_key, impressions),))
         # One JSON field rather than a field per value: typed values for analysis, and a short call.
         decision = orjson.dumps({
-            "customer_id": customer_id, "segment": segment, "at": _now_iso(), "k": k,
+            "customer_id": customer_id, "segment": segment, "at": now_iso(), "k": k,
             "snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version,
             "candidates": [{"offer_id": d.offer_id, "p_redeem": d.p_redeem, "expected_value": d.expected_value}
                            for d in ranked]}).decode()
@@ -199,7 +199,7 @@ class OfferService:
         if event.type == "redemption" and (budget := budget_claim(offer, amount=1)) is not None:
             claims.append(budget)
         log = {"type": event.type, "event_id": event.event_id, "offer_id": offer_id,
-               "customer_id": event.customer_id, "segment": segment, "at": _now_iso(),
+               "customer_id": event.customer_id, "segment": segment, "at": now_iso(),
                "snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version}
         # Idempotency marker, budget, outcome counter and log entry in one atomic step: the marker is never
         # set without the count it stands for. A redemption refused for budget is logged with acquired="".
@@ -232,7 +232,7 @@ class OfferService:
                 part = await asyncio.to_thread(_count_batch, catalogue, batch, now)
                 for offer_id, n in part.items():
                     counts[offer_id] += n
-            self._previews = {key: {"customers": customers, "eligible": counts, "computed_at": _now_iso()}}
+            self._previews = {key: {"customers": customers, "eligible": counts, "computed_at": now_iso()}}
         offers = catalogue.offers
         used = await self.limits.used([f"{kind}:{o.id}" for kind in ("budget", "spend") for o in offers])
         redeemed, shown = used[:len(offers)], used[len(offers):]
@@ -267,16 +267,3 @@ def _top_item(view: SnapshotView, raw: bytes | None) -> str | None:
     """The customer's first recommendation, which bundle offers carry."""
     row = first_ranked_item(raw) if raw else None
     return view.catalog.item_ids[row] if row is not None else None
-
-
-def _now_iso() -> str:
-    """The time as ``datetime.isoformat(timespec="milliseconds")`` writes it for UTC."""
-    now = time.time()
-    second = int(now)
-    return f"{_iso_second(second)}.{int((now - second) * 1000):03d}+00:00"
-
-
-@lru_cache(maxsize=1)
-def _iso_second(second: int) -> str:
-    # Every decision is stamped: format each whole second once.
-    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")

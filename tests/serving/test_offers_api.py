@@ -224,11 +224,9 @@ def test_fallback_catalogue_file_when_the_snapshot_has_none(redis_prefix, tmp_pa
 
 
 def test_decision_time_is_written_as_isoformat_writes_it():
-    from datetime import UTC, datetime
+    from serving.services.clock import now_iso
 
-    from serving.services.offers import _now_iso
-
-    stamp = _now_iso()
+    stamp = now_iso()
     parsed = datetime.fromisoformat(stamp)
     assert stamp == parsed.isoformat(timespec="milliseconds")
     assert abs((datetime.now(UTC) - parsed).total_seconds()) < 2
