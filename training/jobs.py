@@ -14,7 +14,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from feature_store import Manifest
+from feature_store import Manifest, open_store
 from recsys.customers.clusters import CustomerClusters
 from recsys.data import schema
 from recsys.records import CustomerProfile
@@ -27,7 +27,7 @@ from training.publish import PublishOptions, SnapshotPart, publish_bundle
 from training.publish_customers import customer_snapshot_part
 from training.publish_offers import offer_catalogue_part_from_file
 from training.settings import TrainingSettings
-from training.store import check_store, open_checked_store
+from training.store import check_store
 
 CUSTOMER_PART_ARTIFACT = "snapshot_part"
 CUSTOMER_RUN_TAG = "customer_intelligence_run_id"
@@ -80,7 +80,8 @@ def run_all(config: TrainConfig, settings: TrainingSettings, reporter: Reporter 
 
 def publish_snapshot(bundle, model: dict[str, Any], settings: TrainingSettings, reporter: Reporter,
             parts: list[SnapshotPart]) -> Manifest:
-    store = open_checked_store(settings)
+    # its callers checked the store before their long work: open it without a second check
+    store = open_store(settings.store_url, prefix=settings.store_prefix, retain=settings.snapshots_retained)
     try:
         return publish_bundle(bundle, store, model, PublishOptions(top_n=settings.publish_top_n), reporter,
                               parts=parts)

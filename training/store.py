@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 
 from feature_store import OnlineStore, StoreError, open_store
-from feature_store.factory import DEFAULT_URL, store_backend
+from feature_store.factory import DEFAULT_URL
+from feature_store.multiplexed import without_password
 from training.settings import TrainingSettings
 
 
@@ -28,7 +29,7 @@ def open_checked_store(settings: TrainingSettings) -> OnlineStore:
         store.current_snapshot_id()
     except (ValueError, OSError, sqlite3.Error, redis.RedisError) as exc:
         store.close()
-        raise StoreSetupError(f"online store {_shown(url)} (RECSYS_STORE_URL) cannot be used: {exc}") from exc
+        raise StoreSetupError(f"online store {without_password(url)} (RECSYS_STORE_URL) cannot be used: {exc}") from exc
     return store
 
 
@@ -36,11 +37,3 @@ def check_store(settings: TrainingSettings) -> None:
     """Raise :class:`StoreSetupError` unless the configured store answers."""
     open_checked_store(settings).close()
 
-
-def _shown(url: str) -> str:
-    # a Redis URL may carry a password, in its user info or its query string
-    if store_backend(url)[0] != "redis":
-        return url
-    from feature_store.multiplexed import without_password
-
-    return without_password(url)
