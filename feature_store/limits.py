@@ -16,6 +16,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 #: How long an idempotency marker is kept when the caller gives no TTL (replays after that count again).
 DEFAULT_MARKER_TTL_SECONDS = 30 * 86_400
@@ -121,7 +122,9 @@ class LimitsStore(abc.ABC):
 def default_limits_url(store_url: str | None) -> str:
     """Where the limits live unless configured: the snapshot store when it is Redis (caps must be shared
     by every worker), else the embedded file."""
-    if (store_url or "").split(":", 1)[0].lower() in ("redis", "rediss", "unix"):
+    from feature_store.factory import REDIS_SCHEMES
+
+    if urlsplit(store_url or "").scheme.lower() in REDIS_SCHEMES:
         return str(store_url)
     return DEFAULT_LIMITS_URL
 
