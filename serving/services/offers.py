@@ -79,13 +79,23 @@ def repeat_claim(offer: Offer, customer_id: str) -> Claim:
 
 def budget_claim(offer: Offer, amount: int) -> Claim | None:
     limit = offer.redemption_limit
-    return None if limit is None else Claim(f"budget:{offer.id}", limit, None, amount)
+    return None if limit is None else Claim(budget_key(offer), limit, None, amount)
 
 
 def spend_claim(offer: Offer) -> Claim | None:
     """One impression's share of the offer's money budget, used when the offer is shown."""
     limit = offer.impression_limit
-    return None if limit is None else Claim(f"spend:{offer.id}", limit, None, 1)
+    return None if limit is None else Claim(spend_key(offer), limit, None, 1)
+
+
+def budget_key(offer: Offer) -> str:
+    """The limits key counting the offer's redemptions."""
+    return f"budget:{offer.id}"
+
+
+def spend_key(offer: Offer) -> str:
+    """The limits key counting the impressions charged to the offer's money budget."""
+    return f"spend:{offer.id}"
 
 
 def outcomes_key(offer_id: str) -> str:
@@ -234,7 +244,7 @@ class OfferService:
                     counts[offer_id] += n
             self._previews = {key: {"customers": customers, "eligible": counts, "computed_at": now_iso()}}
         offers = catalogue.offers
-        used = await self.limits.used([f"{kind}:{o.id}" for kind in ("budget", "spend") for o in offers])
+        used = await self.limits.used([key(o) for key in (budget_key, spend_key) for o in offers])
         redeemed, shown = used[:len(offers)], used[len(offers):]
         return {"snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version, **self._previews[key],
                 "offers": [{"offer_id": o.id, "name": o.name, "type": o.type.value,
