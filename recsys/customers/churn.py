@@ -36,7 +36,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-from recsys.customers.features import customer_features
+from recsys.customers.features import customer_features, require_customer_ids
 from recsys.data import schema
 
 # Features the model leaves out: text, and columns that are NaN unless the data has categories (kept
@@ -84,10 +84,7 @@ def churn_labels(transactions: pd.DataFrame, cutoff: str | pd.Timestamp, window_
     if observed_until is None or end > pd.Timestamp(observed_until):
         raise ChurnDataError(f"the label window [{cutoff}, {end}) ends after the data ({observed_until})")
     customers = transactions[schema.CUSTOMER_ID].astype("string")
-    # Null ids would be counted as one customer "<NA>"; reject them as customer_features does.
-    n_null = int(customers[(timestamps < end).to_numpy()].isna().sum())
-    if n_null:
-        raise ValueError(f"transactions have null customer ids on {n_null} line(s)")
+    require_customer_ids(customers[(timestamps < end).to_numpy()])
     population = pd.Index(customers[(timestamps < cutoff).to_numpy()].unique()).sort_values()
     returned = set(customers[((timestamps >= cutoff) & (timestamps < end)).to_numpy()].unique())
     churned = np.fromiter((c not in returned for c in population), dtype=np.int64, count=len(population))
@@ -371,9 +368,7 @@ def cohort_retention(transactions: pd.DataFrame, freq: str = "M") -> pd.DataFram
     """
     if freq not in ("M", "W", "Q"):
         raise ValueError(f"freq must be 'M', 'W' or 'Q', got {freq!r}")
-    n_null = int(transactions[schema.CUSTOMER_ID].isna().sum())
-    if n_null:
-        raise ValueError(f"transactions have null customer ids on {n_null} line(s)")
+    require_customer_ids(transactions[schema.CUSTOMER_ID])
     period = pd.to_datetime(transactions[schema.TIMESTAMP]).dt.to_period(freq)
     frame = pd.DataFrame({"customer": transactions[schema.CUSTOMER_ID].astype("string").to_numpy(dtype=object),
                           "period": period.to_numpy()}).drop_duplicates()

@@ -72,6 +72,13 @@ def _before(frame: pd.DataFrame, cutoff: pd.Timestamp, name: str) -> pd.DataFram
     return rows
 
 
+def require_customer_ids(customer_ids: pd.Series) -> None:
+    """Raise ValueError when a line has no customer id: grouped, all of them would be one customer."""
+    n_null = int(customer_ids.isna().sum())
+    if n_null:
+        raise ValueError(f"transactions have null customer ids on {n_null} line(s)")
+
+
 def customer_features(
     transactions: pd.DataFrame,
     cutoff: str | pd.Timestamp,
@@ -87,9 +94,7 @@ def customer_features(
     if any(w <= 0 for w in windows):
         raise ValueError(f"windows must be positive day counts, got {windows}")
     lines = _before(transactions, cutoff, "transactions")
-    n_null = int(lines[schema.CUSTOMER_ID].isna().sum())
-    if n_null:
-        raise ValueError(f"transactions have null customer ids on {n_null} line(s)")
+    require_customer_ids(lines[schema.CUSTOMER_ID])
     customer = lines[schema.CUSTOMER_ID].astype("string").to_numpy(dtype=object)
     time_ns = pd.to_datetime(lines[schema.TIMESTAMP]).to_numpy().astype("datetime64[ns]").astype(np.int64)
     cutoff_ns = cutoff.to_datetime64().astype("datetime64[ns]").astype(np.int64)
