@@ -118,17 +118,15 @@ def publish_command(
 ) -> None:
     """Publish a registered model version (default: the configured alias) as the current snapshot; the
     serving alias then names it."""
-    from training import tracking
     from training.jobs import publish_registered
     from training.progress import RichReporter
 
     settings = get_settings()
-    manifest = publish_registered(model or settings.model_alias, catalogue or settings.offer_catalogue, settings,
-                                  RichReporter(), as_alias=settings.model_alias)
+    manifest, previous = publish_registered(model or settings.model_alias, catalogue or settings.offer_catalogue,
+                                            settings, RichReporter())
     console.print(f"Published snapshot [bold]{manifest.snapshot_id}[/bold] {manifest.counts}")
-    version = str(manifest.metadata["model"]["version"])
-    previous = tracking.set_alias(settings.registered_model, settings.model_alias, version)
-    console.print(f"@{settings.model_alias}: {previous or 'unset'} -> version {version}", highlight=False)
+    console.print(f"@{settings.model_alias}: {previous or 'unset'} -> version {manifest.metadata['model']['version']}",
+                  highlight=False)
 
 
 @app.command()

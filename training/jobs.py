@@ -90,26 +90,26 @@ def publish_snapshot(bundle, model: dict[str, Any], settings: TrainingSettings, 
 
 
 def publish_registered(alias_or_version: str, catalogue: Path, settings: TrainingSettings,
-                       reporter: Reporter, *, as_alias: str | None = None) -> Manifest:
+                       reporter: Reporter) -> tuple[Manifest, str | None]:
     """Publish a registered version (by alias or number) with its run's customer part and ``catalogue``
-    as the new current snapshot. ``as_alias`` is the alias the snapshot names, for a version about to
-    take it once published."""
+    as the new current snapshot, then point the serving alias at it: only once the publish succeeded, so
+    the alias never names a version nothing serves. The manifest, and the version the alias named before."""
     from training.bundle import ModelBundle
     from training.pipeline import BUNDLE_ARTIFACT
 
     parts = [offer_catalogue_part_from_file(catalogue)]
     check_store(settings)  # before the bundle is downloaded and scored
     tracking.configure_tracking(settings)
-    registered = tracking.resolve_version(settings.registered_model, alias_or_version)
-    if as_alias is not None:
-        registered = replace(registered, alias=as_alias)
+    registered = replace(tracking.resolve_version(settings.registered_model, alias_or_version),
+                         alias=settings.model_alias)
     with tempfile.TemporaryDirectory() as tmp, reporter.step(f"Loading model version {registered.version}"):
         folder = tracking.download_run_artifacts(registered.run_id, BUNDLE_ARTIFACT, Path(tmp))
         bundle = ModelBundle.load(folder)
         customer_part = customer_part_of_run(registered.run_id)
     if customer_part is not None:
         parts.insert(0, customer_part)
-    return publish_snapshot(bundle, model_info(registered), settings, reporter, parts)
+    manifest = publish_snapshot(bundle, model_info(registered), settings, reporter, parts)
+    return manifest, tracking.set_alias(settings.registered_model, settings.model_alias, registered.version)
 
 
 def model_info(registered: tracking.RegisteredVersion) -> dict[str, Any]:

@@ -59,10 +59,10 @@ def promote_command(
         from training.jobs import publish_registered
         from training.progress import RichReporter
 
-        # published first: if the catalogue or the store fails, the alias stays on what is served
-        manifest = publish_registered(version, catalogue or settings.offer_catalogue, settings, RichReporter(),
-                                      as_alias=alias)
-    previous = tracking.set_alias(settings.registered_model, alias, version)
+        manifest, previous = publish_registered(version, catalogue or settings.offer_catalogue, settings,
+                                                RichReporter())
+    else:
+        previous = tracking.set_alias(settings.registered_model, alias, version)
     console.print(f"@{alias}: {previous or 'unset'} -> version {version}", highlight=False)
     if manifest is not None:
         console.print(f"Published snapshot [bold]{manifest.snapshot_id}[/bold] {manifest.counts}")
