@@ -29,6 +29,7 @@ from feature_store.limits import (
     check_groups,
 )
 from feature_store.multiplexed import MultiplexedRedis, RedisReplyError, reporting_unavailable
+from feature_store.redis_retry import reconnect_once
 
 # ARGV: marker TTL in ms (-1: no marker), max groups, whether these are all the groups (1) or only the
 #   first ones (0), log maxlen (-1: no event) [number of fields, fields], number of shared claims, their
@@ -163,7 +164,8 @@ class RedisLimitsStore(LimitsStore):
         self.prefix = validate_name("prefix", prefix)
         self._url = url
         # A blocking pool makes a burst of concurrent calls wait for a connection instead of failing.
-        self._pool = aredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
+        self._pool = aredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10,
+                                                               **reconnect_once())
         self.client = aredis.Redis(connection_pool=self._pool)
         # The per-request calls (acquire, record) share one multiplexed connection, as snapshot reads do.
         self._fast = MultiplexedRedis(url)

@@ -37,6 +37,7 @@ from feature_store.base import (
 )
 from feature_store.keys import DEFAULT_N_BUCKETS, KeyScheme, bucket_of, new_snapshot_id, validate_name
 from feature_store.multiplexed import MultiplexedRedis, reporting_unavailable
+from feature_store.redis_retry import reconnect_once
 
 # Creates a bucket and gives it its TTL in one atomic step; a plain HSET followed by EXPIRE could be
 # cut in two by a publisher killed mid-pipeline and leave a hash that never expires.
@@ -414,7 +415,7 @@ class AsyncRedisReader(AsyncOnlineStoreReader):
     @property
     def client(self) -> aredis.Redis:
         if self._client is None:
-            self._client = aredis.Redis.from_url(self.url)
+            self._client = aredis.Redis.from_url(self.url, **reconnect_once())
         return self._client
 
     async def current_snapshot_id(self) -> str | None:
