@@ -54,6 +54,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await snapshots.close()
             await app.state.offers.close()
             await reader.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -136,3 +137,46 @@ def test_offers_preview_answers_503_while_a_store_is_down(private_redis, redis_p
         process.wait()
         preview = client.get("/v1/offers/preview")
     assert preview.status_code == 503 and preview.headers["retry-after"] == "1"
+
+
+def test_a_hung_store_holds_in_memory_answers_only_briefly(private_redis):
+    url, process = private_redis
+    store = open_store(url, prefix="outage")
+    publish_hand_made(store)
+    store.close()
+    settings = ServingSettings(store_url=f"{url}?socket_timeout=1", store_prefix="outage",
+                               snapshot_refresh_seconds=0)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/items/popular", params={"k": 2}).status_code == 200
+        process.send_signal(signal.SIGSTOP)
+        try:
+            timings = []
+            for _ in range(30):
+                started = time.perf_counter()
+                answer = client.get("/v1/items/popular", params={"k": 2})
+                timings.append(time.perf_counter() - started)
+                assert answer.status_code == 200
+                time.sleep(0.05)
+        finally:
+            process.send_signal(signal.SIGCONT)
+    # The first re-read that hangs holds requests for at most its wait (0.25 s); once it has failed on
+    # the 1 s timeout, no request waits for the store again. Before, every re-read held every request
+    # for the whole timeout.
+    assert sum(timings) < 1.0, timings
+
+
+def test_a_snapshot_that_fails_to_load_leaves_the_current_one_serving(redis_prefix):
+    store = open_store(redis_url(), prefix=redis_prefix)
+    first = publish_hand_made(store)
+    settings = ServingSettings(store_url=redis_url(), store_prefix=redis_prefix, snapshot_refresh_seconds=0)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/items/popular").json()["snapshot_id"] == first.snapshot_id
+        broken = publish_hand_made(store)
+        admin = redis.Redis.from_url(redis_url())
+        admin.delete(*admin.keys(f"{redis_prefix}:snap:{broken.snapshot_id}:meta:*"))
+        answer = client.get("/v1/items/popular")
+        repaired = publish_hand_made(store)
+        after = client.get("/v1/items/popular")
+    store.close()
+    assert answer.status_code == 200 and answer.json()["snapshot_id"] == first.snapshot_id
+    assert after.json()["snapshot_id"] == repaired.snapshot_id
