@@ -63,7 +63,9 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
 
     @app.exception_handler(NoSnapshotError)
     async def no_snapshot(_: Request, exc: NoSnapshotError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
+        # an unreachable store is worth a retry soon, as any other outage answer says
+        outage = isinstance(exc.__cause__, StoreUnavailableError)
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"} if outage else None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -85,7 +87,25 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.include_router(offers.router)
     app.include_router(experiments.router)
     app.include_router(health.router)
+    _document_max_k(app, settings.max_k)
     return app
+
+
+def _document_max_k(app: FastAPI, max_k: int) -> None:
+    """Give every ``k`` parameter without a bound of its own the configured ``max_k`` as its maximum in
+    the OpenAPI document (the parameters are declared once, before any setting is read)."""
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            for operation in (op for path in schema["paths"].values() for op in path.values()):
+                for parameter in operation.get("parameters", []):
+                    if parameter["name"] == "k" and parameter["in"] == "query" \
+                            and "maximum" not in parameter["schema"]:
+                        parameter["schema"] = {**parameter["schema"], "maximum": max_k}
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 async def _settle_heap(snapshots: SnapshotCache) -> None:

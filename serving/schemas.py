@@ -27,20 +27,27 @@ class RecommendationList(BaseModel):
     kind: str | None = Field(None, description="Set on popular lists: popular or trending")
     source: str = Field(description="personalised, fallback, similar_items, basket_complements or popular")
     fallback_reason: str | None = Field(None, description="Why the fallback answered: unknown_customer, "
-                                        "no_personal_items, no_known_items, no_complements or store_unavailable")
+                                        "no_personal_items, no_similar_items, no_known_items, no_complements or "
+                                        "store_unavailable")
     items: list[RecommendedItem]
     snapshot_id: str = Field(description="Snapshot every item of this answer was read from")
     model: ModelInfo
+    rules: list[str] = Field(description="Business rules applied")
 
 
 class BasketComplements(RecommendationList):
     basket: list[str] = Field(description="The basket's items found in the catalogue (never answered)")
     unknown_items: list[str] = Field(description="Basket items not in the current catalogue, skipped")
-    rules: list[str] = Field(description="Business rules applied")
 
 
 class Problem(BaseModel):
     detail: str | list
+
+
+#: Documented answers shared by many routes (OpenAPI ``responses``).
+INVALID_PARAMETER = {422: {"model": Problem, "description": "A parameter is invalid; each entry's `loc` names it"}}
+NO_SNAPSHOT = {503: {"model": Problem, "description": "No snapshot has been published, or the store cannot be "
+                                                      "reached and none is held yet (with Retry-After)"}}
 
 
 class Health(BaseModel):
@@ -209,3 +216,7 @@ class Assignment(BaseModel):
     enrolled: bool
     control: bool | None = Field(description="Whether the arm is the control; null when not enrolled")
     first_exposure: bool = Field(description="True when this call logged the unit's first exposure")
+    exposure_logged: bool | None = Field(description="Whether the unit's exposure is on record: false when the "
+                                         "limits store could not be reached (the arm still holds; call again to "
+                                         "log it), null when nothing was to be logged (not enrolled, or "
+                                         "expose=false)")

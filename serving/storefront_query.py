@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import HTTPException, Request, status
 from pydantic import TypeAdapter, ValidationError
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.datastructures import QueryParams
 
 from recsys.rules import RuleSet
@@ -46,13 +47,24 @@ RECOMMENDATION_PARAMETERS = [
 ]
 
 
+class AnyIdConvertor(PathConvertor):
+    """Starlette's ``path``, which is ``.*`` and so never matches a line break: an id holding one (sent
+    as %0A) got a bare 404 instead of its route's answer."""
+
+    regex = "[\\s\\S]*"
+
+
+#: The path convertor of every route taking an external id: ``{customer_id:anyid}``.
+register_url_convertor("anyid", AnyIdConvertor())
+
+
 def invalid(name: str, message: str, value: object, kind: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                          [{"loc": ["query", name], "msg": message, "input": value, "type": kind}])
 
 
 def path_id(request: Request, name: str) -> str:
-    """An id from the path, 1 to :data:`MAX_ID_LENGTH` characters. Routes take ids as ``{name:path}``, so
+    """An id from the path, 1 to :data:`MAX_ID_LENGTH` characters. Routes take ids as ``{name:anyid}``, so
     that an id holding "/" (sent as %2F, which the server decodes before routing) still reaches its route."""
     value = request.path_params[name]
     if not value:

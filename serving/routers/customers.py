@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 from serving.auth import require_scope
 from serving.deps import CustomersDep
 from serving.responses import FastJSONResponse
-from serving.schemas import CustomerProfileOut, Problem
+from serving.schemas import INVALID_PARAMETER, NO_SNAPSHOT, CustomerProfileOut, Problem
 from serving.services.customers import NoCustomerDataError, UnknownCustomerError, profile_body
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[require_scope("customers:read")])
@@ -17,8 +17,9 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[req
 CustomerId = Annotated[str, Path(min_length=1, max_length=128, description="External customer id")]
 
 
-@router.get("/{customer_id:path}/profile", response_model=CustomerProfileOut,
-            responses={404: {"model": Problem, "description": "No profile for this customer in the snapshot"}},
+@router.get("/{customer_id:anyid}/profile", response_model=CustomerProfileOut,
+            responses={404: {"model": Problem, "description": "No profile for this customer in the snapshot"},
+                       **INVALID_PARAMETER, **NO_SNAPSHOT},
             summary="A customer's segment, RFM scores, cluster, churn risk with reasons and lifetime value",
             description="Read from the current snapshot as of its training cutoff; null means unknown.")
 async def customer_profile(customer_id: CustomerId, service: CustomersDep):

@@ -26,7 +26,7 @@ async def list_experiments(service: ExperimentsDep):
     return FastJSONResponse(service.listing())
 
 
-@router.get("/{experiment_id}/assignments/{unit_id:path}", response_model=Assignment,
+@router.get("/{experiment_id}/assignments/{unit_id:anyid}", response_model=Assignment,
             responses={404: {"model": Problem, "description": "Experiment not configured"}},
             summary="A unit's arm",
             description="Deterministic: the same unit always gets the same arm, on every worker. Outside the "

@@ -10,7 +10,7 @@ from starlette.datastructures import QueryParams
 from serving.auth import require_scope
 from serving.deps import OffersDep
 from serving.responses import FastJSONResponse
-from serving.schemas import OfferEventIn, OfferEventOut, OfferList, OfferPreview, Problem
+from serving.schemas import INVALID_PARAMETER, OfferEventIn, OfferEventOut, OfferList, OfferPreview, Problem
 from serving.services.offers import (
     BudgetExhaustedError,
     NoCatalogueError,
@@ -34,9 +34,10 @@ OfferId = Annotated[str, Path(min_length=1, max_length=64, description="Offer id
 NO_CATALOGUE = {503: {"model": Problem, "description": "No snapshot, or the snapshot carries no catalogue"}}
 
 
-@decision_router.get("/customers/{customer_id:path}/offers", response_model=OfferList,
+@decision_router.get("/customers/{customer_id:anyid}/offers", response_model=OfferList,
             openapi_extra={"parameters": [CUSTOMER_PARAMETER, K_PARAMETER]},
-            responses={404: {"model": Problem, "description": "Customer has no profile"}, **NO_CATALOGUE},
+            responses={404: {"model": Problem, "description": "Customer has no profile"}, **INVALID_PARAMETER,
+                       **NO_CATALOGUE},
             summary="Next best offers for a customer",
             description="Eligible offers ranked by P(redeem) x value - cost, P(redeem) drawn from the Beta "
                         "posterior of the offer in the customer's segment. Each offer returned is an "

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 
 from serving.responses import FastJSONResponse
-from serving.schemas import BasketComplements, Problem, RecommendationList
+from serving.schemas import INVALID_PARAMETER, NO_SNAPSHOT, BasketComplements, Problem, RecommendationList
 from serving.services.recommendations import UnknownItemError
 from serving.storefront_query import (
     CUSTOMER_PARAMETER,
@@ -35,8 +35,8 @@ BASKET_PARAMETERS = [
 ]
 
 
-@router.get("/customers/{customer_id:path}/recommendations", response_model=RecommendationList,
-            summary="Top-k items for a customer",
+@router.get("/customers/{customer_id:anyid}/recommendations", response_model=RecommendationList,
+            responses={**INVALID_PARAMETER, **NO_SNAPSHOT}, summary="Top-k items for a customer",
             openapi_extra={"parameters": [CUSTOMER_PARAMETER, *RECOMMENDATION_PARAMETERS]},
             description="Personalised list from the current snapshot; an unknown customer gets the popular "
                         "fallback (source=fallback, fallback_reason=unknown_customer), and so does a customer "
@@ -53,6 +53,7 @@ async def customer_recommendations(request: Request):
 
 
 @router.get("/baskets/complements", response_model=BasketComplements, openapi_extra={"parameters": BASKET_PARAMETERS},
+            responses={**INVALID_PARAMETER, **NO_SNAPSHOT},
             summary="Items that go with a basket",
             description="Items bought together with the basket's items (co-purchase similarity summed over the "
                         "basket), never the basket's own; unknown items are named in `unknown_items` and skipped. "
@@ -83,6 +84,7 @@ ListKind = Annotated[Literal["popular", "trending"], Query(description="popular 
 
 
 @router.get("/items/popular", response_model=RecommendationList, summary="Popular or trending items",
+            responses={**INVALID_PARAMETER, **NO_SNAPSHOT},
             openapi_extra={"parameters": [K_PARAMETER]})
 async def popular_items(request: Request, kind: ListKind = "popular"):
     answer = await request.app.state.recommendations.popular(k_of(request.query_params, request.app.state.settings),
@@ -90,8 +92,9 @@ async def popular_items(request: Request, kind: ListKind = "popular"):
     return FastJSONResponse(answer.to_body())
 
 
-@router.get("/items/{item_id:path}/similar", response_model=RecommendationList,
-            responses={404: {"model": Problem, "description": "Item not in the current catalogue"}},
+@router.get("/items/{item_id:anyid}/similar", response_model=RecommendationList,
+            responses={404: {"model": Problem, "description": "Item not in the current catalogue"},
+                       **INVALID_PARAMETER, **NO_SNAPSHOT},
             summary="Items similar to an item (co-purchase similarity)", openapi_extra={"parameters": [K_PARAMETER]})
 async def similar_items(request: Request, item_id: ItemId):
     try:

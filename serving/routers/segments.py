@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from serving.auth import require_scope
 from serving.deps import CustomersDep
 from serving.responses import FastJSONResponse
-from serving.schemas import Problem, SegmentList, SegmentMembers
+from serving.schemas import NO_SNAPSHOT, Problem, SegmentList, SegmentMembers
 from serving.services.customers import (
     Filters,
     InvalidCursorError,
@@ -44,7 +44,8 @@ MaxClv = Annotated[float | None, Amount]
 
 ERRORS = {404: {"model": Problem, "description": "Unknown segment (the answer lists the valid ones)"},
           410: {"model": Problem, "description": "The cursor's snapshot has expired"},
-          422: {"model": Problem, "description": "Invalid range or cursor (the answer names the field)"}}
+          422: {"model": Problem, "description": "Invalid range or cursor (the answer names the field)"},
+          **NO_SNAPSHOT}
 
 
 def filters_of(min_churn: float | None, max_churn: float | None, min_clv: float | None,
@@ -72,7 +73,8 @@ def http_errors() -> Iterator[None]:
 
 
 @router.get("", response_model=SegmentList, summary="Segment definitions, sizes and revenue shares",
-            responses={404: {"model": Problem, "description": "The snapshot holds no customer intelligence"}})
+            responses={404: {"model": Problem, "description": "The snapshot holds no customer intelligence"},
+                       **NO_SNAPSHOT})
 async def list_segments(service: CustomersDep):
     with http_errors():
         index = await service.current_index()
@@ -95,7 +97,8 @@ async def segment_customers(segment: Segment, service: CustomersDep, limit: Limi
                              "snapshot_id": page.index.snapshot_id})
 
 
-@router.get("/{segment}/export.csv", response_class=StreamingResponse, responses=ERRORS,
+@router.get("/{segment}/export.csv", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}}, "description": "The segment's customers as CSV"}, **ERRORS},
             summary="Every customer of a segment as a streamed CSV, with the same filters",
             description="A header row, then one row per customer with every profile column; churn reasons "
                         "are flattened into reason_<i>_feature, reason_<i>_value, reason_<i>_contribution. "

@@ -16,17 +16,20 @@ together, and drops the oldest beyond that.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
 from experiments.ab.assignment import EXPOSURES_STREAM, DesignError, ExperimentDesign
-from feature_store import Acquired, Event, LimitsStore, Recording
+from feature_store import Acquired, Event, LimitsStore, Recording, StoreUnavailableError
 from recsys.yaml_text import load_yaml
 from serving.services.clock import now_iso
 
 EXPOSURE_TTL_SECONDS = 180 * 86_400  # longer than any experiment is expected to run
+
+log = logging.getLogger("recsys.serving")
 
 
 class UnknownExperimentError(LookupError):
@@ -68,17 +71,28 @@ class ExperimentService:
         if design is None:
             raise UnknownExperimentError(experiment_id, sorted(self.designs))
         arm = design.assign(unit_id)
-        first_exposure = False
+        first_exposure, logged = False, None
         if arm is not None and expose:
-            salt = design.hash_salt
-            fields = {"experiment_id": experiment_id, "salt": salt, "unit_id": unit_id, "arm": arm, "at": now_iso()}
-            outcome = await self.limits.acquire_first(
-                [()], 1, once=f"exposure:{experiment_id}:{salt}:{unit_id}", once_ttl_seconds=self.exposure_ttl_seconds,
-                recording=Recording((), Event(EXPOSURES_STREAM, fields, self.exposure_log_max)))
-            first_exposure = outcome is not Acquired.DUPLICATE
+            # The arm needs no state: when the exposure cannot be logged the storefront still shows it, and
+            # the answer says it is not on record.
+            outcome = await self._log_exposure(design, unit_id, arm)
+            first_exposure, logged = bool(outcome), outcome is not None
         return {"experiment_id": experiment_id, "unit_id": unit_id, "arm": arm, "enrolled": arm is not None,
                 "control": arm == design.control if arm is not None else None,
-                "first_exposure": first_exposure}
+                "first_exposure": first_exposure, "exposure_logged": logged}
+
+    async def _log_exposure(self, design: ExperimentDesign, unit_id: str, arm: str) -> bool | None:
+        """Whether this was the unit's first exposure; None when the limits store could not be reached."""
+        salt = design.hash_salt
+        fields = {"experiment_id": design.id, "salt": salt, "unit_id": unit_id, "arm": arm, "at": now_iso()}
+        try:
+            outcome = await self.limits.acquire_first(
+                [()], 1, once=f"exposure:{design.id}:{salt}:{unit_id}", once_ttl_seconds=self.exposure_ttl_seconds,
+                recording=Recording((), Event(EXPOSURES_STREAM, fields, self.exposure_log_max)))
+        except StoreUnavailableError as exc:
+            log.warning("exposure of %s to %s not logged, the limits store is unavailable: %s", unit_id, design.id, exc)
+            return None
+        return outcome is not Acquired.DUPLICATE
 
 
 def _describe(design: ExperimentDesign) -> dict:

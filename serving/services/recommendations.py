@@ -101,12 +101,23 @@ class RecommendationService:
         return _answer(items, personal, PERSONALISED, "no_personal_items", view, extra={"rules": active})
 
     async def similar(self, item_id: str, k: int) -> RankedAnswer:
+        """Items like ``item_id``; a short list (an item nothing was bought with) is filled from the
+        fallback chain, and while the store is unreachable the fallback answers alone. The item itself is
+        never answered."""
         view = await self.snapshots.current()
         if item_id not in view.item_index:
             raise UnknownItemError(item_id)
-        raw = await self.reader.get(view.snapshot_id, SIMILAR, item_id)
-        items = _decode(view, raw, k) if raw is not None else []
-        return RankedAnswer(items, SIMILAR_ITEMS, view)
+        itself = [view.item_index[item_id]]
+        try:
+            raw = await self.reader.get(view.snapshot_id, SIMILAR, item_id)
+        except StoreUnavailableError as exc:
+            log.warning("store unavailable, answering items similar to %s from the fallback: %s", item_id, exc)
+            return self._unavailable(view, k, None, itself)
+        rule_filter = RuleFilter(RuleSet(), view.catalog.categories, view.catalog.item_ids, excluded_rows=itself)
+        items = _admitted(view, decode_ranked(raw), rule_filter, k) if raw is not None else []
+        similar = len(items)
+        items += self._fallback(view, k - len(items), rule_filter)
+        return _answer(items, similar, SIMILAR_ITEMS, "no_similar_items", view)
 
     async def complements(self, basket: Sequence[str], k: int, rules: RuleSet | None = None,
                           customer_id: str | None = None) -> RankedAnswer:
@@ -209,10 +220,6 @@ def _summed(raws: Sequence[bytes | None]) -> np.ndarray:
     summed = np.zeros(len(items), dtype=RANKED_DTYPE)
     summed["item"], summed["score"], summed["source"] = items[order], totals[order], source[order]
     return summed
-
-
-def _decode(view: SnapshotView, raw: bytes, k: int) -> list[RankedItem]:
-    return _items(view, decode_ranked(raw)[:k])
 
 
 def _items(view: SnapshotView, ranked: np.ndarray) -> list[RankedItem]:

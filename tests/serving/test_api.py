@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from fastapi.testclient import TestClient
 
 from feature_store import open_store
 from serving.app import create_app
 from serving.settings import ServingSettings
-from tests.serving.snapshot_fixture import publish_hand_made
+from tests.serving.snapshot_fixture import hand_made_lists, publish_hand_made
+from training.publish import write_snapshot
 
 
 @pytest.fixture
@@ -96,6 +99,38 @@ def test_similar_items_and_unknown_item(store_url, published):
     assert "ZZZ" in missing.json()["detail"]
 
 
+def test_similar_items_are_filled_from_the_fallback_chain_never_with_the_item_itself(store_url, published):
+    # C's similar list is D, B; popular is D, A, B, C, E
+    with client_for(store_url) as client:
+        body = client.get("/v1/items/C/similar", params={"k": 4}).json()
+    assert ids_and_sources(body) == [("D", "item_knn"), ("B", "item_knn"), ("A", "popular"), ("E", "popular")]
+    assert body["source"] == "similar_items" and body["fallback_reason"] is None
+
+
+def test_an_item_nothing_was_bought_with_gets_the_fallback_list(store_url):
+    lists = hand_made_lists()
+    block = lists.similar[0]
+    rows = block.item_rows.copy()
+    rows[4] = -1  # E
+    lists = dataclasses.replace(lists, similar=[dataclasses.replace(block, item_rows=rows)])
+    store = open_store(store_url, prefix="t")
+    write_snapshot(lists, store, {"model": {"name": "m", "version": "1"}})
+    store.close()
+    with client_for(store_url) as client:
+        body = client.get("/v1/items/E/similar", params={"k": 3}).json()
+    assert ids_and_sources(body) == [("D", "popular"), ("A", "popular"), ("B", "popular")]
+    assert body["source"] == "fallback" and body["fallback_reason"] == "no_similar_items"
+
+
+def test_ids_holding_a_line_break_reach_their_routes(store_url, published):
+    with client_for(store_url) as client:
+        customer = client.get("/v1/customers/a%0Ab/recommendations", params={"k": 2})
+        item = client.get("/v1/items/%0A/similar")
+    assert customer.status_code == 200 and customer.json()["customer_id"] == "a\nb"
+    assert customer.json()["fallback_reason"] == "unknown_customer"
+    assert item.status_code == 404 and item.json()["detail"] == "item '\\n' is not in the current snapshot's catalogue"
+
+
 def test_popular_and_trending_lists(store_url, published):
     with client_for(store_url) as client:
         popular = client.get("/v1/items/popular", params={"k": 3}).json()
@@ -153,6 +188,23 @@ def test_openapi_documents_the_routes(store_url, published):
     assert docs.status_code == 200
     assert "/v1/customers/{customer_id}/recommendations" in spec["paths"]
     assert "/v1/items/{item_id}/similar" in spec["paths"]
+    recommendations = spec["paths"]["/v1/customers/{customer_id}/recommendations"]["get"]
+    assert {"200", "422", "503"} <= set(recommendations["responses"])
+    assert "rules" in spec["components"]["schemas"]["RecommendationList"]["properties"]
+    export = spec["paths"]["/v1/segments/{segment}/export.csv"]["get"]["responses"]
+    assert "text/csv" in export["200"]["content"] and "503" in export
+
+
+def test_openapi_bounds_k_by_the_configured_max_k(store_url, published):
+    with client_for(store_url, max_k=40) as client:
+        spec = client.get("/openapi.json").json()
+        over = client.get("/v1/items/popular", params={"k": 41})
+    k_bounds = {path: [p["schema"].get("maximum") for p in op.get("parameters", []) if p["name"] == "k"]
+                for path, ops in spec["paths"].items() for op in ops.values()}
+    assert k_bounds["/v1/customers/{customer_id}/recommendations"] == [40]
+    assert k_bounds["/v1/items/popular"] == [40] and k_bounds["/v1/baskets/complements"] == [40]
+    assert k_bounds["/v1/customers/{customer_id}/offers"] == [20]  # the offers route's own bound
+    assert over.status_code == 422
 
 
 def ids_and_sources(body):

@@ -63,9 +63,11 @@ def test_the_arm_is_the_designs_and_only_the_first_exposure_is_logged(redis_pref
         silent = client.get("/v1/experiments/home-recs/assignments/12346", params={"expose": "false"})
     assert first.status_code == again.status_code == silent.status_code == 200
     assert first.json() == {"experiment_id": "home-recs", "unit_id": "17850", "arm": expected, "enrolled": True,
-                            "control": expected == "control", "first_exposure": True}
+                            "control": expected == "control", "first_exposure": True, "exposure_logged": True}
     assert again.json()["arm"] == expected and again.json()["first_exposure"] is False
+    assert again.json()["exposure_logged"] is True
     assert silent.json()["first_exposure"] is False and silent.json()["arm"] is not None
+    assert silent.json()["exposure_logged"] is None
     (logged,) = exposures(redis_prefix)
     assert {k: logged[k] for k in ("experiment_id", "unit_id", "arm")} == {
         "experiment_id": "home-recs", "unit_id": "17850", "arm": expected}
@@ -78,8 +80,18 @@ def test_a_unit_outside_the_traffic_gets_no_arm_and_no_exposure(redis_prefix, de
     with client_for(redis_prefix, designs_file) as client:
         body = client.get(f"/v1/experiments/checkout/assignments/{outside}").json()
     assert body == {"experiment_id": "checkout", "unit_id": outside, "arm": None, "enrolled": False,
-                    "control": None, "first_exposure": False}
+                    "control": None, "first_exposure": False, "exposure_logged": None}
     assert exposures(redis_prefix) == []
+
+
+def test_the_arm_is_answered_while_the_limits_store_is_unreachable(redis_prefix, designs_file):
+    expected = load_designs(designs_file)["home-recs"].assign("17850")
+    with client_for(redis_prefix, designs_file, limits_url="redis://127.0.0.1:1/0") as client:
+        response = client.get("/v1/experiments/home-recs/assignments/17850")
+    assert response.status_code == 200
+    assert response.json() == {"experiment_id": "home-recs", "unit_id": "17850", "arm": expected, "enrolled": True,
+                               "control": expected == "control", "first_exposure": False,
+                               "exposure_logged": False}
 
 
 def test_an_unknown_experiment_is_404_naming_the_configured_ones(redis_prefix, designs_file):

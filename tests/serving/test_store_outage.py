@@ -74,7 +74,17 @@ def test_answers_from_memory_while_redis_is_down(private_redis):
     assert basket.status_code == 200 and basket.json()["fallback_reason"] == "store_unavailable"
     assert [i["item_id"] for i in basket.json()["items"]] == ["D", "C", "E"]
     assert ready.status_code == 503
-    assert similar.status_code == 503 and similar.headers["retry-after"] == "1"
+    # items like A from the popular list in memory, without A itself
+    assert similar.status_code == 200 and similar.json()["fallback_reason"] == "store_unavailable"
+    assert [i["item_id"] for i in similar.json()["items"]] == ["D", "B", "C", "E"]
+
+
+def test_a_store_unreachable_from_the_start_answers_503_with_retry_after():
+    settings = ServingSettings(store_url="redis://127.0.0.1:1/0", store_prefix="outage", snapshot_refresh_seconds=0)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/v1/items/popular")
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert "unreachable" in response.json()["detail"]
 
 
 def _offers_client(store_url: str, store_prefix: str, limits_url: str, limits_prefix: str) -> TestClient:
