@@ -168,7 +168,7 @@ class CustomerProfile:
     clv: float | None = None
     recency_days: float | None = None  # days from the last purchase to the cutoff
     frequency: int | None = None  # distinct orders before the cutoff
-    monetary: float | None = None  # total spend before the cutoff
+    monetary: float | None = None  # spend before the cutoff net of returns (floored at 0), as the M score ranks it
     country: str | None = None
 
     def to_bytes(self) -> bytes:

@@ -69,7 +69,8 @@ class RfmScores(BaseModel):
     monetary_score: int
     recency_days: float | None = Field(None, description="Days from the last purchase to the training cutoff")
     frequency: int | None = Field(None, description="Distinct orders before the cutoff")
-    monetary: float | None = Field(None, description="Total spend before the cutoff")
+    monetary: float | None = Field(None, description="Spend before the cutoff net of returns (floored at 0), the "
+                                   "amount the monetary score ranks")
 
 
 class ClusterRef(BaseModel):

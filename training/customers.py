@@ -3,7 +3,8 @@ cutoff, logged to MLflow, returned as :class:`CustomerIntelligence` for publishi
 
 Everything is computed from purchases (and returns) before ``cutoff``:
 
-* features and RFM scores / segments as of the cutoff;
+* features and RFM scores / segments as of the cutoff; spend is net of returns wherever it is reported
+  (segment revenue, a profile's ``monetary``), as the M score ranks it;
 * behavioural clusters, their ids matched to ``previous_clusters`` when given;
 * churn: trained on labels of the windows ending by the cutoff (the latest is
   ``[cutoff - window, cutoff)``), applied to everyone as of the cutoff; an out-of-time backtest at
@@ -90,8 +91,9 @@ class CustomerIntelligence:
         profiles: one :class:`recsys.records.CustomerProfile` per customer with a purchase before the
             cutoff, sorted by customer id.
         segments: one dict per RFM segment, in report order: ``name``, ``definition``, ``size``,
-            ``share``, ``revenue``, ``revenue_share``, ``mean_recency_score``, ``mean_frequency_score``,
-            ``mean_monetary_score``, ``mean_churn_probability`` (``None`` when empty or unknown).
+            ``share``, ``revenue`` (spend net of returns), ``revenue_share``, ``mean_recency_score``,
+            ``mean_frequency_score``, ``mean_monetary_score``, ``mean_churn_probability`` (``None`` when empty
+            or unknown).
         clusters: one dict per cluster: ``id``, ``name``, ``size``, ``share``, ``means`` (feature ->
             mean in original units), ``z`` (centroid in standard deviations) and ``centroid`` (log1p
             feature space), JSON-ready.
@@ -158,9 +160,9 @@ def run_customer_intelligence(
         cluster_model, cluster_ids = fit_clusters(features, config.k_range, previous_clusters, seed=config.seed)
         churn = _churn(transactions, returns, cutoff, features, config)
         clv, clv_status, clv_params = lifetime_value(transactions, cutoff, features.index, config)
-        retention = cohort_retention(transactions, freq="M")
+        retention = cohort_retention(transactions, freq="M", observed_until=cutoff)
 
-        segments = segment_summary(scores, features["monetary_total"])
+        segments = segment_summary(scores, net_spend(features))
         for segment in segments:
             members = (scores["segment"] == segment["name"]).to_numpy()
             probability = churn["probability"]
@@ -213,6 +215,24 @@ def _churn(transactions, returns, cutoff, features, config: CustomerIntelligence
     return out
 
 
+def net_spend(features: pd.DataFrame) -> pd.Series:
+    """Spend net of returns, floored at 0: what the RFM M score ranks (see
+    :func:`recsys.customers.rfm.rfm_scores`). A customer who sent everything back spent nothing."""
+    returned = features["return_value"].fillna(0.0) if "return_value" in features.columns else 0.0
+    return (features["monetary_total"] - returned).clip(lower=0.0)
+
+
+def _purchase_summary(transactions: pd.DataFrame, cutoff: pd.Timestamp, customers: pd.Index) -> pd.DataFrame:
+    """The purchase summary in ``customers`` order; a customer it lacks would be NaN in every model."""
+    summary = summarize_purchases(transactions, cutoff)
+    lost = customers.difference(summary.index)
+    if len(lost):
+        shown = ", ".join(map(str, lost[:5])) + (", ..." if len(lost) > 5 else "")
+        raise ValueError(f"{len(lost)} of {len(customers)} customers have no purchase before {cutoff} "
+                         f"(ids are compared as text): {shown}")
+    return summary.reindex(customers)
+
+
 def lifetime_value(transactions: pd.DataFrame, cutoff: pd.Timestamp, customers: pd.Index,
                    config: CustomerIntelligenceConfig) -> tuple[dict, str, dict[str, dict[str, float]]]:
     """BG/NBD and Gamma-Gamma values per customer of ``customers`` (each with a purchase before ``cutoff``).
@@ -221,7 +241,7 @@ def lifetime_value(transactions: pd.DataFrame, cutoff: pd.Timestamp, customers: 
     ``horizon_days``) and ``clv`` to arrays in ``customers`` order, or to ``None`` where a fit it needs is
     degenerate; ``status`` is ``"ok"`` or ``"degenerate: <why>"``; ``params`` holds the fitted parameters.
     """
-    summary = summarize_purchases(transactions, cutoff).reindex(customers)
+    summary = _purchase_summary(transactions, cutoff, customers)
     x, t_x, T, m = (summary[c].to_numpy() for c in ("frequency", "recency", "T", "monetary_value"))
     empty = {"p_alive": None, "expected": None, "clv": None}
     params: dict[str, dict[str, float]] = {}
@@ -261,6 +281,7 @@ def _maybe(values, i: int) -> float | None:
 def _profiles(features, scores, cluster_ids, cluster_names, churn, clv) -> list[CustomerProfile]:
     out = []
     country = features["country"]
+    spend = net_spend(features)
     for i, customer in enumerate(features.index):
         cluster = int(cluster_ids.iloc[i])
         out.append(CustomerProfile(
@@ -278,7 +299,7 @@ def _profiles(features, scores, cluster_ids, cluster_names, churn, clv) -> list[
             clv=_maybe(clv["clv"], i),
             recency_days=float(features["recency_days"].iloc[i]),
             frequency=int(features["frequency"].iloc[i]),
-            monetary=float(features["monetary_total"].iloc[i]),
+            monetary=float(spend.iloc[i]),
             country=None if pd.isna(country.iloc[i]) else str(country.iloc[i]),
         ))
     return out

@@ -12,6 +12,7 @@ def input_errors() -> tuple[type[Exception], ...]:
 
     from feature_store.base import StoreError
     from recsys.customers.churn import ChurnDataError
+    from recsys.customers.clusters import ClusterDataError
     from recsys.data import TransactionSchemaError
     from recsys.data.cdnow import CdnowFormatError
     from recsys.evaluation import SplitError
@@ -24,6 +25,6 @@ def input_errors() -> tuple[type[Exception], ...]:
     from training.tracking import DeletedExperimentError, UnknownModelVersionError
 
     return (FileNotFoundError, TransactionSchemaError, CdnowFormatError, CatalogueError, ModelFitError,
-            ChurnDataError, EmptyEvaluationError, SplitError, CustomerPublishError, StoreError,
+            ChurnDataError, ClusterDataError, EmptyEvaluationError, SplitError, CustomerPublishError, StoreError,
             RedisConnectionError, NoTransactionsError, UnknownModelVersionError, SettingsError,
             DeletedExperimentError)

@@ -358,18 +358,22 @@ def backtest(
     return pd.DataFrame(rows)
 
 
-def cohort_retention(transactions: pd.DataFrame, freq: str = "M") -> pd.DataFrame:
+def cohort_retention(transactions: pd.DataFrame, freq: str = "M",
+                     observed_until: str | pd.Timestamp | None = None) -> pd.DataFrame:
     """Share of each acquisition cohort that bought in each later period.
 
     A customer's cohort is the period (``freq``: ``"M"`` months, ``"W"`` weeks, ``"Q"`` quarters) of
     their first purchase. Row = cohort, column = periods since acquisition (0, 1, ...), value = the
     share of the cohort with at least one purchase in that period; column 0 is 1 by construction.
-    Periods the data do not reach yet are NaN, not 0. A ``cohort_size`` column gives the cohort's size.
+    ``observed_until`` is when the data stop (default: midnight after the last purchase); a later period
+    is observed only when it ends by then, and is NaN otherwise, not 0: a month the data cover only in
+    part would show a false drop. A ``cohort_size`` column gives the cohort's size.
     """
     if freq not in ("M", "W", "Q"):
         raise ValueError(f"freq must be 'M', 'W' or 'Q', got {freq!r}")
     require_customer_ids(transactions[schema.CUSTOMER_ID])
-    period = pd.to_datetime(transactions[schema.TIMESTAMP]).dt.to_period(freq)
+    timestamps = pd.to_datetime(transactions[schema.TIMESTAMP])
+    period = timestamps.dt.to_period(freq)
     frame = pd.DataFrame({"customer": transactions[schema.CUSTOMER_ID].astype("string").to_numpy(dtype=object),
                           "period": period.to_numpy()}).drop_duplicates()
     if frame.empty:
@@ -378,14 +382,19 @@ def cohort_retention(transactions: pd.DataFrame, freq: str = "M") -> pd.DataFram
     ordinal = frame["period"].map(lambda p: p.ordinal).to_numpy()
     cohort_ordinal = frame["cohort"].map(lambda p: p.ordinal).to_numpy()
     frame["age"] = ordinal - cohort_ordinal
-    active = frame.groupby(["cohort", "age"]).size().unstack("age").reindex(
-        columns=range(int(frame["age"].max()) + 1))
+    if observed_until is None:
+        observed_until = timestamps.max().normalize() + pd.Timedelta(days=1)
+    # The period holding observed_until has not ended (or has just begun): the one before is the last whole one.
+    last_whole = pd.Timestamp(observed_until).to_period(freq).ordinal - 1
+    # Up to the oldest cohort's last whole period, so that an observed period nobody bought in shows its 0.
+    oldest_age = max(int(frame["age"].max()), int(last_whole - cohort_ordinal.min()))
+    active = frame.groupby(["cohort", "age"]).size().unstack("age").reindex(columns=range(oldest_age + 1))
     sizes = active[0]
     retention = active.div(sizes, axis=0)
-    last = max(ordinal)
     ages = np.arange(retention.shape[1])
     cohorts = np.array([c.ordinal for c in retention.index])
-    observed = cohorts[:, None] + ages[None, :] <= last
+    # Column 0 is 1 by definition, however little of the acquisition period the data cover.
+    observed = (cohorts[:, None] + ages[None, :] <= last_whole) | (ages[None, :] == 0)
     retention = retention.where(observed, np.nan).where(~observed | retention.notna(), 0.0)
     retention.columns = [int(a) for a in retention.columns]
     retention.index.name = "cohort"

@@ -12,7 +12,8 @@ run a campaign on) and its partition is *stable*: KMeans fitted on two random ha
 customers with an adjusted Rand index of at least ``min_stability`` (0.6) against the full fit (a
 partition that moves with the sample is not a segment). Among eligible k the one with the highest
 silhouette (on a seeded sample of at most 4,000 customers) wins; when none is eligible, the k with the
-highest stability does. The scores of every k are kept in ``selection``.
+highest stability does. The scores of every k are kept in ``selection``. Only k that each half can hold
+(``2 <= k <= n // 2``) are tried; when none of ``k_range`` is, :class:`ClusterDataError` says so.
 
 Stable ids. Given the previous model, the new fit keeps the previous k, and its centroids are matched
 to the previous ones by the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``) on the
@@ -54,6 +55,10 @@ _SILHOUETTE_SAMPLE = 4000
 # A retrained cluster keeps its name while each feature it was named after stays this far (in standard
 # deviations) from the mean on the same side: names should not flip when two features are nearly tied.
 _KEEP_NAME_Z = 0.25
+
+
+class ClusterDataError(ValueError):
+    """Too few customers for the requested clusters (each stability half must hold k customers)."""
 
 
 @dataclass(frozen=True)
@@ -147,13 +152,15 @@ def fit_clusters(
     z = (logs - mean) / scale
     if previous is not None:
         if len(z) < previous.k:
-            raise ValueError(f"{len(z)} customers cannot fill the previous model's {previous.k} clusters")
+            raise ClusterDataError(f"{len(z)} customers cannot fill the previous model's {previous.k} clusters")
         model = _kmeans(z, previous.k, seed)
         selection = pd.DataFrame()
     else:
-        ks = [k for k in k_range if 2 <= k < len(z)]
+        # The stability check fits each half of the customers, so a half must hold k of them.
+        ks = [k for k in k_range if 2 <= k <= len(z) // 2]
         if not ks:
-            raise ValueError(f"no k in {list(k_range)} fits {len(z)} customers")
+            raise ClusterDataError(f"no k in {list(k_range)} fits {len(z)} customers: clustering needs "
+                                   f"2 <= k <= {len(z) // 2}, half of them (the stability check fits each half)")
         scored = [_score_k(z, k, seed) for k in ks]
         for row in scored:
             row["eligible"] = row["min_share"] >= min_share and row["stability"] >= min_stability

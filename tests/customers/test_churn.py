@@ -110,13 +110,37 @@ def test_cohort_retention_by_hand():
         ("c", "2024-02-02"), ("c", "2024-02-20"),
         ("d", "2024-02-05"), ("d", "2024-03-30"),
     ])
-    table = cohort_retention(toy, freq="M")
+    table = cohort_retention(toy, freq="M", observed_until="2024-04-01")
     assert table["cohort_size"].tolist() == [2, 2]
     jan, feb = table.iloc[0], table.iloc[1]
     assert [jan[0], jan[1], jan[2]] == [1.0, 0.5, 1.0]
     assert [feb[0], feb[1]] == [1.0, 0.5]
     assert np.isnan(feb[2])  # March is the last month: February's third month has not happened
     assert str(table.index[0]) == "2024-01"
+
+
+def test_cohort_retention_leaves_a_partly_covered_last_month_unobserved():
+    # The data end on 9 March: nobody could yet have bought in the rest of March.
+    toy = _toy([
+        ("a", "2024-01-03"), ("a", "2024-02-10"), ("a", "2024-03-01"),
+        ("b", "2024-01-20"), ("b", "2024-02-15"),
+        ("c", "2024-02-02"), ("c", "2024-03-09"),
+        ("d", "2024-02-05"),
+        ("e", "2024-03-04"),
+    ])
+    table = cohort_retention(toy, freq="M")
+    jan, feb, mar = table.iloc[0], table.iloc[1], table.iloc[2]
+    assert [jan[0], jan[1]] == [1.0, 1.0] and np.isnan(jan[2])
+    assert feb[0] == 1.0 and np.isnan(feb[1])
+    assert mar[0] == 1.0 and table["cohort_size"].tolist() == [2, 2, 1]
+    # The job's cutoff decides: at midnight after 31 March the whole month is observed.
+    whole = cohort_retention(toy, freq="M", observed_until="2024-04-01")
+    assert [whole.iloc[0][2], whole.iloc[1][1]] == [0.5, 0.5]
+    # A cutoff inside March leaves March out even where the data have nothing after it.
+    assert np.isnan(cohort_retention(toy, freq="M", observed_until="2024-03-31").iloc[0][2])
+    # Months observed with no purchase at all are 0, up to the oldest cohort's last whole month (May).
+    later = cohort_retention(toy, freq="M", observed_until="2024-06-01")
+    assert later.iloc[0][[3, 4]].tolist() == [0.0, 0.0] and later.columns[-1] == 4
 
 
 def test_null_customer_ids_are_rejected_with_their_count():

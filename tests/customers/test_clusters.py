@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.customers.clusters import CLUSTER_FEATURES, CustomerClusters, fit_clusters
+from recsys.customers.clusters import CLUSTER_FEATURES, ClusterDataError, CustomerClusters, fit_clusters
 
 
 def _blobs(n_per: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
@@ -74,3 +74,17 @@ def test_fewer_than_three_columns_still_give_unique_names():
     seven, _ = fit_clusters(features, k_range=[7], columns=("recency_days", "frequency"))
     names = list(seven.names().values())
     assert len(set(names)) == 7 and all(n.endswith(("customers", ")")) for n in names)
+
+
+@pytest.mark.parametrize("n", [6, 9, 12, 15])
+def test_few_customers_only_try_k_that_each_stability_half_holds(n):
+    features = _blobs(20, seed=5).iloc[:: 80 // n].iloc[:n]
+    clusters, labels = fit_clusters(features, k_range=range(2, 9))
+    assert list(clusters.selection["k"]) == list(range(2, n // 2 + 1))
+    assert len(labels) == n
+
+
+def test_too_few_customers_for_any_k_is_a_cluster_data_error():
+    features = _blobs(2, seed=6)[:7]
+    with pytest.raises(ClusterDataError, match=r"no k in \[4, 5, 6, 7, 8\] fits 7 customers.*2 <= k <= 3"):
+        fit_clusters(features)

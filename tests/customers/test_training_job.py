@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import mlflow
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from recsys.customers.churn import ChurnConfig
+from recsys.customers.features import customer_features
 from recsys.customers.rfm import SEGMENTS
 from recsys.data import clean_transactions, generate_transactions, schema
 from recsys.records import CustomerProfile
@@ -22,11 +24,18 @@ FAST = CustomerIntelligenceConfig(churn=ChurnConfig(num_boost_round=100, n_folds
 ONE_WINDOW = CustomerIntelligenceConfig(churn=FAST.churn, churn_training_cutoffs=1, backtest_cutoffs=1)
 
 
+_MLFLOW_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 @pytest.fixture
 def settings(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    return TrainingSettings(var_dir=tmp_path / "var", mlflow_experiment="customers-test")
+    for name in _MLFLOW_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    yield TrainingSettings(var_dir=tmp_path / "var", mlflow_experiment="customers-test")
+    # The run wrote this test's store into both variables. Left there, a later test's monkeypatch would
+    # put it back after that test's own run, and tracking would take the stale store for the user's.
+    for name in _MLFLOW_VARIABLES:
+        os.environ.pop(name, None)
 
 
 def test_job_builds_profiles_and_logs_the_run(settings):
@@ -130,3 +139,61 @@ def _steady_shop(cutoff: pd.Timestamp) -> pd.DataFrame:
         schema.ITEM_ID: pd.Series(["x"] * len(rows), dtype="string"), schema.TIMESTAMP: pd.to_datetime(list(time)),
         schema.QUANTITY: np.ones(len(rows)), schema.UNIT_PRICE: np.full(len(rows), 10.0),
     })
+
+
+def _lines(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
+    """Order lines of one item each from ``(order_id, customer_id, day, spend)``."""
+    order, customer, day, spend = zip(*rows, strict=True)
+    return pd.DataFrame({
+        schema.ORDER_ID: pd.Series(order, dtype="string"), schema.CUSTOMER_ID: pd.Series(customer, dtype="string"),
+        schema.ITEM_ID: pd.Series(["x"] * len(rows), dtype="string"), schema.TIMESTAMP: pd.to_datetime(list(day)),
+        schema.QUANTITY: np.ones(len(rows)), schema.UNIT_PRICE: np.asarray(spend, dtype=np.float64),
+    })
+
+
+def _returner_shop() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ten customers spending 10, 20, ..., 100 over a January and a February order; "big" bought 10,000
+    on 5 March and returned all of it on 20 March. No purchase after 5 March."""
+    rows = [(f"o{i}-{j}", f"c{i}", f"2024-0{1 + j}-1{i % 10}", 5.0 * (i + 1)) for i in range(10) for j in range(2)]
+    transactions = _lines([*rows, ("big-1", "big", "2024-03-05", 10_000.0)])
+    return transactions, _lines([("C-big-1", "big", "2024-03-20", 10_000.0)])
+
+
+def test_segment_revenue_and_profile_monetary_are_spend_net_of_returns(settings):
+    transactions, returns = _returner_shop()
+    result = run_customer_intelligence(transactions, returns, "2024-04-01", settings, config=FAST)
+
+    big = next(p for p in result.profiles if p.customer_id == "big")
+    assert big.monetary == 0.0 and big.monetary_score == 1
+    assert next(p for p in result.profiles if p.customer_id == "c9").monetary == 100.0
+    assert sum(s["revenue"] for s in result.segments) == pytest.approx(550.0)
+    big_segment = next(s for s in result.segments if s["name"] == big.segment)
+    assert big_segment["revenue"] == pytest.approx(sum(p.monetary for p in result.profiles
+                                                       if p.segment == big.segment))
+    assert sum(s["revenue_share"] for s in result.segments) == pytest.approx(1.0)
+
+
+def test_cohort_retention_is_observed_up_to_the_jobs_cutoff(settings):
+    transactions, returns = _returner_shop()
+    retention = run_customer_intelligence(transactions, returns, "2024-04-01", settings, config=ONE_WINDOW,
+                                          ).cohort_retention
+    # The cutoff, not the last purchase (5 March), ends the observation: all of March has passed.
+    january = retention.loc[pd.Period("2024-01", "M")]
+    assert [january[1], january[2]] == [1.0, 0.0]
+
+    # A cutoff inside March observes February at most: January's customers have no third month yet.
+    early = run_customer_intelligence(transactions, returns, "2024-03-10", settings, config=ONE_WINDOW)
+    assert list(early.cohort_retention.columns) == ["cohort_size", 0, 1]
+
+
+def test_lifetime_value_takes_integer_customer_ids_as_customer_features_index_them():
+    cutoff = pd.Timestamp("2024-06-01")
+    shop = clean_transactions(generate_transactions(n_customers=1500, n_items=60, start="2022-01-01",
+                                                    end="2024-05-31", seed=1)).transactions
+    shop[schema.CUSTOMER_ID] = shop[schema.CUSTOMER_ID].astype(np.int64)
+    customers = customer_features(shop, cutoff).index  # text ids: "10021"
+    values, status, _ = lifetime_value(shop, cutoff, customers, FAST)
+    assert status == "ok" and np.isfinite(values["clv"]).all() and len(values["clv"]) == len(customers)
+
+    with pytest.raises(ValueError, match=r"1 of \d+ customers have no purchase before .*: nobody"):
+        lifetime_value(shop, cutoff, customers.append(pd.Index(["nobody"])), FAST)

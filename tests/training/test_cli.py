@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -232,3 +233,29 @@ def test_the_error_line_of_a_failed_publish_says_how_to_serve_the_registered_ver
                                 "--no-customers-job")
     assert code == 2 and "error: the store went away" in err
     assert "model version 1 is registered without the serving alias" in err and "recsys models promote 1" in err
+
+
+def _customers_csv(path, n_customers: int):
+    """Three to five two-line orders per customer over 2024's first 200 days, seeded."""
+    rng = np.random.default_rng(0)
+    rows = ["customer_id,item_id,timestamp,quantity,unit_price,order_id"]
+    for customer in range(n_customers):
+        for order in range(3 + customer % 3):
+            day = np.datetime64("2024-01-01") + int(rng.integers(0, 200))
+            rows += [f"{1000 + customer},I{item},{day},{rng.integers(1, 5)},{rng.uniform(1, 10):.2f},"
+                     f"o{customer}-{order}" for item in rng.choice(30, size=2, replace=False)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_a_dozen_customers_are_clustered_with_k_each_stability_half_holds(env, monkeypatch, capsys):
+    data = _customers_csv(env / "twelve.csv", 12)
+    code, err = _exit_and_error(monkeypatch, capsys, "train", "--data", str(data), "--no-publish")
+    assert code == 0, err
+
+
+def test_too_few_customers_to_cluster_end_in_one_line_and_status_2(env, monkeypatch, capsys):
+    data = _customers_csv(env / "six.csv", 6)
+    code, err = _exit_and_error(monkeypatch, capsys, "train", "--data", str(data), "--no-publish")
+    assert code == 2 and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("error: no k in [4, 5, 6, 7, 8] fits 6 customers")

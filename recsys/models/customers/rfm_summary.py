@@ -40,7 +40,9 @@ def summarize_purchases(
     summaries). ``first_date``, if given, starts the observation window: earlier rows are ignored, so a
     customer's first purchase is their first one on or after that date. Spend is
     ``quantity * unit_price``. Returns a frame indexed by customer id with :data:`SUMMARY_COLUMNS`,
-    one row per customer with at least one purchase in the window, sorted by customer id.
+    one row per customer with at least one purchase in the window, sorted by customer id. Ids are text,
+    converted as :func:`recsys.customers.features.customer_features` converts them (``12346`` becomes
+    ``"12346"``), so the two frames share one index.
     """
     if time_unit not in _DAYS_PER_UNIT:
         raise ValueError(f"time_unit must be one of {sorted(_DAYS_PER_UNIT)}, got {time_unit!r}")
@@ -60,7 +62,7 @@ def summarize_purchases(
         keep = keep & (timestamps >= first_date).to_numpy()
     window = pd.DataFrame(
         {
-            "customer": transactions[schema.CUSTOMER_ID].to_numpy()[keep],
+            "customer": transactions[schema.CUSTOMER_ID].astype("string").to_numpy(dtype=object)[keep],
             "day": timestamps.to_numpy()[keep].astype("datetime64[D]"),
             "spend": (transactions[schema.QUANTITY].to_numpy(dtype=np.float64)
                       * transactions[schema.UNIT_PRICE].to_numpy(dtype=np.float64))[keep],

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys.customers.features import customer_features
 from recsys.data import schema
 from recsys.data.cdnow import CdnowFormatError, load_cdnow_summary, load_cdnow_transactions
 from recsys.models.customers.rfm_summary import SUMMARY_COLUMNS, summarize_purchases
@@ -109,3 +110,15 @@ def test_cdnow_sample_reproduces_published_calibration_summary(cdnow_dir):
     # Published to 2 decimals; zbar's half-cents were rounded either way.
     for column in ("recency", "T", "monetary_value"):
         np.testing.assert_array_less(np.abs(summary[column] - published[column]), 0.005 + 1e-9)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float64", "string"])
+def test_customer_ids_are_text_as_in_customer_features(dtype):
+    history = HISTORY.assign(**{schema.CUSTOMER_ID: pd.Series([7, 7, 7, 7, 7, 12, 30]).astype(dtype)},
+                             **{schema.ORDER_ID: [f"o{i}" for i in range(len(HISTORY))], schema.ITEM_ID: "x"})
+    summary = summarize_purchases(history, "2024-01-13")
+    features = customer_features(history, "2024-01-13")
+    assert summary.index.equals(features.index)
+    assert summary.iloc[-1].tolist() == [2.0, 10.0, 11.0, (30.0 + 40.0) / 2]  # customer 7 sorts after "12"
+    if dtype == "int64":
+        assert summary.index.tolist() == ["12", "7"]
