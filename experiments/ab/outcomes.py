@@ -93,7 +93,7 @@ def _unit_ids(values: pd.Series, customers: pd.Index) -> pd.Series:
     if numbers is None:
         return ids
     floats = as_id_strings(numbers)
-    # a CSV source keeps "17850.0" as written: the reading that names more customers is theirs
+    # the reading that names more customers is theirs ("1e3" is text to the loaders, 1000 to a float)
     return floats if floats.isin(customers).sum() >= ids.isin(customers).sum() else ids
 
 

@@ -132,9 +132,10 @@ def validate_transactions(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Return ``frame`` with exactly the canonical columns and dtypes, or raise TransactionSchemaError.
 
     Required columns must be present; optional ones are added as null strings when absent; other columns
-    are dropped. Ids are stripped text (integral floats such as ``17850.0`` become ``"17850"``; empty
-    becomes null). Order and item ids must not be null; timestamps must parse (time zones are converted to
-    naive UTC); quantities and unit prices must be finite numbers. The index is reset.
+    are dropped. Ids are stripped text (integral floats such as ``17850.0`` become ``"17850"``, and so
+    does customer id text written from one, ``"17850.0"``; empty becomes null). Order and item ids must
+    not be null; timestamps must parse (time zones are converted to naive UTC); quantities and unit
+    prices must be finite numbers. The index is reset.
     """
     missing = [c for c in schema.REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
@@ -147,7 +148,10 @@ def validate_transactions(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     out: dict[str, pd.Series] = {}
     for column in _ID_COLUMNS:
         ids = as_id_strings(frame[column])
-        if column != schema.CUSTOMER_ID:
+        if column == schema.CUSTOMER_ID:
+            # the column that may hold gaps (guests), so the one a CSV written by pandas carries as floats
+            ids = without_float_suffix(ids)
+        else:
             _raise_if_bad(source, column, ids.isna().to_numpy(), frame[column], "null or empty id")
         out[column] = ids
     out[schema.TIMESTAMP] = _as_timestamps(frame[schema.TIMESTAMP], source)
@@ -185,6 +189,12 @@ def as_id_strings(values: pd.Series) -> pd.Series:
         text[whole] = array[whole].astype(np.int64).astype(str)
     text = text.str.strip()
     return text.mask(text == "")
+
+
+def without_float_suffix(ids: pd.Series) -> pd.Series:
+    """Text ids as a float column writes them (``"17850.0"``, what pandas writes to CSV for an integer
+    column with gaps) as the integers they are, so that a CSV and a Parquet copy of one file agree."""
+    return ids.str.replace(r"^(\d+)\.0*$", r"\1", regex=True)
 
 
 def _as_timestamps(values: pd.Series, source: str) -> pd.Series:

@@ -42,15 +42,8 @@ def load_online_retail(path: str | PathLike[str]) -> pd.DataFrame:
 
 def online_retail_to_canonical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     """Rename and retype Online Retail columns; validation errors name ``source``."""
+    # validate_transactions makes customer ids the integers the float column holds ("17850", not "17850.0")
     frame = raw.rename(columns=COLUMNS)
-    if schema.CUSTOMER_ID in frame.columns:
-        frame[schema.CUSTOMER_ID] = _customer_ids(frame[schema.CUSTOMER_ID])
     frame[schema.CATEGORY] = pd.Series(pd.NA, index=frame.index, dtype=schema.DTYPES[schema.CATEGORY])
     return validate_transactions(frame, source=source)
 
-
-def _customer_ids(values: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(values.dtype):
-        return values.astype("Int64").astype("string")
-    # A CSV export of the float column writes "17850.0".
-    return values.astype("string").str.strip().str.replace(r"^(\d+)\.0*$", r"\1", regex=True)

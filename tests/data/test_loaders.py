@@ -42,6 +42,19 @@ def test_integral_float_ids_lose_the_decimal_and_blank_customer_is_null():
     assert blank[schema.CUSTOMER_ID].isna().tolist() == [True, True, False, True]
 
 
+def test_a_csv_and_a_parquet_copy_of_one_file_give_the_same_customer_ids(tmp_path):
+    # pandas writes an integer id column with a gap as floats: "11934.0" in the CSV, a float in Parquet
+    frame = _frame(customer_id=[11934.0, np.nan, 42.0, 11934.0])
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet", index=False)
+    from_csv = load_transactions(tmp_path / "t.csv")[schema.CUSTOMER_ID].tolist()
+    assert from_csv == load_transactions(tmp_path / "t.parquet")[schema.CUSTOMER_ID].tolist()
+    assert from_csv == ["11934", pd.NA, "42", "11934"]
+    # text that is not an integral float keeps its spelling
+    kept = validate_transactions(_frame(customer_id=["00042", "12.5", "7.", "A1.0"]), source="toy")
+    assert kept[schema.CUSTOMER_ID].tolist() == ["00042", "12.5", "7", "A1.0"]
+
+
 def test_float_ids_are_converted_one_by_one():
     # One fractional id leaves the whole ones alone; missing stays missing.
     out = as_id_strings(pd.Series([17850.0, 12.5, np.nan, -3.0]))
