@@ -57,7 +57,8 @@ async def customer_offers(request: Request):
 
 @router.post("/offers/{offer_id}/events", response_model=OfferEventOut,
              dependencies=[require_scope("offers:write")],
-             responses={404: {"model": Problem, "description": "Offer not in the current catalogue"},
+             responses={404: {"model": Problem, "description": "Offer not in the current catalogue, or customer "
+                                                     "without a profile (nothing is counted)"},
                         409: {"model": Problem, "description": "Redemption refused: budget.max_redemptions is used up"},
                         **NO_CATALOGUE},
              summary="Record an impression, redemption or dismissal",
@@ -68,7 +69,7 @@ async def customer_offers(request: Request):
 async def offer_event(offer_id: OfferId, event: OfferEventIn, service: OffersDep):
     try:
         body = await service.record_event(offer_id, OfferEvent(event.event_id, event.type, event.customer_id))
-    except UnknownOfferError as exc:
+    except (UnknownOfferError, UnknownCustomerError) as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except BudgetExhaustedError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc

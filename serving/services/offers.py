@@ -202,7 +202,11 @@ class OfferService:
         # The segment is read before anything is written: if the snapshot store fails here, nothing has
         # been counted and the client's retry counts the event once.
         raw = await self.reader.get(view.snapshot_id, PROFILES, event.customer_id)
-        segment = (CustomerProfile.from_bytes(raw).segment if raw is not None else None) or UNKNOWN_SEGMENT
+        if raw is None:
+            # nobody without a profile is shown an offer: such an event must not spend a budget or teach
+            # the posteriors of a segment nobody is in
+            raise UnknownCustomerError(event.customer_id)
+        segment = CustomerProfile.from_bytes(raw).segment or UNKNOWN_SEGMENT
         impressions, redemptions = outcome_fields(segment)
         field = {"impression": impressions, "redemption": redemptions}.get(event.type, f"{segment}|dismissals")
         claims = []

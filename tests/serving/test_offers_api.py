@@ -166,6 +166,9 @@ def test_events_are_idempotent_feed_the_posterior_and_enforce_the_budget(redis_p
         exhausted = client.post("/v1/offers/winback/events", json={**event, "event_id": "e-4"})
         assert exhausted.status_code == 409 and "budget of 3" in exhausted.json()["detail"]
         assert client.post("/v1/offers/nope/events", json=event).status_code == 404
+        stranger = client.post("/v1/offers/bundle/events",
+                               json={"event_id": "n-1", "type": "redemption", "customer_id": "nobody"})
+        assert stranger.status_code == 404 and "'nobody' has no profile" in stranger.json()["detail"]
         dismissal = client.post("/v1/offers/bundle/events",
                                 json={"event_id": "d-1", "type": "dismissal", "customer_id": "c1"})
         assert dismissal.status_code == 200
