@@ -19,6 +19,7 @@ from typing import Annotated  # noqa: E402
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
 
 from experiments.ab.cli import ab_app  # noqa: E402
 from training.cli import app  # noqa: E402
@@ -45,7 +46,7 @@ def run(
     try:
         parsed = load_config(config, data=data, data_format=data_format)
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
+        console.print(f"[red]{escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     start = time.perf_counter()
     result = run_experiment(parsed, get_settings(), report=_print, config_text=config.read_text(), output_dir=output)
@@ -57,7 +58,7 @@ def run(
 
 
 def _print(line: str) -> None:
-    console.print(line, highlight=False, soft_wrap=True)
+    console.print(escape(line), highlight=False, soft_wrap=True)
 
 
 def main() -> None:
@@ -73,7 +74,8 @@ def main() -> None:
             raise
         # notes say what the failure left behind (a version registered but not served, say)
         notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", ()))
-        Console(stderr=True).print(f"[red]error:[/red] {exc}{notes}", highlight=False, soft_wrap=True)
+        # the message verbatim: a file named sales[eu].csv or values [inf, inf] are not markup
+        Console(stderr=True).print(f"[red]error:[/red] {escape(f'{exc}{notes}')}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
 
 

@@ -80,6 +80,7 @@ def run_experiment(config: ExperimentConfig, settings: TrainingSettings, report:
     """Run ``config`` end to end under one MLflow parent run and return its table and RESULT lines."""
     if output_dir is not None:
         prepare_output_folder(output_dir)
+    tracking.check_tracking(settings)  # a tracking server that is down: one error now, not after the models
     _seed_everything(config.seed)
     report(f"Loading {config.data.path} ({config.data.format})")
     raw = load_source(DataSource(path=str(config.data.path), format=config.data.format))

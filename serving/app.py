@@ -11,18 +11,19 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.responses import Response
 
 from feature_store import StoreUnavailableError, open_async_reader, open_limits
-from recsys.offers import load_catalogue
+from recsys.offers import CatalogueError, load_catalogue
 from serving.auth import scope_dependencies
 from serving.responses import utf8_safe
 from serving.routers import customers, experiments, health, offers, recommendations, segments
 from serving.services.customers import CustomerService
-from serving.services.experiments import ExperimentService, load_designs
+from serving.services.experiments import DesignError, ExperimentService, load_designs
 from serving.services.offers import OfferService
 from serving.services.recommendations import RecommendationService
-from serving.settings import ServingSettings, get_settings
+from serving.settings import ServingSettings, describe, get_settings
 from serving.snapshots import NoSnapshotError, SnapshotCache
 
 API_DESCRIPTION = """Recommendations and customer intelligence from the current published snapshot.
@@ -116,6 +117,24 @@ async def _settle_heap(snapshots: SnapshotCache) -> None:
         await snapshots.current()
     gc.collect()
     gc.freeze()
+
+
+def setup_problems() -> str | None:
+    """What would stop the server at start, as one message (``None`` when nothing would): invalid
+    ``RECSYS_SERVING_*`` settings, one line per variable, or a fallback catalogue or experiments file that
+    does not load. ``recsys serve`` asks before starting uvicorn, whose start-up failure is a traceback."""
+    try:
+        settings = ServingSettings()
+    except ValidationError as exc:
+        return describe(exc)
+    try:
+        if settings.offer_catalogue_path:
+            load_catalogue(settings.offer_catalogue_path)
+        if settings.experiments_path:
+            load_designs(settings.experiments_path)
+    except (CatalogueError, DesignError, OSError) as exc:
+        return str(exc)
+    return None
 
 
 def create_bare_app() -> FastAPI:

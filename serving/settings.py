@@ -5,9 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from feature_store.keys import validate_name
 from feature_store.limits import default_limits_url
 from recsys.records import POPULAR_LISTS
 from recsys.rules import RuleSet
@@ -16,8 +17,11 @@ SCOPES = ("recommendations:read", "customers:read", "segments:read", "offers:rea
           "experiments:read")
 
 
+ENV_PREFIX = "RECSYS_SERVING_"
+
+
 class ServingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECSYS_SERVING_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore")
 
     store_url: str | None = Field(default=None, description="redis://... or sqlite:///file; default embedded")
     store_prefix: str = Field(default="recsys", description="Key prefix of the snapshots")
@@ -71,6 +75,11 @@ class ServingSettings(BaseSettings):
                              f"({self.max_k}, RECSYS_SERVING_MAX_K)")
         return self
 
+    @field_validator("store_prefix", "limits_prefix")
+    @classmethod
+    def _usable_prefix(cls, value: str | None) -> str | None:
+        return value if value is None else validate_name("the key prefix", value)
+
     @field_validator("fallback_chain")
     @classmethod
     def _known_lists(cls, value: list[str]) -> list[str]:
@@ -107,3 +116,11 @@ class ServingSettings(BaseSettings):
 @lru_cache
 def get_settings() -> ServingSettings:
     return ServingSettings()
+
+
+def describe(exc: ValidationError) -> str:
+    """One line per invalid setting, named by its environment variable (a check across settings, which
+    names them in its message, has no variable of its own)."""
+    lines = [f"{ENV_PREFIX}{'__'.join(map(str, error['loc'])).upper()}: {error['msg']}" if error["loc"]
+             else error["msg"] for error in exc.errors()]
+    return "invalid serving settings:\n  " + "\n  ".join(lines)

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from recsys.data import CleaningRules
@@ -139,7 +140,13 @@ def serve(
 ) -> None:
     """Serve the HTTP API (settings from RECSYS_SERVING_* variables)."""
     import uvicorn
+    from uvicorn.importer import import_from_string
 
+    # named as uvicorn names the app, since training does not import serving
+    problems = import_from_string("serving.app:setup_problems")()
+    if problems:
+        Console(stderr=True).print(f"[red]error:[/red] {escape(problems)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers,
                 loop="uvloop", http="httptools", log_level=log_level, access_log=access_log)
 
@@ -200,7 +207,7 @@ def generate(
         frame.to_csv(out, index=False)  # compressed as the suffix says
     else:
         frame.to_parquet(out, index=False)
-    console.print(f"Wrote {len(frame):,} rows for {customers:,} customers to {out}")
+    console.print(f"Wrote {len(frame):,} rows for {customers:,} customers to {escape(str(out))}")
 
 
 @snapshots_app.command("list")
@@ -259,7 +266,8 @@ def _alias_follows(manifest) -> None:
     version, alias = str(model["version"]), settings.model_alias
     try:
         tracking.configure_tracking(settings)
-        previous = tracking.set_alias(settings.registered_model, alias, version)
+        with tracking.answering_quickly():
+            previous = tracking.set_alias(settings.registered_model, alias, version)
     except Exception as exc:  # any registry failure: the switch above stands
         console.print(f"warning: @{alias} still names the version it did; point it at version {version} with "
                       f"`recsys models promote {version} --no-publish` once the registry answers ({exc})",

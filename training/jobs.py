@@ -44,10 +44,12 @@ def run_all(config: TrainConfig, settings: TrainingSettings, reporter: Reporter 
             customers: bool = True, publish: bool = True, catalogue: Path | None = None,
             run_name: str = "train") -> JobResult:
     reporter = reporter or Reporter()
-    # Validate the catalogue and reach the store before hours of training, not after.
+    # Validate the catalogue and the alias, and reach MLflow and the store, before hours of training, not after.
     offers_part = offer_catalogue_part_from_file(catalogue or settings.offer_catalogue) if publish else None
+    tracking.check_alias(settings.model_alias, "RECSYS_MODEL_ALIAS")
     if publish:
         check_store(settings)
+    tracking.check_tracking(settings)
     cleaned = load_and_clean(config, reporter)
     train = run_training(config, settings, reporter, run_name=run_name, cleaned=cleaned)
     intelligence = None
@@ -98,8 +100,9 @@ def publish_registered(alias_or_version: str, catalogue: Path, settings: Trainin
     from training.pipeline import BUNDLE_ARTIFACT
 
     parts = [offer_catalogue_part_from_file(catalogue)]
+    tracking.check_alias(settings.model_alias, "RECSYS_MODEL_ALIAS")
     check_store(settings)  # before the bundle is downloaded and scored
-    tracking.configure_tracking(settings)
+    tracking.check_tracking(settings)
     registered = replace(tracking.resolve_version(settings.registered_model, alias_or_version),
                          alias=settings.model_alias)
     with tempfile.TemporaryDirectory() as tmp, reporter.step(f"Loading model version {registered.version}"):

@@ -50,8 +50,8 @@ def promote_command(
     from training.settings import get_settings
 
     settings = get_settings()
+    alias = tracking.check_alias(alias or settings.model_alias, "--alias" if alias else "RECSYS_MODEL_ALIAS")
     tracking.configure_tracking(settings)
-    alias = alias or settings.model_alias
     if not version.isdigit():
         raise tracking.UnknownModelVersionError(f"give a version number to promote, got {version!r}")
     manifest = None

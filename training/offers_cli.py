@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from feature_store import OnlineStore
@@ -63,9 +64,9 @@ def validate(path: CatalogueArg) -> None:
     try:
         catalogue = load_catalogue(path)
     except CatalogueError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from exc
-    console.print(f"{path}: {len(catalogue.offers)} offers, version [bold]{catalogue.version}[/bold]")
+    console.print(f"{escape(str(path))}: {len(catalogue.offers)} offers, version [bold]{catalogue.version}[/bold]")
 
 
 @app.command()
@@ -79,13 +80,13 @@ def preview(
     try:
         draft = load_catalogue(catalogue) if catalogue is not None else None
     except CatalogueError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from exc
     store = _store()
     try:
         result = preview_eligible(store, draft)
     except NothingToPreviewError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from exc
     finally:
         store.close()

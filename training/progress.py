@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 log = logging.getLogger("recsys.training")
@@ -42,10 +43,10 @@ class RichReporter(Reporter):
         started = time.perf_counter()
         with self.console.status(description):
             yield
-        self.console.print(f"[green]✓[/green] {description} [dim]({time.perf_counter() - started:.1f}s)[/dim]")
+        self.console.print(f"[green]✓[/green] {escape(description)} [dim]({time.perf_counter() - started:.1f}s)[/dim]")
 
     def note(self, message: str) -> None:
-        self.console.print(f"  {message}", style="dim", highlight=False)
+        self.console.print(f"  {escape(message)}", style="dim", highlight=False)
 
     @contextmanager
     def counting(self, description: str, total: int) -> Iterator[callable]:
@@ -54,4 +55,4 @@ class RichReporter(Reporter):
         with Progress(*columns, console=self.console, transient=True) as progress:
             task = progress.add_task(description, total=total)
             yield lambda n=1: progress.advance(task, n)
-        self.console.print(f"[green]✓[/green] {description} [dim]({time.perf_counter() - started:.1f}s)[/dim]")
+        self.console.print(f"[green]✓[/green] {escape(description)} [dim]({time.perf_counter() - started:.1f}s)[/dim]")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from feature_store.keys import validate_name
 
 ENV_PREFIX = "RECSYS_"
 NESTED_DELIMITER = "__"
@@ -33,6 +35,12 @@ class TrainingSettings(BaseSettings):
         default=Path(__file__).resolve().parents[1] / "recsys" / "offers" / "example_catalogue.yaml",
         description="Offer catalogue (YAML) published with every snapshot",
     )
+
+    @field_validator("store_prefix")
+    @classmethod
+    def _usable_prefix(cls, value: str) -> str:
+        # checked here, so that the error names RECSYS_STORE_PREFIX rather than the store it is used with
+        return validate_name("the key prefix", value)
 
     @property
     def default_tracking_uri(self) -> str:

@@ -56,6 +56,69 @@ def _users(name: str) -> str | None:
     return value
 
 
+class TrackingUnavailableError(RuntimeError):
+    """The MLflow tracking store or registry cannot be used: its server does not answer, or its database
+    needs a driver that is not installed."""
+
+
+class InvalidAliasError(ValueError):
+    """A registry alias MLflow refuses: a character it does not allow, or a name it reserves."""
+
+
+#: MLflow retries a failed HTTP call for minutes by default; a check wants one quick answer
+_QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+@contextmanager
+def answering_quickly() -> Iterator[None]:
+    """MLflow HTTP calls in this block try once and wait at most 10 s, instead of retrying for minutes."""
+    saved = {name: os.environ.get(name) for name in _QUICK_HTTP}
+    os.environ.update(_QUICK_HTTP)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def check_tracking(settings: TrainingSettings) -> None:
+    """Raise :class:`TrackingUnavailableError` unless the tracking store and the registry each answer one
+    cheap call: a server that is down or a missing database driver is then reported before any work,
+    not after it (or after minutes of retries)."""
+    from feature_store.multiplexed import without_password
+
+    uri = configure_tracking(settings)
+    for label, variable, call in (("tracking store", "MLFLOW_TRACKING_URI", "search_experiments"),
+                                  ("model registry", "MLFLOW_REGISTRY_URI", "search_registered_models")):
+        try:
+            with answering_quickly():
+                getattr(MlflowClient(), call)(max_results=1)  # the client opens the store: a driver is needed
+        except ImportError as exc:
+            raise TrackingUnavailableError(
+                f"MLflow {label} {without_password(uri)} ({variable}) needs a database driver that is not "
+                f"installed ({exc}); for PostgreSQL install the 'postgres' extra: pip install -e '.[postgres]'"
+            ) from exc
+        except MlflowException as exc:
+            raise TrackingUnavailableError(
+                f"MLflow {label} {without_password(uri)} ({variable}) cannot be used: {exc.message}") from exc
+
+
+def check_alias(alias: str, source: str) -> str:
+    """``alias`` if MLflow accepts it as a registry alias; else :class:`InvalidAliasError` naming
+    ``source``, the option or variable it came from."""
+    from mlflow.utils.validation import _validate_model_alias_name, _validate_model_alias_name_reserved
+
+    try:
+        _validate_model_alias_name(alias)
+        _validate_model_alias_name_reserved(alias)
+    except MlflowException as exc:
+        raise InvalidAliasError(f"{source}: {exc.message}") from exc
+    return alias
+
+
 class DeletedExperimentError(LookupError):
     """The MLflow experiment runs should go to is deleted: MLflow refuses runs in it and keeps its name."""
 

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from training.cli import known_format
 
@@ -62,7 +63,7 @@ def analyze_command(
     _print_report(report)
     if output is not None:
         output.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-        console.print(f"report written to {output}", highlight=False)
+        console.print(f"report written to {escape(str(output))}", highlight=False)
     if track:
         params = {"data": str(data), "arm_column": arm_column, "control": control, "metrics": ",".join(metric),
                   "ratios": {name: "/".join(pair) for name, pair in ratios.items()},
@@ -155,9 +156,9 @@ def exposures_command(
     table.to_csv(output, index=False)
     arms = table["arm"].value_counts().sort_index().to_dict()
     since = f", the oldest at {log['at'].iloc[0]}" if len(log) else ""
-    console.print(f"{len(table)} units exposed to {experiment_id!r} ({arms}) written to {output}; "
-                  f"{len(ours) - len(first)} repeated exposures dropped; the log holds {len(log)} exposures of "
-                  f"all experiments{since} (older ones are trimmed beyond RECSYS_SERVING_EXPOSURE_LOG_MAX)",
+    console.print(escape(f"{len(table)} units exposed to {experiment_id!r} ({arms}) written to {output}; "
+                         f"{len(ours) - len(first)} repeated exposures dropped; the log holds {len(log)} exposures of "
+                         f"all experiments{since} (older ones are trimmed beyond RECSYS_SERVING_EXPOSURE_LOG_MAX)"),
                   highlight=False, soft_wrap=True)
 
 
@@ -187,16 +188,16 @@ def outcomes_command(
     # text as written: unit_outcomes reads a column of floats (17850.0) as the loaders read customer ids
     exposed = read_columns(exposures, EXPOSURE_COLUMNS, text_columns=EXPOSURE_COLUMNS)
     cleaned = clean_transactions(load_source(DataSource(str(transactions), data_format)))
-    console.print(f"cleaning: {cleaned.report}", highlight=False, soft_wrap=True)
+    console.print(escape(f"cleaning: {cleaned.report}"), highlight=False, soft_wrap=True)
     if cleaned.transactions.empty:
         raise ABDataError(f"{transactions}: no transactions left after cleaning ({cleaned.report})")
     result = unit_outcomes(exposed, cleaned.transactions, days=days, pre_days=pre_days, source=str(exposures))
     result.frame.to_csv(output, index=False)
-    console.print(f"{len(result.frame)} units written to {output}; left out: {result.ends_after_data} whose "
-                  f"{days}-day window runs past the last transaction ({result.data_end}), "
-                  f"{result.starts_before_data} whose {pre_days} days before exposure start before the first "
-                  f"({result.data_start}); {result.never_bought} of the {len(exposed)} exposed units bought nothing "
-                  "in the transactions at all", highlight=False, soft_wrap=True)
+    console.print(escape(f"{len(result.frame)} units written to {output}; left out: {result.ends_after_data} whose "
+                         f"{days}-day window runs past the last transaction ({result.data_end}), "
+                         f"{result.starts_before_data} whose {pre_days} days before exposure start before the first "
+                         f"({result.data_start}); {result.never_bought} of the {len(exposed)} exposed units bought "
+                         "nothing in the transactions at all"), highlight=False, soft_wrap=True)
 
 
 def _log_to_mlflow(report, params: dict, experiment: str, run_name: str) -> str:
@@ -281,7 +282,7 @@ def _print_report(report) -> None:
             lines.append(f"  p         {c.p_value:.4g} (Holm {r.adjusted_p_value:.4g})"
                          + ("  [bold]significant[/bold]" if significant else "  not significant"))
             if c.note:
-                lines.append(f"  note      {c.note}")
+                lines.append(f"  note      {escape(c.note)}")
         for line in lines:
             console.print(line, highlight=False, soft_wrap=True)
 

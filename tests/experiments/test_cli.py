@@ -54,6 +54,33 @@ def _run_command(monkeypatch, *args: str) -> int:
     return stopped.value.code
 
 
+@pytest.mark.parametrize("name", ["sales[eu].csv", "shop[/2024].csv"])
+def test_an_error_line_shows_bracketed_text_verbatim(name, tmp_path, isolated_settings, monkeypatch, capsys):
+    # Rich markup read "[eu]" as a style (naming the wrong file) and "[/2024]" as a closing tag (a traceback)
+    assert _run_command(monkeypatch, "train", "--data", str(tmp_path / name)) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / name} does not exist" in err and "Traceback" not in err
+
+
+def test_serve_with_a_bad_catalogue_is_one_error_before_uvicorn_starts(tmp_path, monkeypatch, capsys):
+    catalogue = tmp_path / "offers.yaml"
+    catalogue.write_text("offers:\n  - id: x\n")
+    monkeypatch.setenv("RECSYS_SERVING_OFFER_CATALOGUE_PATH", str(catalogue))
+    assert _run_command(monkeypatch, "serve", "--port", "1") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid offer catalogue:") and "Traceback" not in err
+
+
+def test_a_tracking_server_that_is_down_or_a_reserved_alias_is_one_error_line(isolated_settings, monkeypatch,
+                                                                              capsys):
+    assert _run_command(monkeypatch, "models", "promote", "1", "--alias", "v3") == 2
+    assert capsys.readouterr().err.startswith("error: --alias: Version alias name 'v3' is reserved.")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
+    assert _run_command(monkeypatch, "train", "--customers", "200", "--items", "60", "--no-publish") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: MLflow tracking store http://127.0.0.1:1 (MLFLOW_TRACKING_URI) cannot be used")
+
+
 def test_a_missing_data_file_ends_in_one_line_and_status_2(tmp_path, isolated_settings, monkeypatch, capsys):
     missing = tmp_path / "nowhere.csv"
     assert _run_command(monkeypatch, "train", "--data", str(missing)) == 2

@@ -267,6 +267,12 @@ def test_a_default_k_above_max_k_is_refused_at_start():
     assert ServingSettings(default_k=2, max_k=2).default_k == 2
 
 
+@pytest.mark.parametrize("field", ["store_prefix", "limits_prefix"])
+def test_a_prefix_that_cannot_be_part_of_a_key_is_refused_at_start(field):
+    with pytest.raises(ValueError, match=f"{field}\n.*the key prefix must be non-empty letters"):
+        ServingSettings(**{field: "shop:eu"})
+
+
 def test_an_answer_without_any_personal_item_says_it_is_the_fallback(store_url, published):
     with client_for(store_url) as client:
         toys = client.get("/v1/customers/c1/recommendations", params={"k": 2, "categories": "toys"}).json()

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import time
+import uuid
+
 import mlflow
 import pytest
+from mlflow.tracking import MlflowClient
 
 from training import tracking
 from training.errors import input_errors
@@ -45,3 +50,58 @@ def test_a_deleted_experiment_is_refused_with_the_way_to_restore_it(tmp_path, mo
     assert f"`MLFLOW_TRACKING_URI={uri} mlflow experiments restore --experiment-id {experiment_id}`" in str(
         refused.value)
     assert isinstance(refused.value, input_errors())
+
+
+@pytest.fixture
+def postgres_uri():
+    """A database of this test's own on the PostgreSQL at 127.0.0.1:5432 (trust auth), dropped after it."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL answers at 127.0.0.1:5432 with trust auth ({exc})")
+    name = f"recsys_test_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.mark.slow
+def test_runs_and_the_registry_live_on_a_postgresql_tracking_store(postgres_uri, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", postgres_uri)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    settings = TrainingSettings(var_dir=tmp_path / "var", mlflow_experiment="on-postgres")
+    tracking.check_tracking(settings)
+    with tracking.training_run(settings, "pg") as run:
+        tracking.log_params({"model": {"factors": 64}})
+        tracking.log_metrics({"ndcg@10": 0.25})
+    stored = MlflowClient().get_run(run.info.run_id).data
+    assert stored.params == {"model.factors": "64"} and stored.metrics == {"ndcg_at_10": 0.25}
+    assert mlflow.get_registry_uri() == postgres_uri
+
+
+def test_an_unreachable_tracking_server_is_one_error_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
+    started = time.perf_counter()
+    with pytest.raises(tracking.TrackingUnavailableError,
+                       match=r"MLflow tracking store http://127.0.0.1:1 \(MLFLOW_TRACKING_URI\) cannot be used"):
+        tracking.check_tracking(TrainingSettings(var_dir=tmp_path / "var"))
+    # one try, not MLflow's default minutes of retries
+    assert time.perf_counter() - started < 30
+    assert os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES") is None
+
+
+def test_a_tracking_uri_whose_driver_is_missing_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "mssql+pyodbc://user@127.0.0.1:1/db")
+    with pytest.raises(tracking.TrackingUnavailableError, match=r"needs a database driver that is not installed"):
+        tracking.check_tracking(TrainingSettings(var_dir=tmp_path / "var"))
+
+
+@pytest.mark.parametrize("alias", ["v3", "latest", "LATEST", "bad alias!"])
+def test_an_alias_mlflow_refuses_names_where_it_came_from(alias):
+    with pytest.raises(tracking.InvalidAliasError, match=r"^RECSYS_MODEL_ALIAS: "):
+        tracking.check_alias(alias, "RECSYS_MODEL_ALIAS")
+    assert tracking.check_alias("champion", "RECSYS_MODEL_ALIAS") == "champion"
