@@ -121,6 +121,12 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", re.sub(r"['\u2019]", "", name.lower())).strip("-")
 
 
+def keys_with_a_top_item(keys: Sequence[str], records: Sequence[bytes | None]) -> set[str]:
+    """The keys whose customer record (``None``: no record) ranks at least one item."""
+    return {key for key, record in zip(keys, records, strict=True)
+            if record is not None and first_ranked_item(record) is not None}
+
+
 def first_ranked_item(value: bytes) -> int | None:
     """The item row at the top of a customer record's ranked list (None for an empty list), without
     decoding the rest of the record."""

@@ -13,8 +13,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from feature_store import OnlineStore
-from recsys.offers import CATALOGUE_KEY, OFFERS_NAMESPACE, Catalogue, CatalogueError, count_eligible, load_catalogue
-from recsys.records import PROFILES, CustomerProfile
+from recsys.offers import (
+    CATALOGUE_KEY,
+    OFFERS_NAMESPACE,
+    Catalogue,
+    CatalogueError,
+    count_eligible,
+    load_catalogue,
+    needs_recommendations,
+)
+from recsys.records import PROFILES, RECOMMENDATIONS, CustomerProfile, keys_with_a_top_item
 
 app = typer.Typer(help="Offer catalogue: validate a file, preview eligible customers per offer.", no_args_is_help=True)
 console = Console()
@@ -53,7 +61,12 @@ def preview_eligible(store: OnlineStore, catalogue: Catalogue | None = None,
     customers = 0
     for batch in store.iter_namespace(manifest.snapshot_id, PROFILES):
         customers += len(batch)
-        for offer_id, n in count_eligible(catalogue, (CustomerProfile.from_bytes(v) for _, v in batch), now).items():
+        recommended = None
+        if needs_recommendations(catalogue):  # a bundle needs the customer's top recommendation
+            keys = [key for key, _ in batch]
+            recommended = keys_with_a_top_item(keys, store.get_many(manifest.snapshot_id, RECOMMENDATIONS, keys))
+        profiles = (CustomerProfile.from_bytes(v) for _, v in batch)
+        for offer_id, n in count_eligible(catalogue, profiles, now, recommended).items():
             eligible[offer_id] += n
     return Preview(manifest.snapshot_id, catalogue, customers, eligible)
 

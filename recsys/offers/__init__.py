@@ -8,6 +8,7 @@ from recsys.offers.decisioning import (
     OfferDecision,
     check_eligibility,
     count_eligible,
+    needs_recommendations,
     posterior,
     rank_offers,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "check_eligibility",
     "count_eligible",
     "load_catalogue",
+    "needs_recommendations",
     "outcome_fields",
     "outcomes_from_fields",
     "parse_catalogue",

@@ -9,7 +9,7 @@ that is the marketers' static prior).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Container, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -196,18 +196,24 @@ def rank_offers(catalogue: Catalogue, profile: CustomerProfile, now: datetime, *
 
 
 def count_eligible(catalogue: Catalogue, profiles: Iterable[CustomerProfile], now: datetime,
-                   has_recommendation: bool = True) -> Mapping[str, int]:
-    """Customers eligible for each offer; bundles assume every customer has a top recommendation
-    unless ``has_recommendation`` is false."""
+                   recommended: Container[str] | None = None) -> Mapping[str, int]:
+    """Customers eligible for each offer. A bundle carries the customer's top recommendation, so only the
+    customers in ``recommended`` (ids of those who have one) can get it; ``None`` counts everyone as having
+    one."""
     counts = {offer.id: 0 for offer in catalogue.offers}
-    item = "any" if has_recommendation else None
     rules = _rules_of(catalogue)
     now = _aware(now)
     for profile in profiles:
+        item = "any" if recommended is None or profile.customer_id in recommended else None
         for offer_rules in rules:
             if offer_rules.admit(profile, now, item):
                 counts[offer_rules.offer.id] += 1
     return counts
+
+
+def needs_recommendations(catalogue: Catalogue) -> bool:
+    """Whether any offer carries the customer's top recommendation (a bundle)."""
+    return any(offer.type is OfferType.BUNDLE for offer in catalogue.offers)
 
 
 def _aware(moment: datetime) -> datetime:

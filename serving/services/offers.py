@@ -27,13 +27,13 @@ from recsys.offers import (
     Catalogue,
     Offer,
     OfferDecision,
-    OfferType,
     count_eligible,
+    needs_recommendations,
     outcome_fields,
     outcomes_from_fields,
     rank_offers,
 )
-from recsys.records import PROFILES, RECOMMENDATIONS, CustomerProfile, first_ranked_item
+from recsys.records import PROFILES, RECOMMENDATIONS, CustomerProfile, first_ranked_item, keys_with_a_top_item
 from serving.services.clock import now_iso
 from serving.snapshots import SnapshotCache, SnapshotView
 
@@ -134,8 +134,8 @@ class OfferService:
     async def for_customer(self, customer_id: str, k: int) -> dict:
         view = await self.snapshots.current()
         catalogue = await self.catalogue(view)
-        wants_item = any(o.type is OfferType.BUNDLE for o in catalogue.offers)
-        lookups = [(PROFILES, customer_id)] + ([(RECOMMENDATIONS, customer_id)] if wants_item else [])
+        lookups = [(PROFILES, customer_id)] + ([(RECOMMENDATIONS, customer_id)]
+                                               if needs_recommendations(catalogue) else [])
         raw_profile, *raw_record = await self.reader.get_each(view.snapshot_id, lookups)
         top_item = _top_item(view, raw_record[0]) if raw_record else None
         outcomes = await self._outcome_table(catalogue)
@@ -243,7 +243,12 @@ class OfferService:
             customers = 0
             async for batch in self.reader.iter_namespace(view.snapshot_id, PROFILES):
                 customers += len(batch)
-                part = await asyncio.to_thread(_count_batch, catalogue, batch, now)
+                recommended = None
+                if needs_recommendations(catalogue):  # a bundle needs the customer's top recommendation
+                    keys = [key for key, _ in batch]
+                    recommended = keys_with_a_top_item(
+                        keys, await self.reader.get_many(view.snapshot_id, RECOMMENDATIONS, keys))
+                part = await asyncio.to_thread(_count_batch, catalogue, batch, now, recommended)
                 for offer_id, n in part.items():
                     counts[offer_id] += n
             self._previews = {key: {"customers": customers, "eligible": counts, "computed_at": now_iso()}}
@@ -273,8 +278,9 @@ class OfferService:
         await self.limits.close()
 
 
-def _count_batch(catalogue: Catalogue, batch: list[tuple[str, bytes]], now: datetime) -> dict[str, int]:
-    return dict(count_eligible(catalogue, (CustomerProfile.from_bytes(v) for _, v in batch), now))
+def _count_batch(catalogue: Catalogue, batch: list[tuple[str, bytes]], now: datetime,
+                 recommended: set[str] | None) -> dict[str, int]:
+    return dict(count_eligible(catalogue, (CustomerProfile.from_bytes(v) for _, v in batch), now, recommended))
 
 
 def _top_item(view: SnapshotView, raw: bytes | None) -> str | None:

@@ -141,6 +141,8 @@ def test_count_eligible():
     profiles = [profile(), profile(customer_id="c2", clv=900.0, segment="champions"),
                 profile(customer_id="c3", country="France")]
     assert count_eligible(CATALOGUE, profiles, NOW) == {"winback": 2, "vip": 1, "ship": 2, "bundle": 3}
+    # a bundle carries the customer's top recommendation: those without one cannot get it
+    assert count_eligible(CATALOGUE, profiles, NOW, recommended={"c2"})["bundle"] == 1
 
 
 def test_fast_verdict_agrees_with_the_explained_one():

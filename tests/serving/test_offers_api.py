@@ -179,7 +179,7 @@ def test_events_are_idempotent_feed_the_posterior_and_enforce_the_budget(redis_p
     rows = {row["offer_id"]: row for row in preview["offers"]}
     assert rows["winback"]["redemptions_used"] == 3 and rows["winback"]["redemption_limit"] == 3
     assert {k: v["eligible_customers"] for k, v in rows.items()} == {
-        "winback": 1, "vip": 1, "bundle": 3, "first-repeat": 1}
+        "winback": 1, "vip": 1, "bundle": 2, "first-repeat": 1}  # c3 has no recommendation: no bundle
     assert preview["customers"] == 3
 
 
@@ -262,7 +262,7 @@ def test_the_preview_counts_again_when_a_validity_window_opens(redis_prefix):
 
     before, after = run_service(redis_prefix, body)
     assert before == {"winback": 1, "vip": 1, "bundle": 0, "first-repeat": 1}
-    assert after == {"winback": 1, "vip": 1, "bundle": 3, "first-repeat": 1}
+    assert after == {"winback": 1, "vip": 1, "bundle": 2, "first-repeat": 1}
 
 
 def test_a_money_budget_stops_impressions_once_spent(redis_prefix):
