@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from recsys.records import slugify
 from recsys.yaml_text import load_yaml
@@ -76,23 +76,23 @@ class Range(_Strict):
         return f">= {self.min:g}" if self.min is not None else f"<= {self.max:g}"
 
 
+class ProbabilityRange(Range):
+    """A range of probabilities: bounds in [0, 1], checked with the other fields so every problem shows."""
+
+    min: float | None = Field(None, ge=0, le=1)
+    max: float | None = Field(None, ge=0, le=1)
+
+
 class Eligibility(_Strict):
     """Every rule given must hold; a rule left out does not restrict. A profile lacking the field a
     rule needs (e.g. no churn probability) is not eligible under that rule."""
 
     segments: list[str] | None = Field(None, min_length=1)
-    churn_probability: Range | None = None
+    churn_probability: ProbabilityRange | None = None
     clv: Range | None = None
     orders: Range | None = None
     countries: list[str] | None = Field(None, min_length=1)
     days_since_last_purchase: Range | None = None
-
-    @model_validator(mode="after")
-    def _probability_bounds(self) -> Eligibility:
-        churn = self.churn_probability
-        if churn is not None and any(v is not None and not 0 <= v <= 1 for v in (churn.min, churn.max)):
-            raise ValueError("churn_probability bounds must lie in [0, 1]")
-        return self
 
 
 class Validity(_Strict):
@@ -146,14 +146,20 @@ class ContactPolicy(_Strict):
     window_days: float = Field(7, gt=0)
 
 
+#: the term each type of offer is written with (others have none)
+_TERMS = {OfferType.PERCENTAGE_DISCOUNT: "discount_percent", OfferType.BUNDLE: "discount_percent",
+          OfferType.FIXED_AMOUNT: "amount", OfferType.LOYALTY_POINTS: "points"}
+
+
 class Offer(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     name: str = Field(min_length=1)
     type: OfferType
     description: str = ""
-    discount_percent: float | None = Field(None, gt=0, le=100)
-    amount: float | None = Field(None, gt=0)
-    points: int | None = Field(None, gt=0)
+    # validate_default: a term the type needs but the offer leaves out is reported with the other fields
+    discount_percent: float | None = Field(None, gt=0, le=100, validate_default=True)
+    amount: float | None = Field(None, gt=0, validate_default=True)
+    points: int | None = Field(None, gt=0, validate_default=True)
     value: float = Field(ge=0, description="incremental margin when the offer is redeemed")
     cost: float = Field(ge=0, description="what making the offer costs per customer shown it")
     eligibility: Eligibility = Field(default_factory=Eligibility)
@@ -163,18 +169,18 @@ class Offer(_Strict):
     repeat_after_days: float = Field(30, gt=0, description="the same offer is not shown again sooner")
     budget: Budget | None = None
 
-    @model_validator(mode="after")
-    def _terms_match_type(self) -> Offer:
-        needs = {OfferType.PERCENTAGE_DISCOUNT: "discount_percent", OfferType.BUNDLE: "discount_percent",
-                 OfferType.FIXED_AMOUNT: "amount", OfferType.LOYALTY_POINTS: "points"}
-        required = needs.get(self.type)
-        for name in ("discount_percent", "amount", "points"):
-            given = getattr(self, name) is not None
-            if name == required and not given:
-                raise ValueError(f"{name} is required for type {self.type.value}")
-            if given and name != required:
-                raise ValueError(f"{name} does not apply to type {self.type.value}")
-        return self
+    @field_validator("discount_percent", "amount", "points")
+    @classmethod
+    def _terms_match_type(cls, value: float | None, info: ValidationInfo) -> float | None:
+        offer_type = info.data.get("type")
+        if offer_type is None:
+            return value  # the type itself is invalid, and reported
+        required = _TERMS.get(offer_type)
+        if info.field_name == required and value is None:
+            raise ValueError(f"required for type {offer_type.value}")
+        if value is not None and info.field_name != required:
+            raise ValueError(f"does not apply to type {offer_type.value}")
+        return value
 
     def prior_for(self, segment: str | None) -> Prior:
         """The prior of ``segment``, matched by slug as segments are everywhere ("At Risk" = "at_risk")."""
@@ -256,9 +262,8 @@ def parse_catalogue(data: Any, segments: Collection[str] | None = None) -> Catal
             offers.append(Offer.model_validate(raw))
         except ValidationError as exc:
             problems += _describe(label, "", exc)
-            continue
-        if segments is not None:
-            problems += _unknown_segments(label, offers[-1], segments)
+        if segments is not None and isinstance(raw, dict):
+            problems += _unknown_segments(label, raw, segments)
     if problems:
         raise CatalogueError(problems)
     return Catalogue(offers=tuple(offers), contact=contact)
@@ -282,14 +287,18 @@ def load_catalogue(path: str | Path) -> Catalogue:
     return parse_catalogue(data, segments=list(SEGMENTS))
 
 
-def _unknown_segments(label: str, offer: Offer, segments: Collection[str]) -> list[str]:
-    named = {"eligibility.segments": (offer.eligibility.segments or [], list(segments)),
-             "segment_priors": (list(offer.segment_priors), [*segments, UNKNOWN_SEGMENT])}
+def _unknown_segments(label: str, raw: dict, segments: Collection[str]) -> list[str]:
+    """Segments an offer names (read from its raw mapping, so that they are checked even when another
+    field of the offer is invalid) that are not among ``segments``."""
+    eligibility = raw.get("eligibility") if isinstance(raw.get("eligibility"), dict) else {}
+    priors = raw.get("segment_priors")
+    named = {"eligibility.segments": (eligibility.get("segments"), list(segments)),
+             "segment_priors": (list(priors) if isinstance(priors, dict) else None, [*segments, UNKNOWN_SEGMENT])}
     problems = []
     for field, (given, valid) in named.items():
         by_slug = {slugify(name): name for name in valid}
-        for name in given:
-            if slugify(name) not in by_slug:
+        for name in given if isinstance(given, list) else []:
+            if isinstance(name, str) and slugify(name) not in by_slug:
                 problems.append(f"{label}: {field}: {name!r} is not a segment{_closest(name, by_slug)}; "
                                 f"valid: {', '.join(valid)} (or their slugs)")
     return problems

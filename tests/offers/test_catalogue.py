@@ -45,7 +45,9 @@ def test_error_names_offer_id_and_field():
     ({"prior": {"redemption_rate": 1.5}}, "prior.redemption_rate"),
     ({"budget": {"max_redemptions": 0}}, "budget.max_redemptions"),
     ({"validity": {"starts_at": "2025-02-01", "ends_at": "2025-01-01"}}, "validity"),
-    ({"type": "percentage_discount"}, "(offer)"),  # discount_percent missing
+    ({"type": "percentage_discount"}, "discount_percent: required for type percentage_discount"),
+    ({"type": "free_shipping", "points": 5}, "points: does not apply to type free_shipping"),
+    ({"eligibility": {"churn_probability": {"min": 1.5}}}, "eligibility.churn_probability.min"),
     # YAML's .inf and .nan: a snapshot's JSON cannot carry them, and no cap or budget is infinite
     ({"repeat_after_days": float("inf")}, "repeat_after_days"),
     ({"budget": {"total": float("inf")}}, "budget.total"),
@@ -65,6 +67,16 @@ def test_every_problem_is_reported_and_duplicates_rejected():
     assert "offer 'o1': value" in text and "offer 'o2': cost" in text
     assert "offer 'o1': id: appears more than once" in text
     assert "unknown field 'extra'" in text
+
+
+def test_one_run_lists_every_problem_of_an_offer(tmp_path):
+    # the type's terms, a probability bound and a segment used to show one per run, each after the last was fixed
+    problems = _file_problems(tmp_path, [offer(type="percentage_discount", eligibility={
+        "churn_probability": {"min": 1.5}, "segments": ["Champs"]})])
+    text = "\n".join(problems)
+    assert "offer 'o1': discount_percent: required for type percentage_discount" in text
+    assert "offer 'o1': eligibility.churn_probability.min: Input should be less than or equal to 1" in text
+    assert "offer 'o1': eligibility.segments: 'Champs' is not a segment" in text
 
 
 def test_offer_without_id_is_named_by_position():
