@@ -90,9 +90,10 @@ def check_tracking(settings: TrainingSettings) -> None:
     not after it (or after minutes of retries)."""
     from feature_store.multiplexed import without_password
 
-    uri = configure_tracking(settings)
-    for label, variable, call in (("tracking store", "MLFLOW_TRACKING_URI", "search_experiments"),
-                                  ("model registry", "MLFLOW_REGISTRY_URI", "search_registered_models")):
+    tracking_uri = configure_tracking(settings)
+    for label, variable, uri, call in (
+            ("tracking store", "MLFLOW_TRACKING_URI", tracking_uri, "search_experiments"),
+            ("model registry", "MLFLOW_REGISTRY_URI", mlflow.get_registry_uri(), "search_registered_models")):
         try:
             with answering_quickly():
                 getattr(MlflowClient(), call)(max_results=1)  # the client opens the store: a driver is needed
@@ -109,6 +110,7 @@ def check_tracking(settings: TrainingSettings) -> None:
 def check_alias(alias: str, source: str) -> str:
     """``alias`` if MLflow accepts it as a registry alias; else :class:`InvalidAliasError` naming
     ``source``, the option or variable it came from."""
+    # MLflow's own rules, which it offers no public check for; constraints.txt pins the version
     from mlflow.utils.validation import _validate_model_alias_name, _validate_model_alias_name_reserved
 
     try:
