@@ -196,15 +196,24 @@ def generate(
     items: ItemsOpt = 800,
     seed: SeedOpt = 0,
 ) -> None:
-    """Write a synthetic transactions file in the documented schema."""
+    """Write a synthetic transactions file in the documented schema; one seed gives the same bytes."""
+    import zipfile
+
     from recsys.data import generate_transactions
     from recsys.data.loaders import is_csv_file
 
     writes_csv = is_csv_file(out)  # the names the loaders read back: .csv, .CSV, .csv.gz, ..., .parquet
     frame = generate_transactions(n_customers=customers, n_items=items, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if writes_csv:
-        frame.to_csv(out, index=False)  # compressed as the suffix says
+    suffix = out.suffix.lower()
+    # gzip and zip store a write time by default, which would make two runs' files differ.
+    if suffix == ".zip":
+        member = zipfile.ZipInfo(out.name[: -len(suffix)], date_time=(1980, 1, 1, 0, 0, 0))
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(member, frame.to_csv(index=False), compress_type=zipfile.ZIP_DEFLATED)
+    elif writes_csv:
+        compression = {"method": "gzip", "mtime": 0} if suffix == ".gz" else "infer"
+        frame.to_csv(out, index=False, compression=compression)  # bz2 and xz store no time
     else:
         frame.to_parquet(out, index=False)
     console.print(f"Wrote {len(frame):,} rows for {customers:,} customers to {escape(str(out))}")

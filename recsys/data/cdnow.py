@@ -8,12 +8,15 @@ in weeks). The logs become canonical transactions; the summary becomes the frame
 
 from __future__ import annotations
 
+import codecs
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from recsys.data import schema
+from recsys.data.loaders import first_non_utf8_byte, open_bytes
 
 SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value")
 _SUMMARY_SOURCE = {"x": "frequency", "t_x": "recency", "T": "T", "zbar": "monetary_value"}
@@ -31,7 +34,9 @@ def load_cdnow_summary(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise _not_utf8_error(path, exc) from exc
+    except pd.errors.ParserError as exc:
         raise CdnowFormatError(f"{path}: not a readable CSV ({exc})") from exc
     expected = ["ID", *_SUMMARY_SOURCE]
     if list(raw.columns) != expected:
@@ -41,8 +46,7 @@ def load_cdnow_summary(path: str | Path) -> pd.DataFrame:
         values = pd.to_numeric(raw[column], errors="coerce")
         bad = np.flatnonzero(values.isna().to_numpy())
         if bad.size:
-            # +2: one for the header, one because file lines count from 1
-            line = int(bad[0]) + 2
+            line = _summary_line_numbers(path)[bad[0]]
             raise CdnowFormatError(f"{path}, line {line}: {column}={raw[column].iloc[bad[0]]!r} is not a number")
         numbers[column] = values.to_numpy()
     frame = pd.DataFrame(
@@ -63,7 +67,37 @@ def _check_summary(frame: pd.DataFrame, path: Path) -> None:
     for reason, mask in problems.items():
         rows = np.flatnonzero(mask.to_numpy())
         if rows.size:
-            raise CdnowFormatError(f"{path}, line {int(rows[0]) + 2}: {reason}")
+            raise CdnowFormatError(f"{path}, line {_summary_line_numbers(path)[rows[0]]}: {reason}")
+
+
+def _summary_line_numbers(path: Path) -> list[int]:
+    """The 1-based file line of each data row, counted as pandas reads the file: lines that hold only
+    blanks are skipped, and the first other line is the header."""
+    with open_bytes(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig") as text:
+        filled = [number for number, line in enumerate(text, start=1) if line.strip()]
+    return filled[1:]
+
+
+def _not_utf8_error(path: Path, cause: UnicodeDecodeError) -> CdnowFormatError:
+    found = first_non_utf8_byte(path)
+    if found is None:
+        return CdnowFormatError(f"{path}: not UTF-8 text ({cause})")
+    byte, offset, line = found
+    return CdnowFormatError(f"{path}, line {line}: byte 0x{byte:02x} at byte offset {offset} is not UTF-8 text")
+
+
+def _ascii_lines(path: Path) -> list[str]:
+    """The lines of a CDNOW log, which is ASCII; a UTF-8 byte-order mark at the start is allowed."""
+    data = path.read_bytes()
+    body = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        return body.decode("ascii").splitlines()
+    except UnicodeDecodeError as exc:
+        offset = len(data) - len(body) + exc.start
+        line = data[:offset].count(b"\n") + 1
+        raise CdnowFormatError(
+            f"{path}, line {line}: byte 0x{data[offset]:02x} at byte offset {offset} is not ASCII text"
+        ) from None
 
 
 def load_cdnow_transactions(path: str | Path) -> pd.DataFrame:
@@ -76,8 +110,7 @@ def load_cdnow_transactions(path: str | Path) -> pd.DataFrame:
     summaries count purchase days. CDNOW records no product, so ``item_id`` is null.
     """
     path = Path(path)
-    with path.open("r", encoding="ascii", errors="strict") as handle:
-        lines = handle.read().splitlines()
+    lines = _ascii_lines(path)
     rows: list[tuple[str, str, int, float]] = []
     line_numbers: list[int] = []
     width = None

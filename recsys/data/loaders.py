@@ -29,14 +29,18 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES  # not public; the markers read_csv uses by default
 
 from recsys.data import schema
 
 _MAX_REPORTED_ROWS = 5
+_FORMAT_PROBES = 100  # values tried for a timestamp format before the column counts as unparseable
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _DECOMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _COLUMN_ORDER: tuple[str, ...] = schema.REQUIRED_COLUMNS + schema.OPTIONAL_COLUMNS
+_FLOAT_EXACT_LIMIT = 2.0**53  # floats below it in magnitude are exact integers in int64 too
+_DEFAULT_NA_MARKERS = sorted(STR_NA_VALUES)
 _ID_COLUMNS = (schema.ORDER_ID, schema.CUSTOMER_ID, schema.ITEM_ID)
 _NS_MIN = pd.Timestamp.min
 _NS_MAX = pd.Timestamp.max
@@ -122,9 +126,15 @@ def read_columns(path: Path, columns: Sequence[str], text_columns: Collection[st
     # pandas checks each row against the width of the first data row, but makes an index of that row's
     # own surplus fields; read without a header, the first data row is checked against the header too.
     _read_csv(path, header=None, nrows=2, dtype=str)
+    text = [c for c in text_columns if c in columns]
+    # Text columns are read as written: pandas' default missing markers would turn the ids "NA", "None" or
+    # "NULL" into nulls. An empty field stays "" for the validators to treat (and report) as missing.
+    missing_markers = {c: _DEFAULT_NA_MARKERS for c in _read_csv(path, nrows=0).columns if c not in text}
     # Every column is read, not only ``columns``: with ``usecols`` pandas drops a row's surplus fields
     # without a word. The other columns live only until the selection below.
-    frame = _read_csv(path, dtype={c: "string" for c in text_columns if c in columns})
+    frame = _read_csv(
+        path, dtype=dict.fromkeys(text, "string"), keep_default_na=False, na_values=missing_markers
+    )
     return frame[list(columns)]
 
 
@@ -186,7 +196,11 @@ def as_id_strings(values: pd.Series) -> pd.Series:
         # Value by value: one fractional id must not leave every whole one as "17850.0".
         array = values.to_numpy(dtype=np.float64, na_value=np.nan)
         whole = np.isfinite(array) & (np.mod(array, 1) == 0)
-        text[whole] = array[whole].astype(np.int64).astype(str)
+        fits_int64 = whole & (np.abs(array) < _FLOAT_EXACT_LIMIT)
+        text[fits_int64] = array[fits_int64].astype(np.int64).astype(str)
+        # Past 2**63 astype(np.int64) wraps around (1e19 becomes -9223372036854775808); int() does not.
+        huge = whole & ~fits_int64
+        text[huge] = [str(int(value)) for value in array[huge]]
     text = text.str.strip()
     return text.mask(text == "")
 
@@ -202,24 +216,91 @@ def _as_timestamps(values: pd.Series, source: str) -> pd.Series:
         # pandas takes any number for nanoseconds since 1970; an all-null column falls through and is
         # reported as missing below.
         _raise_if_bad(source, schema.TIMESTAMP, values.notna().to_numpy(), values, _NUMERIC_TIMESTAMP)
+    problem = "missing or unparseable timestamp"
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         parsed = values.dt.tz_convert("UTC").dt.tz_localize(None)
     elif pd.api.types.is_datetime64_dtype(values.dtype):
         parsed = values
     else:
-        with warnings.catch_warnings():
-            # Failures are reported below with their rows; pandas' "could not infer format" adds nothing.
-            warnings.simplefilter("ignore", UserWarning)
-            parsed = pd.to_datetime(values, errors="coerce", utc=True)
-        retry = parsed.isna() & values.notna()
-        # Inference fixes one format from the first value; rows written in another format get a second,
-        # per-value chance before they count as bad.
-        if retry.any():
-            parsed[retry] = pd.to_datetime(values[retry], errors="coerce", utc=True, format="mixed")
+        parsed, fmt = _parse_in_one_format(values, source)
         parsed = parsed.dt.tz_localize(None)
+        if fmt is not None:
+            problem += f" (the column's format, inferred from its first date, is {fmt!r})"
     bad = parsed.isna() | (parsed < _NS_MIN) | (parsed > _NS_MAX)
-    _raise_if_bad(source, schema.TIMESTAMP, bad.to_numpy(), values, "missing or unparseable timestamp")
+    _raise_if_bad(source, schema.TIMESTAMP, bad.to_numpy(), values, problem)
     return parsed.astype(schema.DTYPES[schema.TIMESTAMP])
+
+
+def _parse_in_one_format(values: pd.Series, source: str) -> tuple[pd.Series, str | None]:
+    """Parse text timestamps with one format for the whole column; return them (UTC) and the format.
+
+    Value-by-value parsing (pandas' ``format="mixed"``) reads ``01/02/2024`` month-first and
+    ``13/02/2024`` day-first in one column without a word, so it is never used on text. The format is
+    inferred from the first value that has one; where day and month could swap, the order that fits more
+    rows wins (month-first on a tie, as pandas reads), and a column that needs both orders is an error.
+    ISO 8601 counts as one format: dates, datetimes and offsets may sit side by side.
+    """
+    text = values.dropna()
+    if not all(isinstance(v, str) for v in text):
+        # e.g. datetime objects in an object column: there is no text whose format could be mixed up.
+        return _to_utc(values, None), None
+    fmt = _infer_timestamp_format(text)
+    if fmt is None:  # nothing looks like a date: every row is reported
+        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]"), None
+    parsed = _to_utc(values, fmt)
+    swapped_fmt = _day_month_swapped(fmt)
+    failed = parsed.isna() & values.notna()
+    if swapped_fmt is None or not failed.any():
+        return _with_dates_alone(values, parsed, fmt), fmt
+    swapped = _to_utc(values, swapped_fmt)
+    if (swapped.isna() & values.notna()).sum() < failed.sum():
+        fmt, swapped_fmt, parsed, swapped = swapped_fmt, fmt, swapped, parsed
+        failed = parsed.isna() & values.notna()
+    problem = (
+        f"dates in both day/month orders: {fmt!r} fits most rows, {swapped_fmt!r} only these; write every "
+        "date in one format (ISO 8601, e.g. '2024-01-02 10:30:00', cannot be misread)"
+    )
+    _raise_if_bad(source, schema.TIMESTAMP, (failed & swapped.notna()).to_numpy(), values, problem)
+    return _with_dates_alone(values, parsed, fmt), fmt
+
+
+def _with_dates_alone(values: pd.Series, parsed: pd.Series, fmt: str) -> pd.Series:
+    """``parsed`` with the rows that hold only the date of ``fmt`` (``12/1/2010`` in a ``12/1/2010 8:26``
+    column, as spreadsheets write midnight) read in the same day/month order."""
+    date_part = fmt.split(" ")[0]
+    failed = parsed.isna() & values.notna()
+    if date_part == fmt or not failed.any():
+        return parsed
+    parsed = parsed.copy()
+    parsed[failed] = _to_utc(values[failed], date_part)
+    return parsed
+
+
+def _infer_timestamp_format(text: pd.Series) -> str | None:
+    from pandas.tseries.api import guess_datetime_format
+
+    for value in text.head(_FORMAT_PROBES):
+        with warnings.catch_warnings():
+            # pandas warns when its guess is day-first; the guess is checked against every row below
+            warnings.simplefilter("ignore", UserWarning)
+            fmt = guess_datetime_format(value.strip())
+        if fmt is not None:
+            return "ISO8601" if fmt.startswith("%Y-%m-%d") else fmt
+    return None
+
+
+def _day_month_swapped(fmt: str) -> str | None:
+    """``fmt`` with day and month swapped: a guess from ``01/02/2024`` cannot tell the two apart."""
+    if "%d" not in fmt or "%m" not in fmt:
+        return None
+    return fmt.replace("%d", "%_").replace("%m", "%d").replace("%_", "%m")
+
+
+def _to_utc(values: pd.Series, fmt: str | None) -> pd.Series:
+    with warnings.catch_warnings():
+        # Failures are reported with their rows; pandas' "could not infer format" adds nothing.
+        warnings.simplefilter("ignore", UserWarning)
+        return pd.to_datetime(values, errors="coerce", utc=True, format=fmt)
 
 
 def _as_numbers(values: pd.Series, source: str, column: str) -> pd.Series:
@@ -279,7 +360,7 @@ def _rows_longer_than_header(path: Path) -> tuple[int, int, list[tuple[int, int,
     count = 0
     first: list[tuple[int, int, list[str]]] = []
     # Replacing undecodable bytes is harmless here: only the field counts matter.
-    with _open_bytes(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
+    with open_bytes(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
         reader = csv.reader(text)
         width = len(next(reader, []))
         data_row = 0
@@ -296,19 +377,19 @@ def _rows_longer_than_header(path: Path) -> tuple[int, int, list[tuple[int, int,
 
 def _not_utf8_error(path: Path) -> TransactionSchemaError:
     compressed = " of the decompressed data" if path.suffix.lower() in (*_DECOMPRESSORS, ".zip") else ""
-    found = _first_non_utf8_byte(path)
+    found = first_non_utf8_byte(path)
     where = "" if found is None else " byte 0x{:02x} at byte offset {} (line {}){}".format(*found, compressed)
     return TransactionSchemaError(str(path), None, f"not UTF-8 text:{where}; save the file as UTF-8")
 
 
-def _first_non_utf8_byte(path: Path) -> tuple[int, int, int] | None:
+def first_non_utf8_byte(path: Path) -> tuple[int, int, int] | None:
     """Return the value, 0-based offset and 1-based line of the first byte that breaks UTF-8.
 
     pandas' own offset counts from the start of a field, which does not help anyone find the byte.
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
     consumed = newlines = 0
-    with _open_bytes(path) as raw:
+    with open_bytes(path) as raw:
         while True:
             chunk = raw.read(1 << 20)
             pending = decoder.getstate()[0]  # the unfinished character the last chunk ended with
@@ -324,7 +405,7 @@ def _first_non_utf8_byte(path: Path) -> tuple[int, int, int] | None:
 
 
 @contextmanager
-def _open_bytes(path: Path) -> Iterator[IO[bytes]]:
+def open_bytes(path: Path) -> Iterator[IO[bytes]]:
     """Open ``path`` for reading, decompressed by suffix as pandas does."""
     suffix = path.suffix.lower()
     if suffix == ".zip":

@@ -30,20 +30,27 @@ def temporal_split(
     """Train is every row strictly before ``cutoff``; test is ``cutoff <= timestamp < end``.
 
     With ``end=None`` the test side runs to the last row. Rows at or after ``end`` are in neither side.
+    A ``cutoff`` or ``end`` with a time zone is taken in UTC, the zone the loaders store every timestamp in.
     """
     _require_columns(transactions, [col_timestamp])
-    cutoff = pd.Timestamp(cutoff)
+    cutoff = as_naive_utc(cutoff)
     timestamps = transactions[col_timestamp]
     if timestamps.isna().any():
         raise ValueError(f"{col_timestamp!r} has missing values; a row without a time has no side")
     train_mask = timestamps < cutoff
     test_mask = ~train_mask
     if end is not None:
-        end = pd.Timestamp(end)
+        end = as_naive_utc(end)
         if end <= cutoff:
             raise ValueError(f"end ({end}) must be after cutoff ({cutoff})")
         test_mask &= timestamps < end
     return transactions[train_mask].copy(), transactions[test_mask].copy()
+
+
+def as_naive_utc(moment: pd.Timestamp | str) -> pd.Timestamp:
+    """``moment`` as a naive UTC timestamp, comparable with loaded timestamps; naive input is kept as is."""
+    moment = pd.Timestamp(moment)
+    return moment if moment.tzinfo is None else moment.tz_convert("UTC").tz_localize(None)
 
 
 def leave_last_out(

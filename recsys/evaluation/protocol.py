@@ -43,6 +43,7 @@ import pandas as pd
 
 from recsys.data import schema
 from recsys.data.interactions import Interactions, build_interactions
+from recsys.data.splits import as_naive_utc
 from recsys.metrics.ranking import evaluate_rankings
 
 Setting = Literal["A", "B"]
@@ -142,8 +143,8 @@ def make_fold(
     """A :class:`Fold` of cleaned ``transactions`` cut at ``cutoff`` (evaluation window ``[cutoff, end)``).
 
     A cutoff with a time zone is taken in UTC, the zone the loaders store every timestamp in."""
-    cutoff = _naive_utc(cutoff)
-    end = None if end is None else _naive_utc(end)
+    cutoff = as_naive_utc(cutoff)
+    end = None if end is None else as_naive_utc(end)
     stamps = transactions[schema.TIMESTAMP]
     if stamps.isna().any():
         raise ValueError(f"{schema.TIMESTAMP!r} has missing values; a row without a time has no side")
@@ -156,11 +157,6 @@ def make_fold(
         raise SplitError(f"cutoff {cutoff} leaves an empty side: {len(before)} rows before, {len(after)} in "
                          f"the evaluation window")
     return fold_from_frames(before, after, name=name, weighting=weighting, cutoff=cutoff, end=end)
-
-
-def _naive_utc(moment: pd.Timestamp | str) -> pd.Timestamp:
-    moment = pd.Timestamp(moment)
-    return moment if moment.tzinfo is None else moment.tz_convert("UTC").tz_localize(None)
 
 
 def fold_from_frames(

@@ -255,3 +255,80 @@ def test_unreadable_files_name_the_file_and_the_problem(tmp_path, name, content,
         load_transactions(path)
     assert (caught.value.source, caught.value.column) == (str(path), None)
     assert str(caught.value).startswith(f"{path}: {problem}")
+
+
+def test_day_first_slash_dates_are_read_day_first_in_every_row(tmp_path):
+    # 01/02 alone could be either order; 13/02 can only be day-first, so the whole column is.
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_id,customer_id,item_id,timestamp,quantity,unit_price\n"
+        "1,c1,a,01/02/2024,1,1.0\n"
+        "2,c1,b,13/02/2024,1,1.0\n"
+    )
+    out = load_transactions(path)
+    assert out[schema.TIMESTAMP].tolist() == [pd.Timestamp("2024-02-01"), pd.Timestamp("2024-02-13")]
+
+
+def test_a_date_without_its_time_is_read_in_the_columns_day_month_order():
+    # spreadsheets write midnight as the date alone, next to dates with a time
+    out = validate_transactions(_frame(timestamp=["13/1/2010 8:26", "12/2/2010", "14/1/2010 9:00", "1/3/2010"]),
+                                source="toy")
+    assert out[schema.TIMESTAMP].tolist() == [pd.Timestamp("2010-01-13 08:26"), pd.Timestamp("2010-02-12"),
+                                              pd.Timestamp("2010-01-14 09:00"), pd.Timestamp("2010-03-01")]
+
+
+def test_month_first_slash_dates_stay_month_first():
+    stamps = ["12/1/2010 8:26", "12/1/2010 8:26", "1/13/2011 9:00", "2/1/2011 10:00"]
+    out = validate_transactions(_frame(timestamp=stamps), source="toy")
+    assert out[schema.TIMESTAMP].tolist()[2:] == [pd.Timestamp("2011-01-13 09:00"), pd.Timestamp("2011-02-01 10:00")]
+
+
+def test_dates_in_both_day_month_orders_are_an_error_naming_the_rows():
+    stamps = ["01/02/2024", "13/02/2024", "02/13/2024", "03/02/2024"]
+    with pytest.raises(TransactionSchemaError, match="both day/month orders") as caught:
+        validate_transactions(_frame(timestamp=stamps), source="orders.csv")
+    assert (caught.value.column, caught.value.rows, caught.value.values) == ("timestamp", (1,), ("13/02/2024",))
+
+
+def test_a_date_outside_the_columns_format_is_an_error_naming_the_format():
+    stamps = ["2011-01-04 10:00", "01/05/2011", "2011-01-05", "2011-01-06T12:00:00+01:00"]
+    with pytest.raises(TransactionSchemaError, match="'ISO8601'") as caught:
+        validate_transactions(_frame(timestamp=stamps), source="orders.csv")
+    assert (caught.value.rows, caught.value.values) == ((1,), ("01/05/2011",))
+
+
+def test_id_text_that_pandas_reads_as_missing_is_kept_as_written(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_id,customer_id,item_id,timestamp,quantity,unit_price\n"
+        "NA,None,NA,2024-01-02,1,1.0\n"
+        "NULL,nan,N/A,2024-01-02,1,1.0\n"
+        "3,,null,2024-01-03,NA,1.0\n"
+    )
+    with pytest.raises(TransactionSchemaError, match="quantity") as caught:
+        load_transactions(path)  # other columns keep pandas' missing markers: quantity NA is missing
+    assert caught.value.rows == (2,)
+    path.write_text(path.read_text().replace(",NA,1.0", ",1,1.0"))
+    out = load_transactions(path)
+    assert out[schema.ORDER_ID].tolist() == ["NA", "NULL", "3"]
+    assert out[schema.CUSTOMER_ID].tolist() == ["None", "nan", pd.NA]
+    assert out[schema.ITEM_ID].tolist() == ["NA", "N/A", "null"]
+
+
+def test_an_empty_id_in_a_csv_is_reported_as_the_text_in_the_file(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("order_id,customer_id,item_id,timestamp,quantity,unit_price\n1,c1,,2024-01-02,1,1.0\n")
+    with pytest.raises(TransactionSchemaError, match="null or empty id") as caught:
+        load_transactions(path)
+    assert (caught.value.column, caught.value.rows, caught.value.values) == ("item_id", (0,), ("",))
+
+
+def test_whole_floats_past_int64_keep_their_digits():
+    ids = as_id_strings(pd.Series([1e19, -1e19, 2.0**63, 2.0**53, 17850.0]))
+    assert ids.tolist() == [
+        "10000000000000000000",
+        "-10000000000000000000",
+        "9223372036854775808",
+        "9007199254740992",
+        "17850",
+    ]

@@ -211,3 +211,12 @@ def test_stratified_split_pinned_against_recommenders():
     train, test = stratified_split(frame, ratio=0.75, seed=42)
     assert (len(train), len(test)) == (2242, 758)
     assert test.index[:8].tolist() == [1, 7, 11, 12, 17, 18, 25, 30]
+
+
+def test_temporal_split_takes_a_cutoff_with_a_time_zone_in_utc():
+    # 2024-01-10 01:00+02:00 is 2024-01-09 23:00 UTC: c2's orders at midnight of the 10th fall after it.
+    train, test = temporal_split(TRANSACTIONS, "2024-01-10T01:00:00+02:00", end="2024-02-01T00:00:00+00:00")
+    assert sorted(train[ORDER_ID]) == ["o1", "o1", "o2"]
+    assert sorted(test[ORDER_ID]) == ["o4", "o5", "o6"]
+    train, _ = temporal_split(TRANSACTIONS, pd.Timestamp("2024-01-09 23:30", tz="America/New_York"))
+    assert sorted(train[ORDER_ID]) == ["o1", "o1", "o2", "o4", "o5"]

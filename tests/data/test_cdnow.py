@@ -1,0 +1,51 @@
+"""CDNOW loaders: errors name the file's own line numbers and bytes; a byte-order mark is accepted."""
+
+from __future__ import annotations
+
+import pytest
+
+from recsys.data.cdnow import CdnowFormatError, load_cdnow_summary, load_cdnow_transactions
+
+_HEADER = "ID,x,t_x,T,zbar\n"
+
+
+def test_summary_errors_count_blank_lines_as_file_lines(tmp_path):
+    path = tmp_path / "summary.csv"
+    path.write_text(_HEADER + "1,2,30.4,38.9,22.0\n\n  \n2,1,x,38.9,11.8\n")
+    with pytest.raises(CdnowFormatError, match=r"summary.csv, line 5: t_x='x' is not a number"):
+        load_cdnow_summary(path)
+
+
+def test_summary_range_errors_count_blank_lines_as_file_lines(tmp_path):
+    path = tmp_path / "summary.csv"
+    path.write_text("\n" + _HEADER + "1,2,30.4,38.9,22.0\n\n2,1,40.0,38.9,11.8\n")
+    with pytest.raises(CdnowFormatError, match=r"summary.csv, line 5: recency is negative or exceeds T"):
+        load_cdnow_summary(path)
+
+
+def test_summary_with_a_non_utf8_byte_names_line_and_byte(tmp_path):
+    path = tmp_path / "summary.csv"
+    path.write_bytes(_HEADER.encode() + b"1,2,30.4,38.9,22.0\n2,1,3\xe9,38.9,11.8\n")
+    with pytest.raises(CdnowFormatError, match=r"summary.csv, line 3: byte 0xe9 at byte offset 40"):
+        load_cdnow_summary(path)
+
+
+def test_summary_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "summary.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + _HEADER.encode() + b"1,2,30.4,38.9,22.0\n")
+    assert load_cdnow_summary(path).index.tolist() == [1]
+
+
+def test_log_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "CDNOW_master.txt"
+    path.write_bytes(b"\xef\xbb\xbf00001 19970101 1 11.77\n00002 19970112 2 20.00\n")
+    out = load_cdnow_transactions(path)
+    assert out["customer_id"].tolist() == ["00001", "00002"]
+    assert out["unit_price"].tolist() == [11.77, 10.0]
+
+
+def test_log_with_a_non_ascii_byte_names_file_line_and_byte(tmp_path):
+    path = tmp_path / "CDNOW_master.txt"
+    path.write_bytes(b"00001 19970101 1 11.77\n00002 19970112 2 2\xc3\xa90.00\n")
+    with pytest.raises(CdnowFormatError, match=r"CDNOW_master.txt, line 2: byte 0xc3 at byte offset 41 is not ASCII"):
+        load_cdnow_transactions(path)
