@@ -62,7 +62,11 @@ class EASERecommender(Recommender):
         # column j of B ranks items by -P_ij, which is symmetric in i and j, whereas row j mixes in
         # every other item's 1 / P_ii scale
         item_rows = self._check_item_rows(item_rows)
-        return top_k(exclude_self(self.weights[:, item_rows].T.copy(), item_rows), k)
+        weights = exclude_self(self.weights[:, item_rows].T.copy(), item_rows)
+        # a weight of exactly 0 means no co-purchase evidence (an item only ever bought alone has a zero
+        # column): -inf, so that the list stays short and serving fills it, rather than rows in catalogue order
+        weights[weights == 0] = -np.inf
+        return top_k(weights, k)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights}

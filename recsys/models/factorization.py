@@ -6,7 +6,7 @@ import numpy as np
 from implicit.cpu.topk import topk
 from threadpoolctl import threadpool_limits
 
-from recsys.models.base import Recommender, check_k, exclude_self, top_k
+from recsys.models.base import Recommender, check_k, exclude_self, mask_seen, top_k
 
 # implicit's topk marks filtered-out slots with the lowest float32 rather than -inf
 _FILTERED = -np.finfo(np.float32).max
@@ -38,6 +38,8 @@ class FactorizationRecommender(Recommender):
         check_k(k)
         n = len(customer_rows)
         width = min(k, self.n_items)
+        # one more than asked: a tie across the cut shows as equal scores on either side of it
+        probe = min(k + 1, self.n_items)
         item_rows = np.full((n, k), -1, dtype=np.int64)
         item_scores = np.full((n, k), -np.inf, dtype=np.float32)
         for batch in self._batches(n):
@@ -48,24 +50,47 @@ class FactorizationRecommender(Recommender):
                 ids, scores = topk(
                     self.item_factors,
                     self.user_factors[rows],
-                    width,
+                    probe,
                     filter_query_items=self._seen[rows] if exclude_seen else None,
                     num_threads=self.num_threads,
                 )
-            filtered = scores <= _FILTERED
-            item_rows[batch, :width] = np.where(filtered, -1, ids)
-            item_scores[batch, :width] = np.where(filtered, -np.inf, scores)
+            scores = np.where(scores <= _FILTERED, -np.inf, scores).astype(np.float32)
+            # implicit orders ties as it likes; the contract is lower item rows first, as top_k does
+            order = np.lexsort((ids, -scores), axis=1)
+            ids, scores = np.take_along_axis(ids, order, axis=1), np.take_along_axis(scores, order, axis=1)
+            item_rows[batch, :width] = np.where(np.isneginf(scores[:, :width]), -1, ids[:, :width])
+            item_scores[batch, :width] = scores[:, :width]
+            if probe > width:
+                self._redo_ties_at_the_cut(customer_rows[batch], scores, width, exclude_seen,
+                                           item_rows[batch], item_scores[batch])
         return item_rows, item_scores
+
+    def _redo_ties_at_the_cut(self, rows: np.ndarray, scores: np.ndarray, width: int, exclude_seen: bool,
+                              item_rows: np.ndarray, item_scores: np.ndarray) -> None:
+        """Rows whose last kept score ties the first dropped one (items without factors all score 0)
+        are ranked again from their dense scores, so the tied items kept are the lowest rows."""
+        tied = np.flatnonzero(np.isfinite(scores[:, width - 1]) & (scores[:, width - 1] == scores[:, width]))
+        if not len(tied):
+            return
+        dense = self.score(rows[tied]).astype(np.float32)
+        if exclude_seen:
+            mask_seen(dense, self._seen[rows[tied]])
+        item_rows[tied, :width], item_scores[tied, :width] = top_k(dense, width)
 
     def similar_items(self, item_rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         item_rows = self._check_item_rows(item_rows)
         norms = np.linalg.norm(self.item_factors, axis=1)
         unit = self.item_factors / np.where(norms > 0, norms, 1.0)[:, None]
+        # an item without factors (never bought) is like nothing and nothing is like it: -inf, not a
+        # cosine of 0 that would rank it above real items with a negative one
+        no_factors = norms == 0
         item_ids = np.full((len(item_rows), k), -1, dtype=np.int64)
         item_scores = np.full((len(item_rows), k), -np.inf, dtype=np.float32)
         for batch in self._batches(len(item_rows)):
             rows = item_rows[batch]
             cosine = exclude_self(unit[rows] @ unit.T, rows)
+            cosine[:, no_factors] = -np.inf
+            cosine[no_factors[rows]] = -np.inf
             item_ids[batch], item_scores[batch] = top_k(cosine, k)
         return item_ids, item_scores
 

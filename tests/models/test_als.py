@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from recsys.models.als import ALSRecommender
+from recsys.models.base import top_k
 from tests.models.recommender_contract import RecommenderContract, checkerboard
 
 
@@ -67,3 +68,31 @@ def test_many_customers_are_recommended_in_bounded_batches(monkeypatch):
 def test_bad_parameters_are_refused(params):
     with pytest.raises(ValueError):
         ALSRecommender(**params)
+
+
+def _hand_set(model: ALSRecommender, user_factors, item_factors, seen=None) -> ALSRecommender:
+    import scipy.sparse as sp
+
+    model.user_factors = np.asarray(user_factors, dtype=np.float32)
+    model.item_factors = np.asarray(item_factors, dtype=np.float32)
+    shape = (len(model.user_factors), len(model.item_factors))
+    model._seen = seen if seen is not None else sp.csr_matrix(shape, dtype=np.float32)
+    return model
+
+
+def test_ties_go_to_lower_item_rows_inside_the_list_and_at_its_cut():
+    # items 1 to 4 tie; items without factors (5, 6) tie at 0: the contract wants lower rows first
+    model = _hand_set(ALSRecommender(factors=1), [[1.0]], [[3.0], [1.0], [1.0], [1.0], [1.0], [0.0], [0.0]])
+    rows, scores = model.recommend(np.array([0]), 3)
+    assert rows.tolist() == [[0, 1, 2]] and scores.tolist() == [[3.0, 1.0, 1.0]]
+    rows, _ = model.recommend(np.array([0]), 6)
+    assert rows.tolist() == [[0, 1, 2, 3, 4, 5]]
+    expected, _ = top_k(model.score(np.array([0])), 6)
+    assert rows.tolist() == expected.tolist()
+
+
+def test_items_without_factors_are_nobodys_similar_items():
+    model = _hand_set(ALSRecommender(factors=2), [[1.0, 0.0]], [[1.0, 0.0], [-1.0, 0.1], [0.0, 0.0]])
+    rows, _ = model.similar_items(np.array([0, 2]), 2)
+    # item 1 (cosine about -1) still beats the factorless item 2; item 2 has no similar items
+    assert rows.tolist() == [[1, -1], [-1, -1]]

@@ -66,3 +66,19 @@ def test_too_large_a_catalogue_is_refused_before_allocating():
 def test_non_positive_l2_is_refused():
     with pytest.raises(ValueError, match="l2"):
         EASERecommender(l2=0)
+
+
+def test_an_item_never_bought_with_another_has_no_similar_items():
+    # z is bought with y by b, and alone by c; w only ever alone: its weight column is all zeros
+    rows = [("o1", "a", "x"), ("o1", "a", "y"), ("o2", "b", "y"), ("o2", "b", "z"), ("o3", "c", "w")]
+    frame = pd.DataFrame(rows, columns=[schema.ORDER_ID, schema.CUSTOMER_ID, schema.ITEM_ID])
+    frame[schema.TIMESTAMP] = pd.Timestamp("2024-01-01")
+    frame[schema.QUANTITY] = 1.0
+    frame[schema.UNIT_PRICE] = 1.0
+    data = build_interactions(frame)
+    model = EASERecommender(l2=1.0).fit(data)
+    w = data.items.index_of("w")
+    similar, _ = model.similar_items(np.array([w]), 3)
+    assert similar.tolist() == [[-1, -1, -1]]
+    others, _ = model.similar_items(np.array([data.items.index_of("x")]), 3)
+    assert w not in others[0].tolist()
