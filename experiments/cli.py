@@ -46,7 +46,7 @@ def run(
     try:
         parsed = load_config(config, data=data, data_format=data_format)
     except ConfigError as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     start = time.perf_counter()
     result = run_experiment(parsed, get_settings(), report=_print, config_text=config.read_text(), output_dir=output)

@@ -6,6 +6,7 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -127,13 +128,17 @@ def setup_problems() -> str | None:
         settings = ServingSettings()
     except ValidationError as exc:
         return describe(exc)
-    try:
-        if settings.offer_catalogue_path:
-            load_catalogue(settings.offer_catalogue_path)
-        if settings.experiments_path:
-            load_designs(settings.experiments_path)
-    except (CatalogueError, DesignError, OSError) as exc:
-        return str(exc)
+    for variable, path, load in (("RECSYS_SERVING_OFFER_CATALOGUE_PATH", settings.offer_catalogue_path,
+                                  load_catalogue),
+                                 ("RECSYS_SERVING_EXPERIMENTS_PATH", settings.experiments_path, load_designs)):
+        if not path:
+            continue
+        if not Path(path).is_file():
+            return f"{variable}: {path} does not exist"
+        try:
+            load(path)
+        except (CatalogueError, DesignError, OSError) as exc:
+            return str(exc)
     return None
 
 

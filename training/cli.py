@@ -53,9 +53,12 @@ def _date_or_none(value: str | None) -> str | None:
 DataOpt = Annotated[str, typer.Option("--data", help="CSV/Parquet transactions file, or 'synthetic'")]
 FormatOpt = Annotated[str, typer.Option("--format", help="canonical (documented schema) or online-retail",
                                         callback=known_format)]
-CustomersOpt = Annotated[int, typer.Option("--customers", min=1, help="Synthetic customers (with --data synthetic)")]
-ItemsOpt = Annotated[int, typer.Option("--items", min=SYNTHETIC_MIN_ITEMS,
-                                       help="Synthetic items (with --data synthetic)")]
+TrainCustomersOpt = Annotated[int, typer.Option("--customers", min=1,
+                                                help="Synthetic customers (with --data synthetic)")]
+TrainItemsOpt = Annotated[int, typer.Option("--items", min=SYNTHETIC_MIN_ITEMS,
+                                            help="Synthetic items (with --data synthetic)")]
+CustomersOpt = Annotated[int, typer.Option("--customers", min=1, help="Synthetic customers")]
+ItemsOpt = Annotated[int, typer.Option("--items", min=SYNTHETIC_MIN_ITEMS, help="Synthetic items")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the synthetic generator")]
 CatalogueOpt = Annotated[Path | None, typer.Option(help="Offer catalogue YAML (default RECSYS_OFFER_CATALOGUE)")]
 
@@ -70,8 +73,8 @@ def _store():
 def train(
     data: DataOpt = "synthetic",
     data_format: FormatOpt = "canonical",
-    customers: CustomersOpt = 5_000,
-    items: ItemsOpt = 800,
+    customers: TrainCustomersOpt = 5_000,
+    items: TrainItemsOpt = 800,
     seed: SeedOpt = 0,
     cutoff: Annotated[str | None, typer.Option(help="Holdout cutoff date (default: last date - holdout days)",
                                                callback=_date_or_none)] = None,
@@ -163,6 +166,8 @@ def demo(
     from training.pipeline import TrainConfig
 
     settings = get_settings()
+    if serve_after:
+        _check_port_free(port)  # before training: a demo that cannot serve must not publish first
     config = TrainConfig(source=DataSource("synthetic", "canonical", customers, items, seed))
     result = _run_jobs(config, customers_job=True, publish=True, catalogue=None, run_name="demo")
     snapshot_id = result.manifest.snapshot_id
@@ -187,6 +192,17 @@ def demo(
         os.environ.setdefault("RECSYS_SERVING_STORE_PREFIX", settings.store_prefix)
         os.environ.setdefault("RECSYS_SERVING_EXPERIMENTS_PATH", str(EXAMPLE_EXPERIMENTS))
         serve(port=port)
+
+
+def _check_port_free(port: int, host: str = "127.0.0.1") -> None:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot serve on {host}:{port} ({exc.strerror}); pass another --port",
+                                     param_hint="--port") from None
 
 
 @app.command()
@@ -228,7 +244,7 @@ def snapshots_list() -> None:
         table = Table("")
         table.add_column("snapshot", no_wrap=True, min_width=28)
         for column in ("created", "model", "counts"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # folded onto more lines, never cut short
         for manifest in store.list_snapshots():
             table.add_row("*" if manifest.snapshot_id == current else "", manifest.snapshot_id,
                           manifest.created_at, _model_label(manifest.metadata.get("model")),

@@ -71,13 +71,17 @@ def preview_eligible(store: OnlineStore, catalogue: Catalogue | None = None,
     return Preview(manifest.snapshot_id, catalogue, customers, eligible)
 
 
+def _error(exc: Exception) -> None:
+    Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 def validate(path: CatalogueArg) -> None:
     """Validate a catalogue file and print its version; exit 1 listing every problem (offer id and field)."""
     try:
         catalogue = load_catalogue(path)
     except CatalogueError as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
+        _error(exc)
         raise typer.Exit(1) from exc
     console.print(f"{escape(str(path))}: {len(catalogue.offers)} offers, version [bold]{catalogue.version}[/bold]")
 
@@ -93,20 +97,22 @@ def preview(
     try:
         draft = load_catalogue(catalogue) if catalogue is not None else None
     except CatalogueError as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
+        _error(exc)
         raise typer.Exit(1) from exc
     store = _store()
     try:
         result = preview_eligible(store, draft)
     except NothingToPreviewError as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
+        _error(exc)
         raise typer.Exit(1) from exc
     finally:
         store.close()
     table = Table(title=f"Snapshot {result.snapshot_id}, catalogue {result.catalogue.version}, "
                         f"{result.customers:,} customers")
     for column in ("offer", "type", "eligible customers", "share", "redemption limit", "impression limit"):
-        table.add_column(column, justify="right" if column not in ("offer", "type") else "left")
+        # ids are what an operator copies: folded onto a second line, never cut short
+        table.add_column(column, justify="right" if column not in ("offer", "type") else "left",
+                         overflow="fold", min_width=len(column) if column == "offer" else None)
     for offer in result.catalogue.offers:
         n = result.eligible[offer.id]
         limits = ["-" if limit is None else f"{limit:,}" for limit in (offer.redemption_limit, offer.impression_limit)]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+
 import pytest
 from typer.testing import CliRunner
 
@@ -79,6 +81,33 @@ def test_a_tracking_server_that_is_down_or_a_reserved_alias_is_one_error_line(is
     assert _run_command(monkeypatch, "train", "--customers", "200", "--items", "60", "--no-publish") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: MLflow tracking store http://127.0.0.1:1 (MLFLOW_TRACKING_URI) cannot be used")
+
+
+def test_operator_mistakes_are_error_lines_on_stderr_before_any_work(tmp_path, isolated_settings, monkeypatch,
+                                                                    capsys):
+    assert _run_command(monkeypatch, "experiment", "run", str(tmp_path / "nope.yaml")) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: ") and "nope.yaml" in err
+    monkeypatch.setenv("RECSYS_OFFER_CATALOGUE", str(tmp_path / "nope.yaml"))
+    assert _run_command(monkeypatch, "train", "--customers", "200", "--items", "60") == 2
+    assert capsys.readouterr().err.startswith(
+        f"error: offer catalogue {tmp_path / 'nope.yaml'} (--catalogue, or RECSYS_OFFER_CATALOGUE) does not exist")
+    monkeypatch.setenv("RECSYS_STORE_URL", f"sqlite:///{tmp_path / 'empty.sqlite'}")
+    get_settings.cache_clear()
+    assert _run_command(monkeypatch, "offers", "preview") == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: no snapshot is current")
+
+
+def test_a_demo_that_cannot_serve_stops_before_training(isolated_settings, monkeypatch, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert _run_command(monkeypatch, "demo", "--port", str(port), "--customers", "200", "--items", "60") == 2
+    out, err = capsys.readouterr()
+    assert f"cannot serve on 127.0.0.1:{port}" in " ".join(err.split())
+    assert out == ""  # no step ran: nothing was trained, registered or published
 
 
 def test_a_missing_data_file_ends_in_one_line_and_status_2(tmp_path, isolated_settings, monkeypatch, capsys):
