@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -25,6 +26,8 @@ def utf8_safe(value: Any) -> Any:
         except UnicodeEncodeError:
             return value.encode("utf-8", "backslashreplace").decode("utf-8")
         return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or infinity: a body holding one (1e400) must still get its 422
     if isinstance(value, dict):
         return {utf8_safe(k): utf8_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

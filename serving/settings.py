@@ -92,10 +92,12 @@ class ServingSettings(BaseSettings):
     @classmethod
     def _known_scopes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         # a misspelt scope would quietly grant nothing and every request with that key would be a 403
-        for key, scopes in value.items():
+        for position, scopes in enumerate(value.values(), 1):
             unknown = sorted(set(scopes) - set(SCOPES))
             if unknown:
-                raise ValueError(f"api_keys: key {key[:4]}... names unknown scope(s) {unknown}; scopes: {list(SCOPES)}")
+                # named by position: an error line must not show any part of a secret
+                raise ValueError(f"api_keys: key #{position} names unknown scope(s) {unknown}; "
+                                 f"scopes: {list(SCOPES)}")
         return value
 
     @field_validator("placements")
@@ -118,9 +120,15 @@ def get_settings() -> ServingSettings:
     return ServingSettings()
 
 
+def _variable(loc: tuple) -> str:
+    # below api_keys the path holds the key itself, a secret: it is not shown
+    parts = ("API_KEYS", "<KEY>") if loc[0] == "api_keys" and len(loc) > 1 else map(str, loc)
+    return "__".join(parts).upper()
+
+
 def describe(exc: ValidationError) -> str:
     """One line per invalid setting, named by its environment variable (a check across settings, which
     names them in its message, has no variable of its own)."""
-    lines = [f"{ENV_PREFIX}{'__'.join(map(str, error['loc'])).upper()}: {error['msg']}" if error["loc"]
-             else error["msg"] for error in exc.errors()]
+    lines = [f"{ENV_PREFIX}{_variable(error['loc'])}: {error['msg']}" if error["loc"] else error["msg"]
+             for error in exc.errors()]
     return "invalid serving settings:\n  " + "\n  ".join(lines)

@@ -17,6 +17,7 @@ from recsys.rules import RuleSet
 from serving.settings import ServingSettings
 
 _INTEGER = TypeAdapter(int)
+_MAX_DIGITS = 9
 
 # pydantic's spellings, which FastAPI's own boolean parameters accept
 TRUE, FALSE = {"true", "t", "1", "yes", "y", "on"}, {"false", "f", "0", "no", "n", "off"}
@@ -85,7 +86,11 @@ def integer_param(query: QueryParams, name: str) -> int | None:
     if raw is None:
         return None
     if raw.isascii() and raw.isdigit():  # the usual case, without pydantic's call
-        value = int(raw)
+        digits = raw.lstrip("0") or "0"
+        if len(digits) > _MAX_DIGITS:
+            # int() refuses past 4,300 digits (a 500), and no count here comes near this many
+            raise invalid(name, f"Input should have at most {_MAX_DIGITS} digits", raw[:40], "too_long")
+        value = int(digits)
     else:
         # Python's int() also reads other scripts' digits and rejects "3.0": pydantic, which FastAPI
         # parses its own parameters with, decides what else is an integer

@@ -26,6 +26,9 @@ router = APIRouter(prefix="/v1", tags=["offers"])
 decision_router = APIRouter(prefix="/v1", tags=["offers"])
 DECISION_SCOPE = "offers:read"
 MAX_OFFERS = 20
+#: an event is a few hundred bytes: a larger body is a 413 once this much is read, not parsed into memory
+#: (set on this route, the only one taking a body, so the page-view routes carry no limit layer)
+MAX_EVENT_BYTES = 64 * 1024
 K_PARAMETER = {"name": "k", "in": "query", "required": False,
                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_OFFERS},
                "description": "Most offers to show (the contact cap may allow fewer); default 1"}
@@ -55,7 +58,7 @@ async def customer_offers(request: Request):
     return FastJSONResponse(body)
 
 
-@router.post("/offers/{offer_id}/events", response_model=OfferEventOut,
+@router.post("/offers/{offer_id}/events", response_model=OfferEventOut, max_body_size=MAX_EVENT_BYTES,
              dependencies=[require_scope("offers:write")],
              responses={404: {"model": Problem, "description": "Offer not in the current catalogue, or customer "
                                                      "without a profile (nothing is counted)"},

@@ -6,10 +6,11 @@ import dataclasses
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from feature_store import open_store
 from serving.app import create_app
-from serving.settings import ServingSettings
+from serving.settings import ServingSettings, describe
 from tests.serving.snapshot_fixture import hand_made_lists, publish_hand_made
 from training.publish import write_snapshot
 
@@ -293,3 +294,31 @@ def test_an_id_holding_a_slash_reaches_its_route(store_url):
     assert recs.status_code == 200 and recs.json()["customer_id"] == "AB/123"
     assert recs.json()["source"] == "personalised" and [i["item_id"] for i in recs.json()["items"]] == ["B", "C"]
     assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["path", "customer_id"]
+
+
+def test_a_count_of_thousands_of_digits_is_a_422_not_a_500(store_url, published):
+    with client_for(store_url) as client:
+        huge = client.get("/v1/items/popular", params={"k": "9" * 4301})
+        padded = client.get("/v1/items/popular", params={"k": "0" * 5000 + "5"})
+    assert huge.status_code == 422 and huge.json()["detail"][0]["loc"] == ["query", "k"]
+    assert padded.status_code == 200 and len(padded.json()["items"]) == 5
+
+
+def test_a_body_json_cannot_carry_is_a_422_and_a_large_one_a_413(store_url, published):
+    with client_for(store_url) as client:
+        nan = client.post("/v1/offers/x/events", content=b"NaN", headers={"content-type": "application/json"})
+        inf = client.post("/v1/offers/x/events", content=b'{"event_id": 1e400, "type": "impression"}',
+                          headers={"content-type": "application/json"})
+        large = client.post("/v1/offers/x/events", content=b'{"event_id": "' + b"a" * 200_000 + b'"}',
+                            headers={"content-type": "application/json"})
+    assert nan.status_code == 422 and inf.status_code == 422
+    assert large.status_code == 413
+
+
+def test_settings_errors_never_show_an_api_key():
+    with pytest.raises(ValidationError) as raised:
+        ServingSettings(api_keys={"supersecretkey": ["recomendations:read"]})
+    assert "supersecret" not in describe(raised.value) and "key #1" in describe(raised.value)
+    with pytest.raises(ValidationError) as invalid:
+        ServingSettings(api_keys={"supersecretkey": "recommendations:read"})
+    assert "SUPERSECRET" not in describe(invalid.value) and "RECSYS_SERVING_API_KEYS__<KEY>" in describe(invalid.value)
