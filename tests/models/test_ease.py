@@ -82,3 +82,7 @@ def test_an_item_never_bought_with_another_has_no_similar_items():
     assert similar.tolist() == [[-1, -1, -1]]
     others, _ = model.similar_items(np.array([data.items.index_of("x")]), 3)
     assert w not in others[0].tolist()
+    # c bought only w: no evidence for anything, so an empty list the fallback chain fills
+    lonely, _ = model.recommend(np.array([data.customers.index_of("c")]), 3, exclude_seen=True)
+    assert lonely.tolist() == [[-1, -1, -1]]
+    assert np.all(model.score(np.array([data.customers.index_of("c")])) == 0)  # the ranker's feature is kept
