@@ -60,16 +60,28 @@ class TransactionSchemaError(ValueError):
     """
 
     def __init__(
-        self, source: str, column: str | None, problem: str, rows: Sequence[int] = (), values: Sequence[Any] = ()
+        self, source: str, column: str | None, problem: str, rows: Sequence[int] = (), values: Sequence[Any] = (),
+        source_column: str | None = None,
     ):
         self.source = source
         self.column = column
+        self.problem = problem
         self.rows = tuple(int(r) for r in rows)
         self.values = tuple(values)
-        message = f"{source}: {problem}" if column is None else f"{source}: column {column!r}: {problem}"
+        self.source_column = source_column
+        named = repr(column) if source_column in (None, column) else f"{source_column!r} ({column})"
+        message = f"{source}: {problem}" if column is None else f"{source}: column {named}: {problem}"
         if self.rows:
             message += f" at rows {list(self.rows)} (0-based data rows), values {list(self.values)!r}"
         super().__init__(message)
+
+    def named_as_in(self, source_of: Mapping[str, str]) -> TransactionSchemaError:
+        """This error with its column named as the file names it (``'Quantity' (quantity)``), given
+        ``source_of``: canonical name -> the file's name for it."""
+        original = source_of.get(self.column) if self.column is not None else None
+        if original is None or original == self.column:
+            return self
+        return TransactionSchemaError(self.source, self.column, self.problem, self.rows, self.values, original)
 
 
 def load_transactions(path: str | PathLike[str], columns: Mapping[str, str] | None = None) -> pd.DataFrame:
@@ -99,7 +111,10 @@ def load_transactions(path: str | PathLike[str], columns: Mapping[str, str] | No
     # and leading zeros vanish.
     id_sources = {source_of.get(c, c) for c in _ID_COLUMNS}
     frame = read_columns(path, keep, text_columns=id_sources)
-    return validate_transactions(frame.rename(columns=rename), source=str(path))
+    try:
+        return validate_transactions(frame.rename(columns=rename), source=str(path))
+    except TransactionSchemaError as exc:
+        raise exc.named_as_in(source_of) from None
 
 
 def read_column_names(path: Path) -> list[str]:

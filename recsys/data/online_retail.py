@@ -45,5 +45,8 @@ def online_retail_to_canonical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     # validate_transactions makes customer ids the integers the float column holds ("17850", not "17850.0")
     frame = raw.rename(columns=COLUMNS)
     frame[schema.CATEGORY] = pd.Series(pd.NA, index=frame.index, dtype=schema.DTYPES[schema.CATEGORY])
-    return validate_transactions(frame, source=source)
+    try:
+        return validate_transactions(frame, source=source)
+    except TransactionSchemaError as exc:
+        raise exc.named_as_in({canonical: name for name, canonical in COLUMNS.items()}) from None
 

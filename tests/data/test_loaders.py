@@ -332,3 +332,12 @@ def test_whole_floats_past_int64_keep_their_digits():
         "9007199254740992",
         "17850",
     ]
+
+
+def test_a_renamed_column_is_named_as_the_file_names_it(tmp_path):
+    path = tmp_path / "shop.csv"
+    path.write_text("order,customer,sku,when,qty,price\n1,c1,A,2024-01-02,two,1.5\n")
+    columns = {"order": "order_id", "customer": "customer_id", "sku": "item_id", "when": "timestamp",
+               "qty": "quantity", "price": "unit_price"}
+    with pytest.raises(TransactionSchemaError, match=r"column 'qty' \(quantity\)"):
+        load_transactions(path, columns=columns)

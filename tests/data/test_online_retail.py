@@ -81,3 +81,12 @@ def test_csv_row_longer_than_the_header_is_an_error(tmp_path):
         load_online_retail(path)
     assert (caught.value.column, caught.value.rows) == (None, (3,))
     assert "[9] fields on lines [5] of the file" in str(caught.value)
+
+
+def test_a_bad_value_names_the_column_as_the_file_does(tmp_path):
+    path = tmp_path / "retail.csv"
+    path.write_text("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+                    "1,A,x,6,12/1/2010 8:26,2.5,17850.0,UK\n2,A,x,six,12/1/2010 8:26,2.5,17850.0,UK\n")
+    with pytest.raises(TransactionSchemaError, match=r"column 'Quantity' \(quantity\): 1 row\(s\)") as raised:
+        load_online_retail(path)
+    assert raised.value.column == "quantity" and raised.value.values == ("six",)
