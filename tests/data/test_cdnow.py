@@ -37,15 +37,15 @@ def test_summary_with_a_byte_order_mark_loads(tmp_path):
 
 
 def test_log_with_a_byte_order_mark_loads(tmp_path):
-    path = tmp_path / "CDNOW_master.txt"
-    path.write_bytes(b"\xef\xbb\xbf00001 19970101 1 11.77\n00002 19970112 2 20.00\n")
+    path = tmp_path / "purchases.txt"
+    path.write_bytes(b"\xef\xbb\xbf00731 19970305 1 13.40\n00732 19970319 2 21.00\n")
     out = load_cdnow_transactions(path)
-    assert out["customer_id"].tolist() == ["00001", "00002"]
-    assert out["unit_price"].tolist() == [11.77, 10.0]
+    assert out["customer_id"].tolist() == ["00731", "00732"]
+    assert out["unit_price"].tolist() == [13.40, 10.5]
 
 
 def test_log_with_a_non_ascii_byte_names_file_line_and_byte(tmp_path):
-    path = tmp_path / "CDNOW_master.txt"
-    path.write_bytes(b"00001 19970101 1 11.77\n00002 19970112 2 2\xc3\xa90.00\n")
-    with pytest.raises(CdnowFormatError, match=r"CDNOW_master.txt, line 2: byte 0xc3 at byte offset 41 is not ASCII"):
+    path = tmp_path / "purchases.txt"
+    path.write_bytes(b"00731 19970305 1 13.40\n00732 19970319 2 2\xc3\xa91.00\n")
+    with pytest.raises(CdnowFormatError, match=r"purchases.txt, line 2: byte 0xc3 at byte offset 41 is not ASCII"):
         load_cdnow_transactions(path)

@@ -8,11 +8,12 @@ from recsys.data import schema
 from recsys.data.loaders import TransactionSchemaError
 from recsys.data.online_retail import load_online_retail, online_retail_to_canonical
 
+# invented rows in the published file's columns and types (a float CustomerID with a gap, a cancellation)
 RAW = pd.DataFrame(
     {
-        "InvoiceNo": ["536365", "536365", "C536379"],
-        "StockCode": ["85123A", "71053", "D"],
-        "Description": ["WHITE HANGING HEART T-LIGHT HOLDER", "WHITE METAL LANTERN", "Discount"],
+        "InvoiceNo": ["600101", "600101", "C600117"],
+        "StockCode": ["90210A", "90311", "D"],
+        "Description": ["BLUE ENAMEL TEA TIN", "GLASS CANDLE JAR", "Discount"],
         "Quantity": [6, 6, -1],
         "InvoiceDate": pd.to_datetime(["2010-12-01 08:26", "2010-12-01 08:26", "2010-12-01 09:41"]),
         "UnitPrice": [2.55, 3.39, 27.5],
@@ -25,8 +26,8 @@ RAW = pd.DataFrame(
 def _check(out: pd.DataFrame) -> None:
     assert {c: str(t) for c, t in out.dtypes.items()} == schema.DTYPES
     assert out[schema.CUSTOMER_ID].tolist() == ["17850", pd.NA, "14527"]
-    assert out[schema.ORDER_ID].tolist() == ["536365", "536365", "C536379"]
-    assert out[schema.ITEM_NAME].iloc[0] == "WHITE HANGING HEART T-LIGHT HOLDER"
+    assert out[schema.ORDER_ID].tolist() == ["600101", "600101", "C600117"]
+    assert out[schema.ITEM_NAME].iloc[0] == "BLUE ENAMEL TEA TIN"
     assert out[schema.COUNTRY].tolist() == ["United Kingdom", "United Kingdom", "France"]
     assert out[schema.CATEGORY].isna().all()
     assert out[schema.QUANTITY].tolist() == [6.0, 6.0, -1.0]
@@ -76,7 +77,7 @@ def test_csv_row_longer_than_the_header_is_an_error(tmp_path):
     path = tmp_path / "retail.csv"
     RAW.to_csv(path, index=False)
     with path.open("a") as handle:
-        handle.write("536366,22633,HAND WARMER, UNION JACK,6,2010-12-01 08:28:00,1.85,17850.0,United Kingdom\n")
+        handle.write("600102,90412,PAPER LANTERN, RED,6,2010-12-01 08:28:00,1.85,17850.0,United Kingdom\n")
     with pytest.raises(TransactionSchemaError) as caught:
         load_online_retail(path)
     assert (caught.value.column, caught.value.rows) == (None, (3,))

@@ -71,23 +71,24 @@ def test_empty_window_and_bad_arguments():
 
 
 def test_loader_names_file_and_line_of_malformed_input(tmp_path):
-    good = " 00004 0001 19970101  2   29.33\n 00004 0001 19970118  0    0.00\n"
+    # invented rows in the sample file's layout (customer, sample id, date, CDs, dollars)
+    good = " 00731 0042 19970305  2   31.50\n 00731 0042 19970322  0    0.00\n"
     path = tmp_path / "sample.txt"
     path.write_text(good)
     frame = load_cdnow_transactions(path)
-    assert frame[schema.UNIT_PRICE].tolist() == [14.665, 0.0]
-    assert frame[schema.ORDER_ID].tolist() == ["00004-19970101", "00004-19970118"]
+    assert frame[schema.UNIT_PRICE].tolist() == [15.75, 0.0]
+    assert frame[schema.ORDER_ID].tolist() == ["00731-19970305", "00731-19970322"]
     for bad_line, message in [
-        (" 00004 0001 19970132  2   29.33\n", "line 3: '19970132' is not a calendar date"),
-        (" 00004 0001 19970101  x   29.33\n", "line 3: cds or dollars"),
-        (" 00004 19970101  2   29.33\n", "line 3: 4 fields, expected 5"),
-        (" 00004 0001 19970101  0   29.33\n", "line 3: 29.33 dollars for 0 CDs"),
+        (" 00731 0042 19970332  2   31.50\n", "line 3: '19970332' is not a calendar date"),
+        (" 00731 0042 19970305  x   31.50\n", "line 3: cds or dollars"),
+        (" 00731 19970305  2   31.50\n", "line 3: 4 fields, expected 5"),
+        (" 00731 0042 19970305  0   31.50\n", "line 3: 31.5 dollars for 0 CDs"),
     ]:
         path.write_text(good + bad_line)
         with pytest.raises(CdnowFormatError, match=f"{path.name}, {message}"):
             load_cdnow_transactions(path)
     summary = tmp_path / "summary.csv"
-    summary.write_text("ID,x,t_x,T,zbar\n1,2,30.43,38.86,22.35\n2,1,oops,38.86,11.77\n")
+    summary.write_text("ID,x,t_x,T,zbar\n1,3,24.14,36.57,18.20\n2,1,oops,36.57,9.95\n")
     with pytest.raises(CdnowFormatError, match="summary.csv, line 3: t_x='oops'"):
         load_cdnow_summary(summary)
 
