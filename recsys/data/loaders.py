@@ -140,11 +140,11 @@ def read_columns(path: Path, columns: Sequence[str], text_columns: Collection[st
         return pd.read_parquet(path, columns=list(columns))
     # pandas checks each row against the width of the first data row, but makes an index of that row's
     # own surplus fields; read without a header, the first data row is checked against the header too.
-    _read_csv(path, header=None, nrows=2, dtype=str)
+    header = _read_csv(path, header=None, nrows=2, dtype=str, keep_default_na=False).iloc[0].tolist()
     text = [c for c in text_columns if c in columns]
     # Text columns are read as written: pandas' default missing markers would turn the ids "NA", "None" or
     # "NULL" into nulls. An empty field stays "" for the validators to treat (and report) as missing.
-    missing_markers = {c: _DEFAULT_NA_MARKERS for c in _read_csv(path, nrows=0).columns if c not in text}
+    missing_markers = {c: _DEFAULT_NA_MARKERS for c in header if c not in text}
     # Every column is read, not only ``columns``: with ``usecols`` pandas drops a row's surplus fields
     # without a word. The other columns live only until the selection below.
     frame = _read_csv(
