@@ -6,7 +6,6 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -24,8 +23,8 @@ from serving.services.customers import CustomerService
 from serving.services.experiments import DesignError, ExperimentService, load_designs
 from serving.services.offers import OfferService
 from serving.services.recommendations import RecommendationService
-from serving.settings import ServingSettings, describe, get_settings
-from serving.snapshots import NoSnapshotError, SnapshotCache
+from serving.settings import ENV_PREFIX, ServingSettings, describe, get_settings
+from serving.snapshots import NoSnapshotError, SnapshotCache, SnapshotStoreUnreachableError
 
 API_DESCRIPTION = """Recommendations and customer intelligence from the current published snapshot.
 
@@ -66,7 +65,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     @app.exception_handler(NoSnapshotError)
     async def no_snapshot(_: Request, exc: NoSnapshotError) -> JSONResponse:
         # an unreachable store is worth a retry soon, as any other outage answer says
-        outage = isinstance(exc.__cause__, StoreUnavailableError)
+        outage = isinstance(exc, SnapshotStoreUnreachableError)
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"} if outage else None)
 
     @app.exception_handler(RequestValidationError)
@@ -128,16 +127,14 @@ def setup_problems() -> str | None:
         settings = ServingSettings()
     except ValidationError as exc:
         return describe(exc)
-    for variable, path, load in (("RECSYS_SERVING_OFFER_CATALOGUE_PATH", settings.offer_catalogue_path,
-                                  load_catalogue),
-                                 ("RECSYS_SERVING_EXPERIMENTS_PATH", settings.experiments_path, load_designs)):
-        if not path:
-            continue
-        if not Path(path).is_file():
-            return f"{variable}: {path} does not exist"
+    for variable, path, load in (("OFFER_CATALOGUE_PATH", settings.offer_catalogue_path, load_catalogue),
+                                 ("EXPERIMENTS_PATH", settings.experiments_path, load_designs)):
         try:
-            load(path)
-        except (CatalogueError, DesignError, OSError) as exc:
+            if path:
+                load(path)
+        except OSError as exc:
+            return f"{ENV_PREFIX}{variable}: {path}: {exc.strerror}"
+        except (CatalogueError, DesignError) as exc:
             return str(exc)
     return None
 

@@ -22,6 +22,10 @@ class NoSnapshotError(RuntimeError):
     """Nothing has been published yet (or the store is unreachable)."""
 
 
+class SnapshotStoreUnreachableError(NoSnapshotError):
+    """No snapshot is held because the store cannot be reached: worth a retry soon."""
+
+
 @dataclass(frozen=True)
 class SnapshotView:
     manifest: Manifest
@@ -119,7 +123,7 @@ class SnapshotCache:
             if self._current is None:
                 if isinstance(exc, NoSnapshotError):
                     raise
-                raise NoSnapshotError(f"the snapshot store is unreachable: {exc}") from exc
+                raise SnapshotStoreUnreachableError(f"the snapshot store is unreachable: {exc}") from exc
             log.warning("cannot read the current snapshot, still serving %s: %s", self._current.snapshot_id, exc)
             return
         self._checked_at = time.monotonic()

@@ -237,27 +237,29 @@ class OfferService:
         now = self.clock()
         # counted again when an offer's validity window opens or closes: eligibility depends on it
         valid = frozenset(o.id for o in catalogue.offers if o.validity.contains(now))
-        key = (view.snapshot_id, catalogue.version, valid)
-        if key not in self._previews:
+        cache_key = (view.snapshot_id, catalogue.version, valid)
+        if cache_key not in self._previews:
             counts = dict.fromkeys((o.id for o in catalogue.offers), 0)
             customers = 0
+            bundles = needs_recommendations(catalogue)  # a bundle needs the customer's top recommendation
             async for batch in self.reader.iter_namespace(view.snapshot_id, PROFILES):
                 customers += len(batch)
                 recommended = None
-                if needs_recommendations(catalogue):  # a bundle needs the customer's top recommendation
-                    keys = [key for key, _ in batch]
+                if bundles:
+                    ids = [customer_id for customer_id, _ in batch]
                     recommended = keys_with_a_top_item(
-                        keys, await self.reader.get_many(view.snapshot_id, RECOMMENDATIONS, keys))
+                        ids, await self.reader.get_many(view.snapshot_id, RECOMMENDATIONS, ids))
                 part = await asyncio.to_thread(_count_batch, catalogue, batch, now, recommended)
                 for offer_id, n in part.items():
                     counts[offer_id] += n
-            self._previews = {key: {"customers": customers, "eligible": counts, "computed_at": now_iso()}}
+            self._previews = {cache_key: {"customers": customers, "eligible": counts, "computed_at": now_iso()}}
         offers = catalogue.offers
-        used = await self.limits.used([key(o) for key in (budget_key, spend_key) for o in offers])
+        used = await self.limits.used([key_of(o) for key_of in (budget_key, spend_key) for o in offers])
         redeemed, shown = used[:len(offers)], used[len(offers):]
-        return {"snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version, **self._previews[key],
+        preview = self._previews[cache_key]
+        return {"snapshot_id": view.snapshot_id, "catalogue_version": catalogue.version, **preview,
                 "offers": [{"offer_id": o.id, "name": o.name, "type": o.type.value,
-                            "eligible_customers": self._previews[key]["eligible"][o.id],
+                            "eligible_customers": preview["eligible"][o.id],
                             "redemption_limit": o.redemption_limit, "redemptions_used": r,
                             "impression_limit": o.impression_limit, "budget_impressions_used": i}
                            for o, r, i in zip(offers, redeemed, shown, strict=True)]}

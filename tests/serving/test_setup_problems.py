@@ -27,4 +27,5 @@ def test_a_bad_fallback_catalogue_or_designs_file_is_reported(monkeypatch, tmp_p
     assert "offer 'x': type: Field required" in setup_problems()
     monkeypatch.delenv("RECSYS_SERVING_OFFER_CATALOGUE_PATH")
     monkeypatch.setenv("RECSYS_SERVING_EXPERIMENTS_PATH", str(tmp_path / "missing.yaml"))
-    assert setup_problems() == f"RECSYS_SERVING_EXPERIMENTS_PATH: {tmp_path / 'missing.yaml'} does not exist"
+    missing = tmp_path / "missing.yaml"
+    assert setup_problems() == f"RECSYS_SERVING_EXPERIMENTS_PATH: {missing}: No such file or directory"
