@@ -53,12 +53,10 @@ def _date_or_none(value: str | None) -> str | None:
 DataOpt = Annotated[str, typer.Option("--data", help="CSV/Parquet transactions file, or 'synthetic'")]
 FormatOpt = Annotated[str, typer.Option("--format", help="canonical (documented schema) or online-retail",
                                         callback=known_format)]
-TrainCustomersOpt = Annotated[int, typer.Option("--customers", min=1,
-                                                help="Synthetic customers (with --data synthetic)")]
-TrainItemsOpt = Annotated[int, typer.Option("--items", min=SYNTHETIC_MIN_ITEMS,
-                                            help="Synthetic items (with --data synthetic)")]
-CustomersOpt = Annotated[int, typer.Option("--customers", min=1, help="Synthetic customers")]
-ItemsOpt = Annotated[int, typer.Option("--items", min=SYNTHETIC_MIN_ITEMS, help="Synthetic items")]
+CustomersOpt = Annotated[int, typer.Option("--customers", min=1,
+                                           help="Customers of the synthetic shop (train: with --data synthetic)")]
+ItemsOpt = Annotated[int, typer.Option("--items", min=SYNTHETIC_MIN_ITEMS,
+                                       help="Items of the synthetic shop (train: with --data synthetic)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the synthetic generator")]
 CatalogueOpt = Annotated[Path | None, typer.Option(help="Offer catalogue YAML (default RECSYS_OFFER_CATALOGUE)")]
 
@@ -73,8 +71,8 @@ def _store():
 def train(
     data: DataOpt = "synthetic",
     data_format: FormatOpt = "canonical",
-    customers: TrainCustomersOpt = 5_000,
-    items: TrainItemsOpt = 800,
+    customers: CustomersOpt = 5_000,
+    items: ItemsOpt = 800,
     seed: SeedOpt = 0,
     cutoff: Annotated[str | None, typer.Option(help="Holdout cutoff date (default: last date - holdout days)",
                                                callback=_date_or_none)] = None,

@@ -42,7 +42,7 @@ from recsys.customers.churn import (
 )
 from recsys.customers.clusters import CustomerClusters, fit_clusters
 from recsys.customers.features import customer_features
-from recsys.customers.rfm import rfm_scores, segment_summary
+from recsys.customers.rfm import net_spend, rfm_scores, segment_summary
 from recsys.data import schema
 from recsys.models.customers import BetaGeoModel, DegenerateFitError, GammaGammaModel, summarize_purchases
 from recsys.records import CustomerProfile
@@ -213,13 +213,6 @@ def _churn(transactions, returns, cutoff, features, config: CustomerIntelligence
     out["backtest"] = [out["latest"]] + [{**row, "cutoff": str(row["cutoff"])}
                                          for row in earlier.to_dict("records")]
     return out
-
-
-def net_spend(features: pd.DataFrame) -> pd.Series:
-    """Spend net of returns, floored at 0: what the RFM M score ranks (see
-    :func:`recsys.customers.rfm.rfm_scores`). A customer who sent everything back spent nothing."""
-    returned = features["return_value"].fillna(0.0) if "return_value" in features.columns else 0.0
-    return (features["monetary_total"] - returned).clip(lower=0.0)
 
 
 def _purchase_summary(transactions: pd.DataFrame, cutoff: pd.Timestamp, customers: pd.Index) -> pd.DataFrame:

@@ -134,7 +134,7 @@ def run_training(config: TrainConfig, settings: TrainingSettings, reporter: Repo
             folder = bundle.save(Path(tmp) / BUNDLE_ARTIFACT)
             tracking.log_artifacts(folder, BUNDLE_ARTIFACT)
             registered = tracking.register_bundle(run.info.run_id, BUNDLE_ARTIFACT, settings.registered_model,
-                                                  None, description="Recommendation bundle: models, id maps, catalogue")
+                                                  description="Recommendation bundle: models, id maps, catalogue")
         mlflow.set_tag("registered_version", registered.version)
         return TrainResult(bundle, run.info.run_id, registered, metrics, summary)
 

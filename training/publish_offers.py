@@ -22,6 +22,8 @@ def offer_catalogue_part(catalogue: Catalogue) -> SnapshotPart:
 
 def offer_catalogue_part_from_file(path: str | Path) -> SnapshotPart:
     """Validate the file now (raising :class:`recsys.offers.CatalogueError`), before any snapshot begins."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"offer catalogue {path} (--catalogue, or RECSYS_OFFER_CATALOGUE) does not exist")
-    return offer_catalogue_part(load_catalogue(path))
+    try:
+        return offer_catalogue_part(load_catalogue(path))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"offer catalogue {path} (--catalogue, or RECSYS_OFFER_CATALOGUE) does not exist") from None

@@ -187,9 +187,9 @@ def log_files(folder: Path, files: list[Path]) -> None:
         mlflow.log_artifact(str(path), artifact_path=None if parent == Path() else parent.as_posix())
 
 
-def register_bundle(run_id: str, artifact_path: str, model_name: str, alias: str | None,
-                    description: str = "") -> RegisteredVersion:
-    """Register the run's artifact folder as a new version of ``model_name`` and point ``alias`` at it."""
+def register_bundle(run_id: str, artifact_path: str, model_name: str, description: str = "") -> RegisteredVersion:
+    """Register the run's artifact folder as a new version of ``model_name``, without an alias: the serving
+    alias moves only once the version is published (:func:`set_alias`)."""
     client = MlflowClient()
     try:
         client.get_registered_model(model_name)
@@ -197,9 +197,7 @@ def register_bundle(run_id: str, artifact_path: str, model_name: str, alias: str
         client.create_registered_model(model_name, description=description or None)
     source = f"{mlflow.get_run(run_id).info.artifact_uri}/{artifact_path}"
     version = client.create_model_version(model_name, source=source, run_id=run_id)
-    if alias:
-        client.set_registered_model_alias(model_name, alias, version.version)
-    return RegisteredVersion(model_name, str(version.version), run_id, alias)
+    return RegisteredVersion(model_name, str(version.version), run_id, None)
 
 
 def set_alias(model_name: str, alias: str, version: str) -> str | None:

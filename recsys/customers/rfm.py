@@ -48,6 +48,13 @@ SEGMENT_GRID: dict[int, tuple[str, str, str, str, str]] = {
 }
 
 # Name -> definition, in the order segments are reported (best first).
+def net_spend(features: pd.DataFrame) -> pd.Series:
+    """Spend net of returns, floored at 0: what the M score ranks. A customer who sent everything back
+    spent nothing."""
+    returned = features["return_value"].fillna(0.0) if "return_value" in features.columns else 0.0
+    return (features["monetary_total"] - returned).clip(lower=0.0)
+
+
 SEGMENTS: dict[str, str] = {
     "Champions": "bought very recently (R=5), buy often and spend the most (FM 4-5)",
     "Loyal Customers": "recent (R 3-4), frequent, high-spending buyers (FM 4-5)",
@@ -103,9 +110,7 @@ def rfm_scores(features: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"features lack columns {missing}")
     recency = features["recency_days"].to_numpy(dtype=np.float64)
     frequency = features["frequency"].to_numpy(dtype=np.float64)
-    monetary = features["monetary_total"].to_numpy(dtype=np.float64)
-    if "return_value" in features.columns:
-        monetary = np.maximum(monetary - features["return_value"].fillna(0.0).to_numpy(dtype=np.float64), 0.0)
+    monetary = net_spend(features).to_numpy(dtype=np.float64)
     if not (np.isfinite(recency).all() and np.isfinite(frequency).all() and np.isfinite(monetary).all()):
         raise ValueError("recency_days, frequency and monetary_total must be finite")
     # Position of each id in sorted order: a numeric key that orders ids without comparing strings twice.

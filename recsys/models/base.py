@@ -67,13 +67,17 @@ class Recommender(abc.ABC):
         """Top ``k`` item rows and scores for each customer row."""
 
         def scores_of(rows: np.ndarray) -> np.ndarray:
-            scores = self.score(rows).astype(np.float32, copy=False)
+            scores = self._ranking_scores(rows).astype(np.float32, copy=False)
             if exclude_seen:
                 scores = scores.copy()
                 mask_seen(scores, self._seen[rows])
             return scores
 
         return self._batched_top_k(customer_rows, k, scores_of)
+
+    def _ranking_scores(self, customer_rows: np.ndarray) -> np.ndarray:
+        """What :meth:`recommend` ranks by: :meth:`score`, unless a model leaves some items out (-inf)."""
+        return self.score(customer_rows)
 
     def _batched_top_k(self, customer_rows: np.ndarray, k: int,
                        scores_of: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

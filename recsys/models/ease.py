@@ -6,7 +6,7 @@ import numpy as np
 import scipy.linalg
 
 from recsys.data.interactions import Interactions
-from recsys.models.base import ModelFitError, Recommender, exclude_self, mask_seen, top_k
+from recsys.models.base import ModelFitError, Recommender, exclude_self, top_k
 
 
 class EASERecommender(Recommender):
@@ -58,22 +58,14 @@ class EASERecommender(Recommender):
             history.data[:] = 1.0
         return np.asarray(history @ self.weights)
 
-    def recommend(
-        self, customer_rows: np.ndarray, k: int, *, exclude_seen: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """As the base class, except that an item scoring exactly 0 is left out: no item the customer
-        bought has a co-purchase weight to it (a sum of float products is not 0 by chance), so a customer
-        without evidence gets a short list for the fallback chain to fill, not catalogue rows in order.
+    def _ranking_scores(self, customer_rows: np.ndarray) -> np.ndarray:
+        """:meth:`score` without the items scoring exactly 0: no item the customer bought has a
+        co-purchase weight to them (a sum of float products is not 0 by chance), so a customer without
+        evidence gets a short list for the fallback chain to fill, not catalogue rows in order.
         :meth:`score` keeps the zeros, which the ranker learns from."""
-
-        def scores_of(rows: np.ndarray) -> np.ndarray:
-            scores = self.score(rows).astype(np.float32)
-            scores[scores == 0] = -np.inf
-            if exclude_seen:
-                mask_seen(scores, self._seen[rows])
-            return scores
-
-        return self._batched_top_k(customer_rows, k, scores_of)
+        scores = self.score(customer_rows).astype(np.float32)
+        scores[scores == 0] = -np.inf
+        return scores
 
     def similar_items(self, item_rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         # column j of B ranks items by -P_ij, which is symmetric in i and j, whereas row j mixes in
