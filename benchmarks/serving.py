@@ -45,6 +45,7 @@ from recsys.data.interactions import build_interactions  # noqa: E402
 from recsys.models.registry import create_model  # noqa: E402
 from training.bundle import ModelBundle, build_catalog, history_of  # noqa: E402
 from training.publish import PublishOptions, score_bundle, write_snapshot  # noqa: E402
+from training.publish_customers import write_offer_profiles  # noqa: E402
 from training.publish_offers import offer_catalogue_part_from_file  # noqa: E402
 
 EXAMPLE_CATALOGUE = Path(__file__).resolve().parents[1] / "recsys" / "offers" / "example_catalogue.yaml"
@@ -59,17 +60,19 @@ def synthetic_profiles_part(customer_ids, seed: int = 11, batch: int = 100_000):
     def write(writer) -> dict:
         rng = np.random.default_rng(seed)
         segments = np.array(["Champions", "Loyal Customers", "Potential Loyalists", "At Risk", "Hibernating"])
+        profiles = []
         for start in range(0, len(customer_ids), batch):
             ids = customer_ids[start:start + batch]
             n = len(ids)
             seg, churn = rng.choice(segments, n).tolist(), rng.random(n).round(3).tolist()
             clv, recency = rng.gamma(2.0, 150.0, n).round(2).tolist(), rng.integers(0, 365, n).tolist()
             orders, uk = rng.integers(1, 20, n).tolist(), (rng.random(n) < 0.8).tolist()
-            writer.write(PROFILES, ids, [CustomerProfile(
+            batch_profiles = [CustomerProfile(
                 str(c), seg[i], 3, 3, 3, churn_probability=churn[i], clv=clv[i], recency_days=float(recency[i]),
-                frequency=orders[i], country="United Kingdom" if uk[i] else "France").to_bytes()
-                for i, c in enumerate(ids)])
-        return {}
+                frequency=orders[i], country="United Kingdom" if uk[i] else "France") for i, c in enumerate(ids)]
+            writer.write(PROFILES, ids, [p.to_bytes() for p in batch_profiles])
+            profiles.extend(batch_profiles)
+        return write_offer_profiles(writer, profiles)
 
     return write
 

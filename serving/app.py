@@ -49,8 +49,10 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         fallback = load_catalogue(settings.offer_catalogue_path) if settings.offer_catalogue_path else None
         app.state.offers = OfferService(reader, snapshots, limits, fallback_catalogue=fallback,
                                         seed=settings.offers_seed, event_log_max=settings.offers_event_log_max,
+                                        profiles_in_memory=settings.offers_profiles_in_memory,
                                         outcomes_refresh_seconds=settings.offers_outcomes_refresh_seconds)
         app.state.experiments = ExperimentService(designs, limits, exposure_log_max=settings.exposure_log_max)
+        await app.state.offers.warm_up()
         await _settle_heap(snapshots)
         try:
             yield

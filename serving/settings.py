@@ -44,6 +44,9 @@ class ServingSettings(BaseSettings):
         default=1.0, ge=0, description="How often a worker re-reads the offer outcome counters"
     )
     offers_event_log_max: int = Field(default=1_000_000, ge=1, description="Decisions and events kept in the log")
+    offers_profiles_in_memory: bool = Field(
+        default=True, description="Hold the profile fields offers read (about 50 bytes a customer) in each worker, "
+                                  "instead of reading a profile per decision")
     experiments_path: Path | None = Field(
         default=None, description="A/B experiment designs (YAML: experiments: {id: {arms: {control: 1, "
                                   "treatment: 1}, traffic: 1.0}}); none configured when unset"

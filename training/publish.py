@@ -15,6 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from feature_store import Manifest, OnlineStore, SnapshotWriter
+from recsys.offer_profiles import TOP_ITEMS_KEY, chunk_key, encode_top_item_chunks
 from recsys.records import (
     CATALOG_KEY,
     META,
@@ -131,7 +132,9 @@ def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str,
             for name, block in lists.popular.items():
                 values = encode_ranked_rows(block.item_rows, block.scores, block.source_codes(code))
                 writer.write(POPULAR, [name], values)
-        extra: dict[str, Any] = {}
+        top_items = encode_top_item_chunks((block.keys, block.item_rows) for block in lists.customers)
+        writer.write(META, [chunk_key(TOP_ITEMS_KEY, i) for i in range(len(top_items))], top_items)
+        extra: dict[str, Any] = {TOP_ITEMS_KEY: {"chunks": len(top_items)}}
         for part in parts:
             extra.update(part(writer))
         return writer.commit({**metadata, **extra, "sources": lists.sources, "customers": len(lists.customer_ids),

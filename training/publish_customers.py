@@ -23,8 +23,10 @@ import numpy as np
 import orjson
 
 from feature_store import SnapshotWriter
+from recsys.offer_profiles import OFFER_PROFILES_KEY, chunk_key, encode_profile_chunks
 from recsys.records import (
     ALL_SEGMENTS,
+    META,
     PROFILES,
     SEGMENT_INDEX_KEY,
     SEGMENT_MEMBERS,
@@ -75,6 +77,7 @@ def customer_snapshot_part(profiles: Sequence[CustomerProfile], segments: Sequen
         for start in range(0, len(profiles), WRITE_BATCH):
             batch = profiles[start:start + WRITE_BATCH]
             writer.write(PROFILES, [p.customer_id for p in batch], [p.to_bytes() for p in batch])
+        offer_profiles = write_offer_profiles(writer, profiles)
         n_reasons = sum(1 for name in columns if name.endswith("_feature"))
         index = {"segments": records, "clusters": [dict(c) for c in clusters or ()], "page_size": page_size,
                  "profiles": len(profiles), "columns": [*PROFILE_COLUMNS, *reason_columns(n_reasons)],
@@ -85,9 +88,16 @@ def customer_snapshot_part(profiles: Sequence[CustomerProfile], segments: Sequen
         return {"customer_intelligence": {
             "segments": [r["name"] for r in records], "segment_sizes": {r["name"]: r["size"] for r in records},
             "page_size": page_size, "profiles": len(profiles), "clusters": len(index["clusters"]),
-            "info": dict(info or {})}}
+            "info": dict(info or {})}, **offer_profiles}
 
     return write
+
+
+def write_offer_profiles(writer: SnapshotWriter, profiles: Sequence[CustomerProfile]) -> dict[str, Any]:
+    """Write the columns offer decisions read (:mod:`recsys.offer_profiles`); the manifest fields to add."""
+    chunks = encode_profile_chunks(profiles)
+    writer.write(META, [chunk_key(OFFER_PROFILES_KEY, i) for i in range(len(chunks))], chunks)
+    return {OFFER_PROFILES_KEY: {"chunks": len(chunks), "customers": len(profiles)}}
 
 
 def _segment_records(profiles: Sequence[CustomerProfile], segments: Sequence[Mapping[str, Any]],

@@ -9,6 +9,7 @@ one is tried, so a capped request answers quickly with fewer (or no) offers and 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ from typing import Literal
 import numpy as np
 import orjson
 
-from feature_store import Acquired, Claim, Event, Increment, LimitsStore, Recording
+from feature_store import Acquired, Claim, Event, Increment, LimitsStore, Recording, StoreError
 from feature_store.base import AsyncOnlineStoreReader
+from recsys.offer_profiles import OFFER_PROFILES_KEY, TOP_ITEMS_KEY, OfferProfiles, chunk_key
 from recsys.offers import (
     CATALOGUE_KEY,
     OFFERS_NAMESPACE,
@@ -33,11 +35,23 @@ from recsys.offers import (
     outcomes_from_fields,
     rank_offers,
 )
-from recsys.records import PROFILES, RECOMMENDATIONS, CustomerProfile, first_ranked_item, keys_with_a_top_item
+from recsys.records import (
+    META,
+    PROFILES,
+    RECOMMENDATIONS,
+    CustomerProfile,
+    first_ranked_item,
+    keys_with_a_top_item,
+)
 from serving.services.clock import now_iso
-from serving.snapshots import SnapshotCache, SnapshotView
+from serving.snapshots import NoSnapshotError, SnapshotCache, SnapshotView
+
+log = logging.getLogger("recsys.serving")
 
 DAY = 86_400.0
+#: after a failed load of a snapshot's offer profiles, decisions read profiles from the store this long
+#: before the load is tried again
+PROFILES_RETRY_SECONDS = 30.0
 DECISIONS_STREAM = "offer_decisions"
 EVENTS_STREAM = "offer_events"
 EventType = Literal["impression", "redemption", "dismissal"]
@@ -106,6 +120,7 @@ class OfferService:
     def __init__(self, reader: AsyncOnlineStoreReader, snapshots: SnapshotCache, limits: LimitsStore, *,
                  fallback_catalogue: Catalogue | None = None, seed: int | None = None,
                  outcomes_refresh_seconds: float = 1.0, event_log_max: int = 1_000_000,
+                 profiles_in_memory: bool = True,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.reader, self.snapshots, self.limits = reader, snapshots, limits
         self.fallback_catalogue = fallback_catalogue
@@ -118,6 +133,11 @@ class OfferService:
         self._beliefs: dict = {}  # posteriors of the current outcome table, filled as customers need them
         self._previews: dict[tuple[str, str], dict] = {}
         self._parts: tuple[str, dict[str, tuple[Offer, Claim | None, str]]] = ("", {})
+        self.profiles_in_memory = profiles_in_memory
+        # the offer profiles of one snapshot (None while loading, or for a snapshot that has none)
+        self._profiles: tuple[str, OfferProfiles | None] = ("", None)
+        self._profiles_task: asyncio.Task | None = None
+        self._profiles_retry_at = float("-inf")
 
     async def catalogue(self, view: SnapshotView) -> Catalogue:
         if view.snapshot_id not in self._catalogues:
@@ -134,14 +154,8 @@ class OfferService:
     async def for_customer(self, customer_id: str, k: int) -> dict:
         view = await self.snapshots.current()
         catalogue = await self.catalogue(view)
-        lookups = [(PROFILES, customer_id)] + ([(RECOMMENDATIONS, customer_id)]
-                                               if needs_recommendations(catalogue) else [])
-        raw_profile, *raw_record = await self.reader.get_each(view.snapshot_id, lookups)
-        top_item = _top_item(view, raw_record[0]) if raw_record else None
+        profile, top_item = await self._customer(view, customer_id, needs_recommendations(catalogue))
         outcomes = await self._outcome_table(catalogue)
-        if raw_profile is None:
-            raise UnknownCustomerError(customer_id)
-        profile = CustomerProfile.from_bytes(raw_profile)
         ranked = rank_offers(catalogue, profile, self.clock(), outcomes=outcomes, rng=self.rng,
                              recommended_item=top_item, beliefs=self._beliefs)
         segment = profile.segment or UNKNOWN_SEGMENT
@@ -183,6 +197,73 @@ class OfferService:
         taken = set(acquired)
         return [ranked[i] for i in acquired], [ranked[i].offer_id for i in range(tried) if i not in taken]
 
+    async def _customer(self, view: SnapshotView, customer_id: str,
+                        top_item: bool) -> tuple[CustomerProfile, str | None]:
+        """The customer's profile and, when ``top_item``, their top recommended item: from the offer
+        profiles held in memory once they are loaded, else read from the store."""
+        table = self._offer_profiles(view)
+        if table is not None:
+            row = table.row(customer_id)
+            if row is None:
+                raise UnknownCustomerError(customer_id)
+            profile, item = table.profile(row)
+            return profile, view.catalog.item_ids[item] if top_item and item >= 0 else None
+        lookups = [(PROFILES, customer_id)] + ([(RECOMMENDATIONS, customer_id)] if top_item else [])
+        raw_profile, *raw_record = await self.reader.get_each(view.snapshot_id, lookups)
+        if raw_profile is None:
+            raise UnknownCustomerError(customer_id)
+        return CustomerProfile.from_bytes(raw_profile), _top_item(view, raw_record[0]) if raw_record else None
+
+    def _offer_profiles(self, view: SnapshotView) -> OfferProfiles | None:
+        """The current snapshot's offer profiles once loaded; the first call for a snapshot starts
+        loading them in the background."""
+        if not self.profiles_in_memory:
+            return None
+        snapshot_id, table = self._profiles
+        if snapshot_id == view.snapshot_id:
+            return table
+        if time.monotonic() < self._profiles_retry_at or not _has_offer_profiles(view):
+            return None
+        # the previous snapshot's table is released now: until the new one is loaded, profiles are read
+        self._profiles = (view.snapshot_id, None)
+        if self._profiles_task is not None:
+            self._profiles_task.cancel()
+        self._profiles_task = asyncio.create_task(self._load_offer_profiles(view))
+        return None
+
+    async def warm_up(self) -> OfferProfiles | None:
+        """Load the current snapshot's catalogue and offer profiles now rather than on the first decision
+        (a starting worker); the profiles, or None when there is no snapshot or it has none."""
+        try:
+            view = await self.snapshots.current()
+            await self.catalogue(view)
+        except (NoSnapshotError, NoCatalogueError, StoreError):
+            return None  # the first decision tries again
+        self._offer_profiles(view)
+        if self._profiles_task is not None:
+            await self._profiles_task
+        return self._offer_profiles(view)
+
+    async def _load_offer_profiles(self, view: SnapshotView) -> None:
+        counts = view.manifest.metadata
+        try:
+            keys = {kind: [chunk_key(kind, i) for i in range(int(counts[kind]["chunks"]))]
+                    for kind in (OFFER_PROFILES_KEY, TOP_ITEMS_KEY)}
+            chunks = {kind: await self.reader.get_many(view.snapshot_id, META, names) for kind, names in keys.items()}
+            if any(chunk is None for parts in chunks.values() for chunk in parts):
+                raise StoreError("a chunk named by the manifest is missing")
+            table = await asyncio.to_thread(OfferProfiles.from_chunks, chunks[OFFER_PROFILES_KEY],
+                                            chunks[TOP_ITEMS_KEY])
+        except (StoreError, ValueError, KeyError, TypeError) as exc:
+            log.warning("offer profiles of snapshot %s not loaded, reading profiles per decision for %.0f s: %s",
+                        view.snapshot_id, PROFILES_RETRY_SECONDS, exc)
+            self._profiles_retry_at = time.monotonic() + PROFILES_RETRY_SECONDS
+            if self._profiles[0] == view.snapshot_id:
+                self._profiles = ("", None)
+            return
+        if self._profiles[0] == view.snapshot_id:
+            self._profiles = (view.snapshot_id, table)
+
     def _offer_parts(self, catalogue: Catalogue) -> dict[str, tuple[Offer, tuple[Claim, ...], str]]:
         """Per offer of the catalogue: the offer, its budget claims for an impression (redemptions left,
         checked; money, used) and its outcome counter key."""
@@ -201,12 +282,10 @@ class OfferService:
         offer = catalogue[offer_id]
         # The segment is read before anything is written: if the snapshot store fails here, nothing has
         # been counted and the client's retry counts the event once.
-        raw = await self.reader.get(view.snapshot_id, PROFILES, event.customer_id)
-        if raw is None:
-            # nobody without a profile is shown an offer: such an event must not spend a budget or teach
-            # the posteriors of a segment nobody is in
-            raise UnknownCustomerError(event.customer_id)
-        segment = CustomerProfile.from_bytes(raw).segment or UNKNOWN_SEGMENT
+        # Nobody without a profile is shown an offer: such an event (UnknownCustomerError) must not spend
+        # a budget or teach the posteriors of a segment nobody is in.
+        profile, _ = await self._customer(view, event.customer_id, top_item=False)
+        segment = profile.segment or UNKNOWN_SEGMENT
         impressions, redemptions = outcome_fields(segment)
         field = {"impression": impressions, "redemption": redemptions}.get(event.type, f"{segment}|dismissals")
         claims = []
@@ -277,12 +356,21 @@ class OfferService:
         return table
 
     async def close(self) -> None:
+        if self._profiles_task is not None:
+            self._profiles_task.cancel()
         await self.limits.close()
 
 
 def _count_batch(catalogue: Catalogue, batch: list[tuple[str, bytes]], now: datetime,
                  recommended: set[str] | None) -> dict[str, int]:
     return dict(count_eligible(catalogue, (CustomerProfile.from_bytes(v) for _, v in batch), now, recommended))
+
+
+def _has_offer_profiles(view: SnapshotView) -> bool:
+    """Whether the snapshot was published with offer profiles (older ones were not)."""
+    metadata = view.manifest.metadata
+    return all(isinstance(metadata.get(kind), dict) and "chunks" in metadata[kind]
+               for kind in (OFFER_PROFILES_KEY, TOP_ITEMS_KEY))
 
 
 def _top_item(view: SnapshotView, raw: bytes | None) -> str | None:

@@ -6,6 +6,7 @@ from recsys.offers import parse_catalogue
 from recsys.records import PROFILES, CustomerProfile
 from tests.serving.snapshot_fixture import hand_made_lists
 from training.publish import write_snapshot
+from training.publish_customers import write_offer_profiles
 from training.publish_offers import offer_catalogue_part
 
 PROFILE_ROWS = [
@@ -34,16 +35,19 @@ def catalogue_data(max_offers: int = 1, winback_budget: int = 3) -> dict:
     ]}
 
 
-def profiles_part(profiles=PROFILE_ROWS):
+def profiles_part(profiles=PROFILE_ROWS, offer_profiles: bool = True):
+    """Profiles as the customer job publishes them; without ``offer_profiles``, as a snapshot published
+    before workers held them in memory."""
     def write(writer):
         writer.write(PROFILES, [p.customer_id for p in profiles], [p.to_bytes() for p in profiles])
-        return {}
+        return write_offer_profiles(writer, profiles) if offer_profiles else {}
 
     return write
 
 
-def publish_with_offers(store, catalogue: dict | None = None, with_catalogue: bool = True):
-    parts = [profiles_part()]
+def publish_with_offers(store, catalogue: dict | None = None, with_catalogue: bool = True,
+                        offer_profiles: bool = True):
+    parts = [profiles_part(offer_profiles=offer_profiles)]
     if with_catalogue:
         parts.append(offer_catalogue_part(parse_catalogue(catalogue or catalogue_data())))
     model = {"name": "recsys-recommender", "version": "7", "run_id": "run-7", "alias": "champion"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
@@ -16,7 +17,10 @@ from serving.services.offers import BudgetExhaustedError, OfferEvent, OfferServi
 from serving.settings import ServingSettings
 from serving.snapshots import SnapshotCache
 from tests.conftest import redis_url
-from tests.serving.offers_fixture import catalogue_data, publish_with_offers
+from tests.serving.offers_fixture import PROFILE_ROWS, catalogue_data, profiles_part, publish_with_offers
+from tests.serving.snapshot_fixture import hand_made_lists
+from training.publish import write_snapshot
+from training.publish_offers import offer_catalogue_part
 
 pytestmark = pytest.mark.redis
 
@@ -279,3 +283,90 @@ def test_a_money_budget_stops_impressions_once_spent(redis_prefix):
     assert [o["offer_id"] for o in c2["offers"]] == ["vip"] and c2["capped"] == ["bundle"]
     bundle = next(row for row in preview["offers"] if row["offer_id"] == "bundle")
     assert (bundle["impression_limit"], bundle["budget_impressions_used"], bundle["redemption_limit"]) == (1, 1, None)
+
+
+def counting_reads(reader) -> list:
+    """Every profile read (``get_each`` call) the reader makes from now on."""
+    reads, read = [], reader.get_each
+
+    async def get_each(snapshot_id, lookups):
+        reads.append(lookups)
+        return await read(snapshot_id, lookups)
+
+    reader.get_each = get_each
+    return reads
+
+
+def eligible_offers(client: TestClient, customer: str) -> tuple[int, set[str], dict]:
+    body = client.get(f"/v1/customers/{customer}/offers", params={"k": 5}).json()
+    return body["eligible"], {o["offer_id"] for o in body["offers"]}, \
+        {o["offer_id"]: o["recommended_item"] for o in body["offers"]}
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_decisions_from_profiles_held_in_memory_or_read_per_decision(redis_prefix, in_memory):
+    store = open_store(redis_url(), prefix=redis_prefix)
+    publish_with_offers(store, catalogue_data(max_offers=3))
+    with client_for(redis_prefix, offers_profiles_in_memory=in_memory) as client:
+        reads = counting_reads(client.app.state.reader)
+        assert eligible_offers(client, "c1") == (2, {"winback", "bundle"}, {"winback": None, "bundle": "B"})
+        assert eligible_offers(client, "c2") == (2, {"vip", "bundle"}, {"vip": None, "bundle": "E"})
+        assert eligible_offers(client, "c3") == (1, {"first-repeat"}, {"first-repeat": None})
+        assert client.get("/v1/customers/nobody/offers").status_code == 404
+        event = {"event_id": "m-1", "type": "impression", "customer_id": "nobody"}
+        assert client.post("/v1/offers/vip/events", json=event).status_code == 404
+        assert client.post("/v1/offers/vip/events", json={**event, "customer_id": "c2"}).json()["segment"] \
+            == "champions"
+    # held in memory, a decision's one store call is the atomic step of the caps
+    assert len(reads) == (0 if in_memory else 6)
+    store.close()
+
+
+def test_a_snapshot_published_without_offer_profiles_reads_each_profile(redis_prefix):
+    store = open_store(redis_url(), prefix=redis_prefix)
+    publish_with_offers(store, offer_profiles=False)
+    with client_for(redis_prefix) as client:
+        assert client.portal.call(client.app.state.offers.warm_up) is None
+        reads = counting_reads(client.app.state.reader)
+        assert client.get("/v1/customers/c2/offers").json()["segment"] == "champions"
+        assert len(reads) == 1
+    store.close()
+
+
+def test_a_new_snapshot_replaces_the_profiles_held(redis_prefix):
+    store = open_store(redis_url(), prefix=redis_prefix)
+    publish_with_offers(store)
+    with client_for(redis_prefix) as client:
+        held = client.portal.call(client.app.state.offers.warm_up)
+        assert held is not None and held.row("c1") is not None
+        assert client.get("/v1/customers/c1/offers").json()["segment"] == "at_risk"
+        moved = [replace(p, segment="champions") if p.customer_id == "c1" else p for p in PROFILE_ROWS]
+        manifest = write_snapshot(hand_made_lists(), store, {"model": {"name": "m", "version": "8"}},
+                                  parts=[profiles_part(moved), offer_catalogue_part(parse_catalogue(catalogue_data()))])
+        # the first decision on the new snapshot reads the profile while the new table loads
+        first = client.get("/v1/customers/c1/offers").json()
+        assert (first["snapshot_id"], first["segment"]) == (manifest.snapshot_id, "champions")
+        reloaded = client.portal.call(client.app.state.offers.warm_up)
+        assert reloaded is not held and reloaded.profile(reloaded.row("c1"))[0].segment == "champions"
+    store.close()
+
+
+def test_offer_profiles_that_do_not_load_leave_decisions_reading_the_store(redis_prefix, caplog):
+    store = open_store(redis_url(), prefix=redis_prefix)
+    publish_with_offers(store)
+    store.close()
+
+    async def body(service):
+        read_many = service.reader.get_many
+
+        async def losing_chunks(snapshot_id, namespace, keys):
+            values = await read_many(snapshot_id, namespace, keys)
+            return [None if key.startswith("offer_profiles:") else v for key, v in zip(keys, values, strict=True)]
+
+        service.reader.get_many = losing_chunks
+        assert await service.warm_up() is None
+        return await service.for_customer("c2", 1)
+
+    decision = run_service(redis_prefix, body)
+    assert decision["segment"] == "champions" and len(decision["offers"]) == 1
+    assert "offer profiles of snapshot" in caplog.text and "a chunk named by the manifest is missing" in caplog.text

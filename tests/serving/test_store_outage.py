@@ -87,9 +87,10 @@ def test_a_store_unreachable_from_the_start_answers_503_with_retry_after():
     assert "unreachable" in response.json()["detail"]
 
 
-def _offers_client(store_url: str, store_prefix: str, limits_url: str, limits_prefix: str) -> TestClient:
+def _offers_client(store_url: str, store_prefix: str, limits_url: str, limits_prefix: str,
+                   **overrides) -> TestClient:
     settings = ServingSettings(store_url=store_url, store_prefix=store_prefix, snapshot_refresh_seconds=0,
-                               limits_url=limits_url, limits_prefix=limits_prefix, offers_seed=0)
+                               limits_url=limits_url, limits_prefix=limits_prefix, offers_seed=0, **overrides)
     return TestClient(create_app(settings))
 
 
@@ -99,7 +100,8 @@ def test_an_offer_event_during_a_store_outage_is_counted_once_on_retry(private_r
     publish_with_offers(store)
     store.close()
     event = {"event_id": "evt-42", "type": "redemption", "customer_id": "c1"}
-    with _offers_client(url, "outage", redis_url(), redis_prefix) as client:
+    # profiles read per decision: the segment cannot be read, so nothing is counted
+    with _offers_client(url, "outage", redis_url(), redis_prefix, offers_profiles_in_memory=False) as client:
         assert client.get("/v1/customers/c2/offers").status_code == 200  # the snapshot is known
         process.kill()
         process.wait()
@@ -111,6 +113,25 @@ def test_an_offer_event_during_a_store_outage_is_counted_once_on_retry(private_r
     assert limits.keys(f"{redis_prefix}:once:*") == [] and limits.keys(f"{redis_prefix}:lim:budget:*") == []
     assert limits.hgetall(f"{redis_prefix}:cnt:outcomes:winback") == {}
     assert limits.keys(f"{redis_prefix}:log:offer_events") == []
+
+
+def test_offers_and_events_go_on_from_profiles_held_while_the_snapshot_store_is_down(private_redis, redis_prefix):
+    url, process = private_redis
+    store = open_store(url, prefix="outage")
+    publish_with_offers(store)
+    store.close()
+    event = {"event_id": "evt-43", "type": "redemption", "customer_id": "c1"}
+    with _offers_client(url, "outage", redis_url(), redis_prefix) as client:
+        process.kill()
+        process.wait()
+        decision = client.get("/v1/customers/c2/offers")
+        first = client.post("/v1/offers/winback/events", json=event)
+        retry = client.post("/v1/offers/winback/events", json=event)
+    assert decision.status_code == 200 and decision.json()["segment"] == "champions", decision.text
+    assert first.status_code == 200 and not first.json()["duplicate"]
+    assert retry.status_code == 200 and retry.json()["duplicate"]
+    limits = redis.Redis.from_url(redis_url())
+    assert limits.hgetall(f"{redis_prefix}:cnt:outcomes:winback") == {b"at_risk|redemptions": b"1"}
 
 
 def test_an_offer_event_writes_counter_log_and_marker_together(redis_prefix):
