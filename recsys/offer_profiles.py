@@ -7,7 +7,8 @@ fields by the customer profiles' writer, each customer's top recommended item (w
 carry) by the recommendations' writer; a worker joins the two when it loads a snapshot.
 
 Ids are kept as sorted UTF-8 bytes of one width, so a lookup is a binary search and no per-customer
-Python object is held. ``None`` fields are NaN (numbers) or code -1 (segment, country).
+Python object is held; an id ending in NUL, which such an array cannot tell from the id without it, is left
+out (the store answers for it). ``None`` fields are NaN (numbers) or code -1 (segment, country).
 """
 
 from __future__ import annotations
@@ -30,10 +31,16 @@ def chunk_key(kind: str, chunk: int) -> str:
     return f"{kind}:{chunk}"
 
 
+def _holdable(customer_id: str) -> bool:
+    return not customer_id.endswith("\0")
+
+
 def _sorted_ids(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    encoded = np.array([str(i).encode() for i in ids], dtype=bytes)
+    """The holdable ids, encoded and sorted, and their positions in ``ids``."""
+    kept = np.array([i for i, customer_id in enumerate(ids) if _holdable(customer_id)], dtype=np.int64)
+    encoded = np.array([ids[i].encode() for i in kept], dtype=bytes)
     order = np.argsort(encoded, kind="stable")
-    return encoded[order], order
+    return encoded[order], kept[order]
 
 
 def _to_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -80,7 +87,7 @@ def encode_top_item_chunks(blocks: Iterable[tuple[np.ndarray, np.ndarray]],
     item rows are ranked lists padded with -1."""
     ids, tops = [], []
     for keys, item_rows in blocks:
-        ids.extend(keys)
+        ids.extend(str(key) for key in keys)
         tops.append(item_rows[:, 0] if item_rows.shape[1] else np.full(len(keys), -1))
     encoded, order = _sorted_ids(ids)
     top = (np.concatenate(tops) if tops else np.zeros(0))[order].astype(np.int32)
@@ -122,6 +129,8 @@ class OfferProfiles:
         return len(self.ids)
 
     def row(self, customer_id: str) -> int | None:
+        if not _holdable(customer_id):
+            return None
         key = customer_id.encode()
         row = int(self.ids.searchsorted(key))
         return row if row < len(self.ids) and self.ids[row] == key else None

@@ -58,6 +58,15 @@ def test_unknown_ids_are_not_found():
     table = OfferProfiles.from_chunks(encode_profile_chunks(PROFILES), encode_top_item_chunks(TOP_BLOCKS))
     # c9 has a list but no profile; "c" and "c3" fall between stored ids; "zz" after the last one
     assert [table.row(key) for key in ("c9", "c", "c3", "zz", "")] == [None] * 5
+
+
+def test_an_id_ending_in_nul_is_left_to_the_store():
+    # fixed-width bytes drop a trailing NUL: held, "c2\0" would answer for "c2" and the other way round
+    with_nul = [*PROFILES, CustomerProfile("c2\0", "New", 1, 1, 1)]
+    table = OfferProfiles.from_chunks(encode_profile_chunks(with_nul), encode_top_item_chunks(
+        [(np.array(["c2\0"], dtype=object), np.array([[5]])), *TOP_BLOCKS]))
+    assert len(table) == 4 and table.row("c2\0") is None
+    assert table.profile(table.row("c2"))[0].segment == "Champions"
     empty = OfferProfiles.from_chunks(encode_profile_chunks([]), encode_top_item_chunks([]))
     assert len(empty) == 0 and empty.row("c1") is None
 

@@ -202,12 +202,11 @@ class OfferService:
         """The customer's profile and, when ``top_item``, their top recommended item: from the offer
         profiles held in memory once they are loaded, else read from the store."""
         table = self._offer_profiles(view)
-        if table is not None:
-            row = table.row(customer_id)
-            if row is None:
-                raise UnknownCustomerError(customer_id)
+        row = table.row(customer_id) if table is not None else None
+        if row is not None:
             profile, item = table.profile(row)
             return profile, view.catalog.item_ids[item] if top_item and item >= 0 else None
+        # not held (or an id the table cannot hold, such as one ending in NUL): the store decides
         lookups = [(PROFILES, customer_id)] + ([(RECOMMENDATIONS, customer_id)] if top_item else [])
         raw_profile, *raw_record = await self.reader.get_each(view.snapshot_id, lookups)
         if raw_profile is None:
