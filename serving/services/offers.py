@@ -137,7 +137,7 @@ class OfferService:
         # the offer profiles of one snapshot (None while loading, or for a snapshot that has none)
         self._profiles: tuple[str, OfferProfiles | None] = ("", None)
         self._profiles_task: asyncio.Task | None = None
-        self._profiles_retry_at = float("-inf")
+        self._profiles_failed: tuple[str, float] = ("", float("-inf"))  # a snapshot whose load failed, retry time
 
     async def catalogue(self, view: SnapshotView) -> Catalogue:
         if view.snapshot_id not in self._catalogues:
@@ -221,7 +221,8 @@ class OfferService:
         snapshot_id, table = self._profiles
         if snapshot_id == view.snapshot_id:
             return table
-        if time.monotonic() < self._profiles_retry_at or not _has_offer_profiles(view):
+        failed, retry_at = self._profiles_failed
+        if (failed == view.snapshot_id and time.monotonic() < retry_at) or not _has_offer_profiles(view):
             return None
         # the previous snapshot's table is released now: until the new one is loaded, profiles are read
         self._profiles = (view.snapshot_id, None)
@@ -240,7 +241,7 @@ class OfferService:
             return None  # the first decision tries again
         self._offer_profiles(view)
         if self._profiles_task is not None:
-            await self._profiles_task
+            await asyncio.wait([self._profiles_task])  # the load reports its own failure
         return self._offer_profiles(view)
 
     async def _load_offer_profiles(self, view: SnapshotView) -> None:
@@ -256,7 +257,7 @@ class OfferService:
         except (StoreError, ValueError, KeyError, TypeError) as exc:
             log.warning("offer profiles of snapshot %s not loaded, reading profiles per decision for %.0f s: %s",
                         view.snapshot_id, PROFILES_RETRY_SECONDS, exc)
-            self._profiles_retry_at = time.monotonic() + PROFILES_RETRY_SECONDS
+            self._profiles_failed = (view.snapshot_id, time.monotonic() + PROFILES_RETRY_SECONDS)
             if self._profiles[0] == view.snapshot_id:
                 self._profiles = ("", None)
             return

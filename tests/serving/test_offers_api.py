@@ -10,9 +10,10 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from feature_store import open_async_reader, open_limits, open_store
+from feature_store import StoreUnavailableError, open_async_reader, open_limits, open_store
 from recsys.offers import parse_catalogue
 from serving.app import create_app
+from serving.services import offers as offers_service
 from serving.services.offers import BudgetExhaustedError, OfferEvent, OfferService
 from serving.settings import ServingSettings
 from serving.snapshots import SnapshotCache
@@ -356,18 +357,44 @@ def test_offer_profiles_that_do_not_load_leave_decisions_reading_the_store(redis
     store = open_store(redis_url(), prefix=redis_prefix)
     publish_with_offers(store)
     store.close()
+    loads = []
 
     async def body(service):
         read_many = service.reader.get_many
 
         async def losing_chunks(snapshot_id, namespace, keys):
+            loads.extend(key for key in keys if key.startswith("offer_profiles:"))
             values = await read_many(snapshot_id, namespace, keys)
             return [None if key.startswith("offer_profiles:") else v for key, v in zip(keys, values, strict=True)]
 
         service.reader.get_many = losing_chunks
         assert await service.warm_up() is None
-        return await service.for_customer("c2", 1)
+        decision = await service.for_customer("c2", 1)
+        service.reader.get_many = read_many
+        return decision, await service.warm_up()  # within the retry time: not tried again
 
-    decision = run_service(redis_prefix, body)
+    decision, table = run_service(redis_prefix, body)
     assert decision["segment"] == "champions" and len(decision["offers"]) == 1
+    assert table is None and loads == ["offer_profiles:0"]
     assert "offer profiles of snapshot" in caplog.text and "a chunk named by the manifest is missing" in caplog.text
+
+
+def test_offer_profiles_are_loaded_again_after_the_retry_time(redis_prefix, monkeypatch):
+    monkeypatch.setattr(offers_service, "PROFILES_RETRY_SECONDS", 0.0)
+    store = open_store(redis_url(), prefix=redis_prefix)
+    publish_with_offers(store)
+    store.close()
+
+    async def body(service):
+        read_many = service.reader.get_many
+
+        async def failing(snapshot_id, namespace, keys):
+            raise StoreUnavailableError("down")
+
+        service.reader.get_many = failing
+        assert await service.warm_up() is None
+        service.reader.get_many = read_many
+        return await service.warm_up()
+
+    table = run_service(redis_prefix, body)
+    assert table is not None and table.row("c3") is not None
