@@ -132,13 +132,18 @@ def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str,
             for name, block in lists.popular.items():
                 values = encode_ranked_rows(block.item_rows, block.scores, block.source_codes(code))
                 writer.write(POPULAR, [name], values)
-        top_items = encode_top_item_chunks((block.keys, block.item_rows) for block in lists.customers)
-        writer.write(META, [chunk_key(TOP_ITEMS_KEY, i) for i in range(len(top_items))], top_items)
-        extra: dict[str, Any] = {TOP_ITEMS_KEY: {"chunks": len(top_items)}}
+        extra = write_meta_chunks(writer, TOP_ITEMS_KEY, encode_top_item_chunks(
+            (block.keys, block.item_rows) for block in lists.customers))
         for part in parts:
             extra.update(part(writer))
         return writer.commit({**metadata, **extra, "sources": lists.sources, "customers": len(lists.customer_ids),
                               "items": len(lists.catalog)})
+
+
+def write_meta_chunks(writer: SnapshotWriter, kind: str, chunks: Sequence[bytes], **info: Any) -> dict[str, Any]:
+    """Write ``chunks`` under ``META`` as ``<kind>:<i>``; the manifest field naming them."""
+    writer.write(META, [chunk_key(kind, i) for i in range(len(chunks))], list(chunks))
+    return {kind: {"chunks": len(chunks), **info}}
 
 
 @contextmanager

@@ -23,10 +23,9 @@ import numpy as np
 import orjson
 
 from feature_store import SnapshotWriter
-from recsys.offer_profiles import OFFER_PROFILES_KEY, chunk_key, encode_profile_chunks
+from recsys.offer_profiles import OFFER_PROFILES_KEY, encode_profile_chunks
 from recsys.records import (
     ALL_SEGMENTS,
-    META,
     PROFILES,
     SEGMENT_INDEX_KEY,
     SEGMENT_MEMBERS,
@@ -35,7 +34,7 @@ from recsys.records import (
     member_page_key,
     slugify,
 )
-from training.publish import SnapshotPart
+from training.publish import SnapshotPart, write_meta_chunks
 
 PROFILE_COLUMNS = ("customer_id", "segment", "recency_score", "frequency_score", "monetary_score", "cluster",
                    "cluster_name", "churn_probability", "p_alive", "expected_purchases", "clv", "recency_days",
@@ -95,9 +94,7 @@ def customer_snapshot_part(profiles: Sequence[CustomerProfile], segments: Sequen
 
 def write_offer_profiles(writer: SnapshotWriter, profiles: Sequence[CustomerProfile]) -> dict[str, Any]:
     """Write the columns offer decisions read (:mod:`recsys.offer_profiles`); the manifest fields to add."""
-    chunks = encode_profile_chunks(profiles)
-    writer.write(META, [chunk_key(OFFER_PROFILES_KEY, i) for i in range(len(chunks))], chunks)
-    return {OFFER_PROFILES_KEY: {"chunks": len(chunks), "customers": len(profiles)}}
+    return write_meta_chunks(writer, OFFER_PROFILES_KEY, encode_profile_chunks(profiles), customers=len(profiles))
 
 
 def _segment_records(profiles: Sequence[CustomerProfile], segments: Sequence[Mapping[str, Any]],

@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from feature_store import open_store
-from recsys.records import PROFILES, SEGMENT_MEMBERS, SEGMENTS, CustomerProfile
+from recsys.offer_profiles import OFFER_PROFILES_KEY, TOP_ITEMS_KEY, OfferProfiles, chunk_key
+from recsys.records import META, PROFILES, SEGMENT_MEMBERS, SEGMENTS, CustomerProfile
 from tests.serving.snapshot_fixture import hand_made_lists
 from training.publish import write_snapshot
 from training.publish_customers import (
@@ -66,6 +67,23 @@ def test_profiles_are_stored_by_customer_id(store):
     assert manifest.counts[PROFILES] == 2500
     assert CustomerProfile.from_bytes(store.get(sid, PROFILES, "c00013")) == hand_made_profile(13)
     assert store.get(sid, PROFILES, "c02500") is None
+
+
+def test_the_offer_profiles_published_hold_every_profile_and_top_item(store):
+    manifest = publish_customers(store)
+    sid = manifest.snapshot_id
+    assert manifest.metadata[OFFER_PROFILES_KEY] == {"chunks": 1, "customers": 2500}
+    chunks = {kind: [store.get(sid, META, chunk_key(kind, i)) for i in range(manifest.metadata[kind]["chunks"])]
+              for kind in (OFFER_PROFILES_KEY, TOP_ITEMS_KEY)}
+    table = OfferProfiles.from_chunks(chunks[OFFER_PROFILES_KEY], chunks[TOP_ITEMS_KEY])
+    assert len(table) == 2500
+    profile, top_item = table.profile(table.row("c00013"))
+    expected = hand_made_profile(13)
+    assert (profile.segment, profile.churn_probability, profile.clv, profile.recency_days, profile.frequency,
+            profile.country) == (expected.segment, expected.churn_probability, expected.clv,
+                                 expected.recency_days, expected.frequency, expected.country)
+    # the hand-made lists rank items for c1 and c2 only; no other customer has a top item
+    assert top_item == -1
 
 
 def test_segment_records_and_index(store):
