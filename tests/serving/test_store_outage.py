@@ -94,11 +94,15 @@ def _offers_client(store_url: str, store_prefix: str, limits_url: str, limits_pr
     return TestClient(create_app(settings))
 
 
-def test_an_offer_event_during_a_store_outage_is_counted_once_on_retry(private_redis, redis_prefix):
-    url, process = private_redis
+def _publish_offers(url: str) -> None:
     store = open_store(url, prefix="outage")
     publish_with_offers(store)
     store.close()
+
+
+def test_an_offer_event_during_a_store_outage_is_counted_once_on_retry(private_redis, redis_prefix):
+    url, process = private_redis
+    _publish_offers(url)
     event = {"event_id": "evt-42", "type": "redemption", "customer_id": "c1"}
     # profiles read per decision: the segment cannot be read, so nothing is counted
     with _offers_client(url, "outage", redis_url(), redis_prefix, offers_profiles_in_memory=False) as client:
@@ -117,9 +121,7 @@ def test_an_offer_event_during_a_store_outage_is_counted_once_on_retry(private_r
 
 def test_offers_and_events_go_on_from_profiles_held_while_the_snapshot_store_is_down(private_redis, redis_prefix):
     url, process = private_redis
-    store = open_store(url, prefix="outage")
-    publish_with_offers(store)
-    store.close()
+    _publish_offers(url)
     event = {"event_id": "evt-43", "type": "redemption", "customer_id": "c1"}
     with _offers_client(url, "outage", redis_url(), redis_prefix) as client:
         process.kill()
