@@ -398,3 +398,25 @@ def test_offer_profiles_are_loaded_again_after_the_retry_time(redis_prefix, monk
 
     table = run_service(redis_prefix, body)
     assert table is not None and table.row("c3") is not None
+
+
+def test_offer_profiles_load_from_the_embedded_store(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    store = open_store(url, prefix="embedded")
+    publish_with_offers(store)
+    store.close()
+
+    async def main():
+        reader = open_async_reader(url, prefix="embedded")
+        service = OfferService(reader, SnapshotCache(reader, 0), open_limits(f"sqlite:///{tmp_path / 'limits.sqlite'}"),
+                               seed=0)
+        try:
+            table = await service.warm_up()
+            return table, await service.for_customer("c3", 1)
+        finally:
+            await service.close()
+            await reader.close()
+
+    table, decision = asyncio.run(main())
+    assert table is not None and len(table) == 3
+    assert [o["offer_id"] for o in decision["offers"]] == ["first-repeat"]
