@@ -10,9 +10,10 @@ Ends with four lines:
     RESULT offers_p99_ms=... recs_p99_ms=... offers_ratio=... offers_cpu_ratio=...
     RESULT basket_rps=... basket_p50_ms=... basket_p99_ms=... basket_ratio=...
 
-The snapshot also holds synthetic customer profiles and the example offer catalogue, and the same server
-is driven with GET offers at the endpoint's default k=1 (a page's offer slot) for random customers, drawn
-from 300,000 distinct ones so that caps seldom bite (a capped answer is a 200 with fewer offers). The
+The snapshot also holds synthetic customer profiles (with the offer profiles each worker holds in
+memory) and the example offer catalogue, and the same server is driven with GET offers at the endpoint's
+default k=1 (a page's offer slot) for random customers, drawn from 300,000 distinct ones so that caps
+seldom bite (a capped answer is a 200 with fewer offers). The
 offer caps and counters live under a throw-away limits prefix, emptied before each round and removed
 after. For both endpoints it also prints the CPU time the server's processes and Redis spent per request
 (on one machine, what the two compete for).
