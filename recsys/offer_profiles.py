@@ -36,9 +36,10 @@ def _holdable(customer_id: str) -> bool:
 
 
 def _sorted_ids(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The holdable ids, encoded and sorted, and their positions in ``ids``."""
-    kept = np.array([i for i, customer_id in enumerate(ids) if _holdable(customer_id)], dtype=np.int64)
-    encoded = np.array([ids[i].encode() for i in kept], dtype=bytes)
+    """The holdable ids (as text), encoded and sorted, and their positions in ``ids``."""
+    text = [str(customer_id) for customer_id in ids]
+    kept = np.array([i for i, customer_id in enumerate(text) if _holdable(customer_id)], dtype=np.int64)
+    encoded = np.array([text[i].encode() for i in kept], dtype=bytes)
     order = np.argsort(encoded, kind="stable")
     return encoded[order], kept[order]
 
@@ -87,7 +88,7 @@ def encode_top_item_chunks(blocks: Iterable[tuple[np.ndarray, np.ndarray]],
     item rows are ranked lists padded with -1."""
     ids, tops = [], []
     for keys, item_rows in blocks:
-        ids.extend(str(key) for key in keys)
+        ids.extend(keys)
         tops.append(item_rows[:, 0] if item_rows.shape[1] else np.full(len(keys), -1))
     encoded, order = _sorted_ids(ids)
     top = (np.concatenate(tops) if tops else np.zeros(0))[order].astype(np.int32)

@@ -86,3 +86,10 @@ def test_decisions_from_the_columns_equal_those_from_the_profiles():
     # the catalogue tells the customers apart: c10 winback+uk+bundle, c2 vip, é-7 none, c1 uk+first+bundle
     assert eligible == {"c10": ["bundle", "uk", "winback"], "c2": ["vip"], "é-7": [],
                         "c1": ["bundle", "first", "uk"]}
+
+
+def test_ids_are_held_as_text():
+    # the recommendations' writer may hold integer ids; the profiles name the same customer as text
+    table = OfferProfiles.from_chunks(encode_profile_chunks([CustomerProfile("7", "New", 1, 1, 1)]),
+                                      encode_top_item_chunks([(np.array([7, 8]), np.array([[3], [4]]))]))
+    assert table.profile(table.row("7"))[1] == 3 and table.row("8") is None
