@@ -254,7 +254,8 @@ class OfferService:
                 raise StoreError("a chunk named by the manifest is missing")
             table = await asyncio.to_thread(OfferProfiles.from_chunks, chunks[OFFER_PROFILES_KEY],
                                             chunks[TOP_ITEMS_KEY])
-        except (StoreError, ValueError, KeyError, TypeError) as exc:
+        # whatever stops the load (an outage, a missing or corrupt chunk), decisions go on reading profiles
+        except Exception as exc:
             log.warning("offer profiles of snapshot %s not loaded, reading profiles per decision for %.0f s: %s",
                         view.snapshot_id, PROFILES_RETRY_SECONDS, exc)
             self._profiles_failed = (view.snapshot_id, time.monotonic() + PROFILES_RETRY_SECONDS)

@@ -353,7 +353,8 @@ def test_a_new_snapshot_replaces_the_profiles_held(redis_prefix):
     store.close()
 
 
-def test_offer_profiles_that_do_not_load_leave_decisions_reading_the_store(redis_prefix, caplog):
+@pytest.mark.parametrize("chunk", [None, b"not a chunk"], ids=["missing", "corrupt"])
+def test_offer_profiles_that_do_not_load_leave_decisions_reading_the_store(redis_prefix, caplog, chunk):
     store = open_store(redis_url(), prefix=redis_prefix)
     publish_with_offers(store)
     store.close()
@@ -365,7 +366,7 @@ def test_offer_profiles_that_do_not_load_leave_decisions_reading_the_store(redis
         async def losing_chunks(snapshot_id, namespace, keys):
             loads.extend(key for key in keys if key.startswith("offer_profiles:"))
             values = await read_many(snapshot_id, namespace, keys)
-            return [None if key.startswith("offer_profiles:") else v for key, v in zip(keys, values, strict=True)]
+            return [chunk if key.startswith("offer_profiles:") else v for key, v in zip(keys, values, strict=True)]
 
         service.reader.get_many = losing_chunks
         assert await service.warm_up() is None
@@ -376,7 +377,8 @@ def test_offer_profiles_that_do_not_load_leave_decisions_reading_the_store(redis
     decision, table = run_service(redis_prefix, body)
     assert decision["segment"] == "champions" and len(decision["offers"]) == 1
     assert table is None and loads == ["offer_profiles:0"]
-    assert "offer profiles of snapshot" in caplog.text and "a chunk named by the manifest is missing" in caplog.text
+    assert "offer profiles of snapshot" in caplog.text
+    assert ("a chunk named by the manifest is missing" in caplog.text) == (chunk is None)
 
 
 def test_offer_profiles_are_loaded_again_after_the_retry_time(redis_prefix, monkeypatch):
