@@ -185,7 +185,7 @@ def outcomes_command(
 
     prepare_output_file(output)
     require_columns(read_column_names(exposures), EXPOSURE_COLUMNS, str(exposures))
-    # text as written: unit_outcomes reads a column of floats (17850.0) as the loaders read customer ids
+    # text as written: unit_outcomes reads a column of floats (40117.0) as the loaders read customer ids
     exposed = read_columns(exposures, EXPOSURE_COLUMNS, text_columns=EXPOSURE_COLUMNS)
     cleaned = clean_transactions(load_source(DataSource(str(transactions), data_format)))
     console.print(escape(f"cleaning: {cleaned.report}"), highlight=False, soft_wrap=True)

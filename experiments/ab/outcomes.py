@@ -86,7 +86,7 @@ def unit_outcomes(exposures: pd.DataFrame, transactions: pd.DataFrame, *, days: 
 
 def _unit_ids(values: pd.Series, customers: pd.Index) -> pd.Series:
     """Unit ids as the transaction loaders give customer ids: a float column (read as numbers, or as the
-    text pandas writes for one, 17850.0) loses the ".0" of its whole numbers, as a Parquet source's
+    text pandas writes for one, 40117.0) loses the ".0" of its whole numbers, as a Parquet source's
     customer ids do; other ids keep their text ("0042" stays "0042")."""
     ids = as_id_strings(values)
     numbers = _written_as_floats(values)

@@ -107,7 +107,7 @@ def load_transactions(path: str | PathLike[str], columns: Mapping[str, str] | No
         raise TransactionSchemaError(str(path), missing[0], f"missing required column(s) {missing}; present: {present}")
 
     keep = [c for c in present if c in wanted]
-    # Ids must be read as text: a numeric-looking id column with a null becomes float ("17850.0")
+    # Ids must be read as text: a numeric-looking id column with a null becomes float ("40117.0")
     # and leading zeros vanish.
     id_sources = {source_of.get(c, c) for c in _ID_COLUMNS}
     frame = read_columns(path, keep, text_columns=id_sources)
@@ -157,8 +157,8 @@ def validate_transactions(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Return ``frame`` with exactly the canonical columns and dtypes, or raise TransactionSchemaError.
 
     Required columns must be present; optional ones are added as null strings when absent; other columns
-    are dropped. Ids are stripped text (integral floats such as ``17850.0`` become ``"17850"``, and so
-    does customer id text written from one, ``"17850.0"``; empty becomes null). Order and item ids must
+    are dropped. Ids are stripped text (integral floats such as ``40117.0`` become ``"40117"``, and so
+    does customer id text written from one, ``"40117.0"``; empty becomes null). Order and item ids must
     not be null; timestamps must parse (time zones are converted to naive UTC); quantities and unit
     prices must be finite numbers. The index is reset.
     """
@@ -204,11 +204,11 @@ def _plain(value: Any) -> Any:
 
 
 def as_id_strings(values: pd.Series) -> pd.Series:
-    """Ids as stripped text: integral floats (``17850.0``, as a CSV column with gaps reads) become
-    ``"17850"``, other floats keep their text (``"12.5"``); empty text becomes missing."""
+    """Ids as stripped text: integral floats (``40117.0``, as a CSV column with gaps reads) become
+    ``"40117"``, other floats keep their text (``"12.5"``); empty text becomes missing."""
     text = values.astype("string")
     if pd.api.types.is_float_dtype(values.dtype):
-        # Value by value: one fractional id must not leave every whole one as "17850.0".
+        # Value by value: one fractional id must not leave every whole one as "40117.0".
         array = values.to_numpy(dtype=np.float64, na_value=np.nan)
         whole = np.isfinite(array) & (np.mod(array, 1) == 0)
         fits_int64 = whole & (np.abs(array) < _FLOAT_EXACT_LIMIT)
@@ -221,7 +221,7 @@ def as_id_strings(values: pd.Series) -> pd.Series:
 
 
 def without_float_suffix(ids: pd.Series) -> pd.Series:
-    """Text ids as a float column writes them (``"17850.0"``, what pandas writes to CSV for an integer
+    """Text ids as a float column writes them (``"40117.0"``, what pandas writes to CSV for an integer
     column with gaps) as the integers they are, so that a CSV and a Parquet copy of one file agree."""
     return ids.str.replace(r"^(\d+)\.0*$", r"\1", regex=True)
 
@@ -280,7 +280,7 @@ def _parse_in_one_format(values: pd.Series, source: str) -> tuple[pd.Series, str
 
 
 def _with_dates_alone(values: pd.Series, parsed: pd.Series, fmt: str) -> pd.Series:
-    """``parsed`` with the rows that hold only the date of ``fmt`` (``12/1/2010`` in a ``12/1/2010 8:26``
+    """``parsed`` with the rows that hold only the date of ``fmt`` (``3/4/2021`` in a ``3/4/2021 10:15``
     column, as spreadsheets write midnight) read in the same day/month order."""
     date_part = fmt.split(" ")[0]
     failed = parsed.isna() & values.notna()

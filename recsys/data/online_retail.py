@@ -2,7 +2,7 @@
 
 Source columns: InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID (a float
 with nulls in the published file), Country. Customer ids become text without the float's decimal
-("17850", not "17850.0"); null customer ids stay null for cleaning to count; there is no category.
+("40117", not "40117.0"); null customer ids stay null for cleaning to count; there is no category.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def load_online_retail(path: str | PathLike[str]) -> pd.DataFrame:
 
 def online_retail_to_canonical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     """Rename and retype Online Retail columns; validation errors name ``source``."""
-    # validate_transactions makes customer ids the integers the float column holds ("17850", not "17850.0")
+    # validate_transactions makes customer ids the integers the float column holds ("40117", not "40117.0")
     frame = raw.rename(columns=COLUMNS)
     frame[schema.CATEGORY] = pd.Series(pd.NA, index=frame.index, dtype=schema.DTYPES[schema.CATEGORY])
     try:

@@ -11,29 +11,29 @@ _HEADER = "ID,x,t_x,T,zbar\n"
 
 def test_summary_errors_count_blank_lines_as_file_lines(tmp_path):
     path = tmp_path / "summary.csv"
-    path.write_text(_HEADER + "1,2,30.4,38.9,22.0\n\n  \n2,1,x,38.9,11.8\n")
+    path.write_text(_HEADER + "7,3,21.5,33.0,17.4\n\n  \n9,1,x,33.0,8.6\n")
     with pytest.raises(CdnowFormatError, match=r"summary.csv, line 5: t_x='x' is not a number"):
         load_cdnow_summary(path)
 
 
 def test_summary_range_errors_count_blank_lines_as_file_lines(tmp_path):
     path = tmp_path / "summary.csv"
-    path.write_text("\n" + _HEADER + "1,2,30.4,38.9,22.0\n\n2,1,40.0,38.9,11.8\n")
+    path.write_text("\n" + _HEADER + "7,3,21.5,33.0,17.4\n\n9,1,40.0,33.0,8.6\n")
     with pytest.raises(CdnowFormatError, match=r"summary.csv, line 5: recency is negative or exceeds T"):
         load_cdnow_summary(path)
 
 
 def test_summary_with_a_non_utf8_byte_names_line_and_byte(tmp_path):
     path = tmp_path / "summary.csv"
-    path.write_bytes(_HEADER.encode() + b"1,2,30.4,38.9,22.0\n2,1,3\xe9,38.9,11.8\n")
+    path.write_bytes(_HEADER.encode() + b"7,3,21.5,33.0,17.4\n9,1,3\xe9,33.0,8.6\n")
     with pytest.raises(CdnowFormatError, match=r"summary.csv, line 3: byte 0xe9 at byte offset 40"):
         load_cdnow_summary(path)
 
 
 def test_summary_with_a_byte_order_mark_loads(tmp_path):
     path = tmp_path / "summary.csv"
-    path.write_bytes(b"\xef\xbb\xbf" + _HEADER.encode() + b"1,2,30.4,38.9,22.0\n")
-    assert load_cdnow_summary(path).index.tolist() == [1]
+    path.write_bytes(b"\xef\xbb\xbf" + _HEADER.encode() + b"7,3,21.5,33.0,17.4\n")
+    assert load_cdnow_summary(path).index.tolist() == [7]
 
 
 def test_log_with_a_byte_order_mark_loads(tmp_path):

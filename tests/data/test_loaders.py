@@ -11,7 +11,7 @@ from recsys.data.loaders import TransactionSchemaError, as_id_strings, load_tran
 def _frame(**overrides) -> pd.DataFrame:
     data = {
         "order_id": ["1001", "1001", "1002", "1003"],
-        "customer_id": ["17850", "17850", None, "00042"],
+        "customer_id": ["40117", "40117", None, "00042"],
         "item_id": ["90210A", "90311", "90412", "POST"],
         "timestamp": ["2011-01-04 10:00", "2011-01-04 10:00", "2011-01-05 09:30", "2011-01-06 12:00"],
         "quantity": [6, 6, 1, 2],
@@ -26,7 +26,7 @@ def test_valid_frame_gets_exact_canonical_columns_and_dtypes():
     out = validate_transactions(frame, source="toy")
     assert list(out.columns) == list(schema.REQUIRED_COLUMNS + schema.OPTIONAL_COLUMNS)
     assert {c: str(t) for c, t in out.dtypes.items()} == schema.DTYPES
-    assert out[schema.CUSTOMER_ID].tolist() == ["17850", "17850", pd.NA, "00042"]
+    assert out[schema.CUSTOMER_ID].tolist() == ["40117", "40117", pd.NA, "00042"]
     assert out[schema.COUNTRY].tolist() == ["UK", "UK", pd.NA, "France"]
     assert out[schema.ITEM_NAME].isna().all() and out[schema.CATEGORY].isna().all()
     assert out[schema.TIMESTAMP].iloc[2] == pd.Timestamp("2011-01-05 09:30")
@@ -34,9 +34,9 @@ def test_valid_frame_gets_exact_canonical_columns_and_dtypes():
 
 
 def test_integral_float_ids_lose_the_decimal_and_blank_customer_is_null():
-    frame = _frame(customer_id=[17850.0, np.nan, 12346.0, 17850.0], order_id=[" 1001 ", "1001", "1002", "1003"])
+    frame = _frame(customer_id=[40117.0, np.nan, 40502.0, 40117.0], order_id=[" 1001 ", "1001", "1002", "1003"])
     out = validate_transactions(frame, source="toy")
-    assert out[schema.CUSTOMER_ID].tolist() == ["17850", pd.NA, "12346", "17850"]
+    assert out[schema.CUSTOMER_ID].tolist() == ["40117", pd.NA, "40502", "40117"]
     assert out[schema.ORDER_ID].tolist() == ["1001", "1001", "1002", "1003"]
     blank = validate_transactions(_frame(customer_id=["", " ", "1", None]), source="toy")
     assert blank[schema.CUSTOMER_ID].isna().tolist() == [True, True, False, True]
@@ -57,8 +57,8 @@ def test_a_csv_and_a_parquet_copy_of_one_file_give_the_same_customer_ids(tmp_pat
 
 def test_float_ids_are_converted_one_by_one():
     # One fractional id leaves the whole ones alone; missing stays missing.
-    out = as_id_strings(pd.Series([17850.0, 12.5, np.nan, -3.0]))
-    assert out.tolist() == ["17850", "12.5", pd.NA, "-3"]
+    out = as_id_strings(pd.Series([40117.0, 12.5, np.nan, -3.0]))
+    assert out.tolist() == ["40117", "12.5", pd.NA, "-3"]
 
 
 def test_time_zones_become_naive_utc_and_mixed_formats_parse():
@@ -271,16 +271,16 @@ def test_day_first_slash_dates_are_read_day_first_in_every_row(tmp_path):
 
 def test_a_date_without_its_time_is_read_in_the_columns_day_month_order():
     # spreadsheets write midnight as the date alone, next to dates with a time
-    out = validate_transactions(_frame(timestamp=["13/1/2010 8:26", "12/2/2010", "14/1/2010 9:00", "1/3/2010"]),
+    out = validate_transactions(_frame(timestamp=["13/1/2021 10:15", "12/2/2021", "14/1/2021 9:00", "1/3/2021"]),
                                 source="toy")
-    assert out[schema.TIMESTAMP].tolist() == [pd.Timestamp("2010-01-13 08:26"), pd.Timestamp("2010-02-12"),
-                                              pd.Timestamp("2010-01-14 09:00"), pd.Timestamp("2010-03-01")]
+    assert out[schema.TIMESTAMP].tolist() == [pd.Timestamp("2021-01-13 10:15"), pd.Timestamp("2021-02-12"),
+                                              pd.Timestamp("2021-01-14 09:00"), pd.Timestamp("2021-03-01")]
 
 
 def test_month_first_slash_dates_stay_month_first():
-    stamps = ["12/1/2010 8:26", "12/1/2010 8:26", "1/13/2011 9:00", "2/1/2011 10:00"]
+    stamps = ["3/4/2021 10:15", "3/4/2021 10:15", "1/13/2022 9:00", "2/1/2022 10:00"]
     out = validate_transactions(_frame(timestamp=stamps), source="toy")
-    assert out[schema.TIMESTAMP].tolist()[2:] == [pd.Timestamp("2011-01-13 09:00"), pd.Timestamp("2011-02-01 10:00")]
+    assert out[schema.TIMESTAMP].tolist()[2:] == [pd.Timestamp("2022-01-13 09:00"), pd.Timestamp("2022-02-01 10:00")]
 
 
 def test_dates_in_both_day_month_orders_are_an_error_naming_the_rows():
@@ -324,13 +324,13 @@ def test_an_empty_id_in_a_csv_is_reported_as_the_text_in_the_file(tmp_path):
 
 
 def test_whole_floats_past_int64_keep_their_digits():
-    ids = as_id_strings(pd.Series([1e19, -1e19, 2.0**63, 2.0**53, 17850.0]))
+    ids = as_id_strings(pd.Series([1e19, -1e19, 2.0**63, 2.0**53, 40117.0]))
     assert ids.tolist() == [
         "10000000000000000000",
         "-10000000000000000000",
         "9223372036854775808",
         "9007199254740992",
-        "17850",
+        "40117",
     ]
 
 

@@ -14,10 +14,10 @@ RAW = pd.DataFrame(
         "InvoiceNo": ["600101", "600101", "C600117"],
         "StockCode": ["90210A", "90311", "D"],
         "Description": ["BLUE ENAMEL TEA TIN", "GLASS CANDLE JAR", "Discount"],
-        "Quantity": [6, 6, -1],
-        "InvoiceDate": pd.to_datetime(["2010-12-01 08:26", "2010-12-01 08:26", "2010-12-01 09:41"]),
-        "UnitPrice": [2.55, 3.39, 27.5],
-        "CustomerID": [17850.0, np.nan, 14527.0],
+        "Quantity": [4, 12, -1],
+        "InvoiceDate": pd.to_datetime(["2021-03-04 10:15", "2021-03-04 10:15", "2021-03-05 14:02"]),
+        "UnitPrice": [4.10, 1.95, 27.5],
+        "CustomerID": [40117.0, np.nan, 40391.0],
         "Country": ["United Kingdom", "United Kingdom", "France"],
     }
 )
@@ -25,12 +25,12 @@ RAW = pd.DataFrame(
 
 def _check(out: pd.DataFrame) -> None:
     assert {c: str(t) for c, t in out.dtypes.items()} == schema.DTYPES
-    assert out[schema.CUSTOMER_ID].tolist() == ["17850", pd.NA, "14527"]
+    assert out[schema.CUSTOMER_ID].tolist() == ["40117", pd.NA, "40391"]
     assert out[schema.ORDER_ID].tolist() == ["600101", "600101", "C600117"]
     assert out[schema.ITEM_NAME].iloc[0] == "BLUE ENAMEL TEA TIN"
     assert out[schema.COUNTRY].tolist() == ["United Kingdom", "United Kingdom", "France"]
     assert out[schema.CATEGORY].isna().all()
-    assert out[schema.QUANTITY].tolist() == [6.0, 6.0, -1.0]
+    assert out[schema.QUANTITY].tolist() == [4.0, 12.0, -1.0]
 
 
 def test_adapter_maps_columns_and_customer_ids():
@@ -39,14 +39,14 @@ def test_adapter_maps_columns_and_customer_ids():
 
 def test_parquet_and_csv_give_the_same_frame(tmp_path):
     RAW.to_parquet(tmp_path / "retail.parquet")
-    RAW.to_csv(tmp_path / "retail.csv", index=False)  # writes CustomerID as "17850.0"
+    RAW.to_csv(tmp_path / "retail.csv", index=False)  # writes CustomerID as "40117.0"
     from_parquet = load_online_retail(tmp_path / "retail.parquet")
     _check(from_parquet)
     pd.testing.assert_frame_equal(load_online_retail(tmp_path / "retail.csv"), from_parquet)
 
 
 def test_errors_name_the_file(tmp_path):
-    RAW.assign(InvoiceDate=["2010-12-01", "not a date", "2010-12-02"]).to_csv(tmp_path / "r.csv", index=False)
+    RAW.assign(InvoiceDate=["2021-03-04", "not a date", "2021-03-05"]).to_csv(tmp_path / "r.csv", index=False)
     with pytest.raises(TransactionSchemaError) as caught:
         load_online_retail(tmp_path / "r.csv")
     assert caught.value.source.endswith("r.csv") and caught.value.rows == (1,)
@@ -77,7 +77,7 @@ def test_csv_row_longer_than_the_header_is_an_error(tmp_path):
     path = tmp_path / "retail.csv"
     RAW.to_csv(path, index=False)
     with path.open("a") as handle:
-        handle.write("600102,90412,PAPER LANTERN, RED,6,2010-12-01 08:28:00,1.85,17850.0,United Kingdom\n")
+        handle.write("600102,90412,PAPER LANTERN, RED,3,2021-03-04 10:20:00,0.85,40117.0,United Kingdom\n")
     with pytest.raises(TransactionSchemaError) as caught:
         load_online_retail(path)
     assert (caught.value.column, caught.value.rows) == (None, (3,))
@@ -87,7 +87,7 @@ def test_csv_row_longer_than_the_header_is_an_error(tmp_path):
 def test_a_bad_value_names_the_column_as_the_file_does(tmp_path):
     path = tmp_path / "retail.csv"
     path.write_text("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
-                    "1,A,x,6,12/1/2010 8:26,2.5,17850.0,UK\n2,A,x,six,12/1/2010 8:26,2.5,17850.0,UK\n")
+                    "1,A,x,4,3/4/2021 10:15,4.1,40117.0,UK\n2,A,x,six,3/4/2021 10:15,4.1,40117.0,UK\n")
     with pytest.raises(TransactionSchemaError, match=r"column 'Quantity' \(quantity\): 1 row\(s\)") as raised:
         load_online_retail(path)
     assert raised.value.column == "quantity" and raised.value.values == ("six",)

@@ -56,13 +56,13 @@ def test_lists_the_configured_designs(redis_prefix, designs_file):
 
 
 def test_the_arm_is_the_designs_and_only_the_first_exposure_is_logged(redis_prefix, designs_file):
-    expected = load_designs(designs_file)["home-recs"].assign("17850")
+    expected = load_designs(designs_file)["home-recs"].assign("40117")
     with client_for(redis_prefix, designs_file) as client:
-        first = client.get("/v1/experiments/home-recs/assignments/17850")
-        again = client.get("/v1/experiments/home-recs/assignments/17850")
-        silent = client.get("/v1/experiments/home-recs/assignments/12346", params={"expose": "false"})
+        first = client.get("/v1/experiments/home-recs/assignments/40117")
+        again = client.get("/v1/experiments/home-recs/assignments/40117")
+        silent = client.get("/v1/experiments/home-recs/assignments/40502", params={"expose": "false"})
     assert first.status_code == again.status_code == silent.status_code == 200
-    assert first.json() == {"experiment_id": "home-recs", "unit_id": "17850", "arm": expected, "enrolled": True,
+    assert first.json() == {"experiment_id": "home-recs", "unit_id": "40117", "arm": expected, "enrolled": True,
                             "control": expected == "control", "first_exposure": True, "exposure_logged": True}
     assert again.json()["arm"] == expected and again.json()["first_exposure"] is False
     assert again.json()["exposure_logged"] is True
@@ -70,7 +70,7 @@ def test_the_arm_is_the_designs_and_only_the_first_exposure_is_logged(redis_pref
     assert silent.json()["exposure_logged"] is None
     (logged,) = exposures(redis_prefix)
     assert {k: logged[k] for k in ("experiment_id", "unit_id", "arm")} == {
-        "experiment_id": "home-recs", "unit_id": "17850", "arm": expected}
+        "experiment_id": "home-recs", "unit_id": "40117", "arm": expected}
     assert logged["at"].endswith("+00:00") and logged["acquired"] == "0"
 
 
@@ -85,18 +85,18 @@ def test_a_unit_outside_the_traffic_gets_no_arm_and_no_exposure(redis_prefix, de
 
 
 def test_the_arm_is_answered_while_the_limits_store_is_unreachable(redis_prefix, designs_file):
-    expected = load_designs(designs_file)["home-recs"].assign("17850")
+    expected = load_designs(designs_file)["home-recs"].assign("40117")
     with client_for(redis_prefix, designs_file, limits_url="redis://127.0.0.1:1/0") as client:
-        response = client.get("/v1/experiments/home-recs/assignments/17850")
+        response = client.get("/v1/experiments/home-recs/assignments/40117")
     assert response.status_code == 200
-    assert response.json() == {"experiment_id": "home-recs", "unit_id": "17850", "arm": expected, "enrolled": True,
+    assert response.json() == {"experiment_id": "home-recs", "unit_id": "40117", "arm": expected, "enrolled": True,
                                "control": expected == "control", "first_exposure": False,
                                "exposure_logged": False}
 
 
 def test_an_unknown_experiment_is_404_naming_the_configured_ones(redis_prefix, designs_file):
     with client_for(redis_prefix, designs_file) as client:
-        response = client.get("/v1/experiments/pricing/assignments/17850")
+        response = client.get("/v1/experiments/pricing/assignments/40117")
         too_long = client.get(f"/v1/experiments/home-recs/assignments/{'x' * 129}")
         blank = client.get("/v1/experiments/home-recs/assignments/%20%20")
     assert response.status_code == 404 and blank.status_code == 422

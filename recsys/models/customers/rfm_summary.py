@@ -41,8 +41,8 @@ def summarize_purchases(
     customer's first purchase is their first one on or after that date. Spend is
     ``quantity * unit_price``. Returns a frame indexed by customer id with :data:`SUMMARY_COLUMNS`,
     one row per customer with at least one purchase in the window, sorted by customer id. Ids are text,
-    converted as :func:`recsys.customers.features.customer_features` converts them (``12346`` becomes
-    ``"12346"``), so the two frames share one index.
+    converted as :func:`recsys.customers.features.customer_features` converts them (``40502`` becomes
+    ``"40502"``), so the two frames share one index.
     """
     if time_unit not in _DAYS_PER_UNIT:
         raise ValueError(f"time_unit must be one of {sorted(_DAYS_PER_UNIT)}, got {time_unit!r}")

@@ -123,13 +123,13 @@ def test_unit_ids_match_customer_ids_as_the_loaders_write_them(transactions):
     floats = EXPOSURES.assign(unit_id=[" c1", "c2", "c3 ", "c4"])
     rows = unit_outcomes(floats, frame, days=14, pre_days=28).frame.set_index("unit_id")
     assert rows.loc["c1", "orders"] == 2 and rows.loc["c3", "orders"] == 0
-    numbers = pd.DataFrame({"customer_id": ["17850"], "order_id": ["o1"], "item_id": ["i1"], "quantity": [1.0],
+    numbers = pd.DataFrame({"customer_id": ["40117"], "order_id": ["o1"], "item_id": ["i1"], "quantity": [1.0],
                             "unit_price": [5.0], "timestamp": [pd.Timestamp("2024-01-12")]})
     numbers = pd.concat([numbers, numbers.assign(customer_id="x", timestamp=pd.Timestamp("2024-03-01")),
                          numbers.assign(customer_id="x", timestamp=pd.Timestamp("2024-01-01"))])
-    exposed = pd.DataFrame({"unit_id": [17850.0], "arm": ["control"], "exposed_at": ["2024-01-10T00:00:00+00:00"]})
+    exposed = pd.DataFrame({"unit_id": [40117.0], "arm": ["control"], "exposed_at": ["2024-01-10T00:00:00+00:00"]})
     (row,) = unit_outcomes(exposed, numbers, days=14, pre_days=0).frame.to_dict("records")
-    assert (row["unit_id"], row["orders"], row["revenue"]) == ("17850", 1, 5.0)
+    assert (row["unit_id"], row["orders"], row["revenue"]) == ("40117", 1, 5.0)
     with pytest.raises(ABDataError, match=r"column 'unit_id' is empty on rows \[1\]"):
         unit_outcomes(EXPOSURES.assign(unit_id=["c1", " ", "c3", "c4"]), frame, days=14, pre_days=28)
 
@@ -257,31 +257,31 @@ def _sales(customers: list) -> pd.DataFrame:
 
 
 def test_float_unit_ids_written_by_pandas_match_customers_of_a_float_column(tmp_path):
-    # Online Retail's CustomerID is a float column: the loaders name its customers "17850"; exposures
-    # written from such a column say 17850.0
-    exposures = pd.DataFrame({"unit_id": [17850.0, 13047.0, 12583.0], "arm": ["control", "treatment", "control"],
+    # Online Retail's CustomerID is a float column: the loaders name its customers "40117"; exposures
+    # written from such a column say 40117.0
+    exposures = pd.DataFrame({"unit_id": [40117.0, 40288.0, 40455.0], "arm": ["control", "treatment", "control"],
                               "exposed_at": "2024-01-01T00:00:00Z"})
-    table, output = _outcomes_of(tmp_path, exposures, _sales([17850.0, 13047.0, None]))
-    assert table["unit_id"].tolist() == ["17850", "13047", "12583"]
+    table, output = _outcomes_of(tmp_path, exposures, _sales([40117.0, 40288.0, None]))
+    assert table["unit_id"].tolist() == ["40117", "40288", "40455"]
     assert table["orders"].tolist() == [1, 1, 0]
     assert "1 of the 3 exposed units bought nothing in the transactions at all" in output
 
 
 def test_text_unit_ids_keep_their_text(tmp_path):
-    # integers written as such are ids as written, leading zeros and all; a CSV shop's "17850.0" is read
-    # as "17850" on both sides, as a Parquet copy of the shop would be
-    exposures = pd.DataFrame({"unit_id": ["0042", "17850"], "arm": ["control", "treatment"],
+    # integers written as such are ids as written, leading zeros and all; a CSV shop's "40117.0" is read
+    # as "40117" on both sides, as a Parquet copy of the shop would be
+    exposures = pd.DataFrame({"unit_id": ["0042", "40117"], "arm": ["control", "treatment"],
                               "exposed_at": "2024-01-01T00:00:00Z"})
-    table, _ = _outcomes_of(tmp_path, exposures, _sales(["0042", "17850"]))
-    assert table["unit_id"].tolist() == ["0042", "17850"] and table["orders"].tolist() == [1, 1]
+    table, _ = _outcomes_of(tmp_path, exposures, _sales(["0042", "40117"]))
+    assert table["unit_id"].tolist() == ["0042", "40117"] and table["orders"].tolist() == [1, 1]
     transactions = tmp_path / "shop.csv"
-    _sales(["17850.0", "13047.0"]).to_csv(transactions, index=False)
+    _sales(["40117.0", "40288.0"]).to_csv(transactions, index=False)
     frame = clean_transactions(load_transactions(transactions)).transactions
-    exposed = pd.DataFrame({"unit_id": ["17850.0", "13047.0"], "arm": ["control", "treatment"],
+    exposed = pd.DataFrame({"unit_id": ["40117.0", "40288.0"], "arm": ["control", "treatment"],
                             "exposed_at": "2024-01-01T00:00:00Z"})
     rows = unit_outcomes(exposed, frame, days=7, pre_days=0).frame
-    assert set(frame["customer_id"]) == {"17850", "13047"}
-    assert rows["unit_id"].tolist() == ["17850", "13047"] and rows["orders"].tolist() == [1, 1]
+    assert set(frame["customer_id"]) == {"40117", "40288"}
+    assert rows["unit_id"].tolist() == ["40117", "40288"] and rows["orders"].tolist() == [1, 1]
 
 
 def test_exposures_that_name_no_customer_are_refused(tmp_path, monkeypatch, capsys):
