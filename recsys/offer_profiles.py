@@ -31,14 +31,15 @@ def chunk_key(kind: str, chunk: int) -> str:
     return f"{kind}:{chunk}"
 
 
-def _holdable(customer_id: str) -> bool:
+def holdable(customer_id: str) -> bool:
+    """Whether a table can hold this id (see the module's note on NUL)."""
     return not customer_id.endswith("\0")
 
 
 def _sorted_ids(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """The holdable ids (as text), encoded and sorted, and their positions in ``ids``."""
     text = [str(customer_id) for customer_id in ids]
-    kept = np.array([i for i, customer_id in enumerate(text) if _holdable(customer_id)], dtype=np.int64)
+    kept = np.array([i for i, customer_id in enumerate(text) if holdable(customer_id)], dtype=np.int64)
     encoded = np.array([text[i].encode() for i in kept], dtype=bytes)
     order = np.argsort(encoded, kind="stable")
     return encoded[order], kept[order]
@@ -130,7 +131,7 @@ class OfferProfiles:
         return len(self.ids)
 
     def row(self, customer_id: str) -> int | None:
-        if not _holdable(customer_id):
+        if not holdable(customer_id):
             return None
         key = customer_id.encode()
         row = int(self.ids.searchsorted(key))

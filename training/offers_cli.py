@@ -18,11 +18,11 @@ from recsys.offers import (
     OFFERS_NAMESPACE,
     Catalogue,
     CatalogueError,
-    count_eligible,
+    count_eligible_records,
     load_catalogue,
     needs_recommendations,
 )
-from recsys.records import PROFILES, RECOMMENDATIONS, CustomerProfile, keys_with_a_top_item
+from recsys.records import PROFILES, RECOMMENDATIONS
 
 app = typer.Typer(help="Offer catalogue: validate a file, preview eligible customers per offer.", no_args_is_help=True)
 console = Console()
@@ -61,12 +61,10 @@ def preview_eligible(store: OnlineStore, catalogue: Catalogue | None = None,
     customers = 0
     for batch in store.iter_namespace(manifest.snapshot_id, PROFILES):
         customers += len(batch)
-        recommended = None
-        if needs_recommendations(catalogue):  # a bundle needs the customer's top recommendation
-            keys = [key for key, _ in batch]
-            recommended = keys_with_a_top_item(keys, store.get_many(manifest.snapshot_id, RECOMMENDATIONS, keys))
-        profiles = (CustomerProfile.from_bytes(v) for _, v in batch)
-        for offer_id, n in count_eligible(catalogue, profiles, now, recommended).items():
+        # a bundle needs the customer's top recommendation
+        records = store.get_many(manifest.snapshot_id, RECOMMENDATIONS, [key for key, _ in batch]) \
+            if needs_recommendations(catalogue) else None
+        for offer_id, n in count_eligible_records(catalogue, batch, now, records).items():
             eligible[offer_id] += n
     return Preview(manifest.snapshot_id, catalogue, customers, eligible)
 

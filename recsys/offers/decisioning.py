@@ -9,7 +9,7 @@ that is the marketers' static prior).
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Iterable, Mapping, MutableMapping
+from collections.abc import Container, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -18,7 +18,7 @@ import numpy as np
 
 from recsys.offers.bandit import BetaPosterior, Outcomes, OutcomeTable, ThompsonDraws
 from recsys.offers.catalogue import UNKNOWN_SEGMENT, Catalogue, Offer, OfferType
-from recsys.records import CustomerProfile, slugify
+from recsys.records import CustomerProfile, keys_with_a_top_item, slugify
 
 
 @dataclass(frozen=True)
@@ -209,6 +209,16 @@ def count_eligible(catalogue: Catalogue, profiles: Iterable[CustomerProfile], no
             if offer_rules.admit(profile, now, item):
                 counts[offer_rules.offer.id] += 1
     return counts
+
+
+def count_eligible_records(catalogue: Catalogue, batch: Sequence[tuple[str, bytes]], now: datetime,
+                           customer_records: Sequence[bytes | None] | None) -> Mapping[str, int]:
+    """:func:`count_eligible` over ``(customer id, profile bytes)`` pairs as a snapshot stores them, given the
+    same customers' recommendation records when the catalogue has a bundle (``None`` when it has none,
+    see :func:`needs_recommendations`)."""
+    recommended = None if customer_records is None else keys_with_a_top_item([key for key, _ in batch],
+                                                                               customer_records)
+    return count_eligible(catalogue, (CustomerProfile.from_bytes(value) for _, value in batch), now, recommended)
 
 
 def needs_recommendations(catalogue: Catalogue) -> bool:

@@ -21,7 +21,7 @@ import orjson
 
 from feature_store import Acquired, Claim, Event, Increment, LimitsStore, Recording, StoreError
 from feature_store.base import AsyncOnlineStoreReader
-from recsys.offer_profiles import OFFER_PROFILES_KEY, TOP_ITEMS_KEY, OfferProfiles, chunk_key
+from recsys.offer_profiles import OFFER_PROFILES_KEY, TOP_ITEMS_KEY, OfferProfiles, chunk_key, holdable
 from recsys.offers import (
     CATALOGUE_KEY,
     OFFERS_NAMESPACE,
@@ -29,7 +29,7 @@ from recsys.offers import (
     Catalogue,
     Offer,
     OfferDecision,
-    count_eligible,
+    count_eligible_records,
     needs_recommendations,
     outcome_fields,
     outcomes_from_fields,
@@ -41,7 +41,6 @@ from recsys.records import (
     RECOMMENDATIONS,
     CustomerProfile,
     first_ranked_item,
-    keys_with_a_top_item,
 )
 from serving.services.clock import now_iso
 from serving.snapshots import NoSnapshotError, SnapshotCache, SnapshotView
@@ -202,11 +201,12 @@ class OfferService:
         """The customer's profile and, when ``top_item``, their top recommended item: from the offer
         profiles held in memory once they are loaded, else read from the store."""
         table = self._offer_profiles(view)
-        row = table.row(customer_id) if table is not None else None
-        if row is not None:
+        if table is not None and holdable(customer_id):
+            row = table.row(customer_id)
+            if row is None:  # the table holds every profile of the snapshot
+                raise UnknownCustomerError(customer_id)
             profile, item = table.profile(row)
             return profile, view.catalog.item_ids[item] if top_item and item >= 0 else None
-        # not held (or an id the table cannot hold, such as one ending in NUL): the store decides
         lookups = [(PROFILES, customer_id)] + ([(RECOMMENDATIONS, customer_id)] if top_item else [])
         raw_profile, *raw_record = await self.reader.get_each(view.snapshot_id, lookups)
         if raw_profile is None:
@@ -324,12 +324,9 @@ class OfferService:
             bundles = needs_recommendations(catalogue)  # a bundle needs the customer's top recommendation
             async for batch in self.reader.iter_namespace(view.snapshot_id, PROFILES):
                 customers += len(batch)
-                recommended = None
-                if bundles:
-                    ids = [customer_id for customer_id, _ in batch]
-                    recommended = keys_with_a_top_item(
-                        ids, await self.reader.get_many(view.snapshot_id, RECOMMENDATIONS, ids))
-                part = await asyncio.to_thread(_count_batch, catalogue, batch, now, recommended)
+                records = await self.reader.get_many(view.snapshot_id, RECOMMENDATIONS,
+                                                     [customer_id for customer_id, _ in batch]) if bundles else None
+                part = await asyncio.to_thread(count_eligible_records, catalogue, batch, now, records)
                 for offer_id, n in part.items():
                     counts[offer_id] += n
             self._previews = {cache_key: {"customers": customers, "eligible": counts, "computed_at": now_iso()}}
@@ -360,11 +357,6 @@ class OfferService:
         if self._profiles_task is not None:
             self._profiles_task.cancel()
         await self.limits.close()
-
-
-def _count_batch(catalogue: Catalogue, batch: list[tuple[str, bytes]], now: datetime,
-                 recommended: set[str] | None) -> dict[str, int]:
-    return dict(count_eligible(catalogue, (CustomerProfile.from_bytes(v) for _, v in batch), now, recommended))
 
 
 def _has_offer_profiles(view: SnapshotView) -> bool:
