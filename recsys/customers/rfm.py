@@ -47,7 +47,7 @@ SEGMENT_GRID: dict[int, tuple[str, str, str, str, str]] = {
     1: ("Lost", "Hibernating", "At Risk", "At Risk", "Can't Lose Them"),
 }
 
-# Name -> definition, in the order segments are reported (best first).
+
 def net_spend(features: pd.DataFrame) -> pd.Series:
     """Spend net of returns, floored at 0: what the M score ranks. A customer who sent everything back
     spent nothing."""
@@ -55,6 +55,7 @@ def net_spend(features: pd.DataFrame) -> pd.Series:
     return (features["monetary_total"] - returned).clip(lower=0.0)
 
 
+# Name -> definition, in the order segments are reported (best first).
 SEGMENTS: dict[str, str] = {
     "Champions": "bought very recently (R=5), buy often and spend the most (FM 4-5)",
     "Loyal Customers": "recent (R 3-4), frequent, high-spending buyers (FM 4-5)",
