@@ -23,6 +23,7 @@ from rich.markup import escape  # noqa: E402
 
 from experiments.ab.cli import ab_app  # noqa: E402
 from training.cli import app  # noqa: E402
+from training.progress import print_error  # noqa: E402
 
 experiment_app = typer.Typer(help="Offline experiments: tune on validation, score once on test, log to MLflow.",
                              no_args_is_help=True)
@@ -46,7 +47,7 @@ def run(
     try:
         parsed = load_config(config, data=data, data_format=data_format)
     except ConfigError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         raise typer.Exit(2) from None
     start = time.perf_counter()
     result = run_experiment(parsed, get_settings(), report=_print, config_text=config.read_text(), output_dir=output)
@@ -74,8 +75,7 @@ def main() -> None:
             raise
         # notes say what the failure left behind (a version registered but not served, say)
         notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", ()))
-        # the message verbatim: a file named sales[eu].csv or values [inf, inf] are not markup
-        Console(stderr=True).print(f"[red]error:[/red] {escape(f'{exc}{notes}')}", highlight=False, soft_wrap=True)
+        print_error(f"{exc}{notes}")
         raise SystemExit(2) from None
 
 

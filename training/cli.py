@@ -16,6 +16,7 @@ from rich.table import Table
 from recsys.data import CleaningRules
 from training.models_cli import app as models_app
 from training.offers_cli import app as offers_app
+from training.progress import print_error
 from training.settings import get_settings
 from training.sources import FORMATS, SYNTHETIC_MIN_ITEMS, DataSource
 
@@ -146,7 +147,7 @@ def serve(
     # named as uvicorn names the app, since training does not import serving
     problems = import_from_string("serving.app:setup_problems")()
     if problems:
-        Console(stderr=True).print(f"[red]error:[/red] {escape(problems)}", highlight=False, soft_wrap=True)
+        print_error(problems)
         raise typer.Exit(2)
     uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers,
                 loop="uvloop", http="httptools", log_level=log_level, access_log=access_log)

@@ -23,6 +23,7 @@ from recsys.offers import (
     needs_recommendations,
 )
 from recsys.records import PROFILES, RECOMMENDATIONS
+from training.progress import print_error
 
 app = typer.Typer(help="Offer catalogue: validate a file, preview eligible customers per offer.", no_args_is_help=True)
 console = Console()
@@ -70,7 +71,7 @@ def preview_eligible(store: OnlineStore, catalogue: Catalogue | None = None,
 
 
 def _error(exc: Exception) -> None:
-    Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    print_error(str(exc))
 
 
 @app.command()

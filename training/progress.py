@@ -14,6 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 log = logging.getLogger("recsys.training")
 
 
+def print_error(message: str) -> None:
+    """One ``error:`` line on stderr, the message verbatim: a file named sales[eu].csv is not markup."""
+    Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 class Reporter:
     """Logs each step's duration; subclasses draw it."""
 
