@@ -16,7 +16,6 @@ from rich.table import Table
 from recsys.data import CleaningRules
 from training.models_cli import app as models_app
 from training.offers_cli import app as offers_app
-from training.progress import print_error
 from training.settings import get_settings
 from training.sources import FORMATS, SYNTHETIC_MIN_ITEMS, DataSource
 
@@ -141,16 +140,19 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request")] = False,
 ) -> None:
     """Serve the HTTP API (settings from RECSYS_SERVING_* variables)."""
-    import uvicorn
-    from uvicorn.importer import import_from_string
+    import subprocess
+    import sys
 
-    # named as uvicorn names the app, since training does not import serving
-    problems = import_from_string("serving.app:setup_problems")()
-    if problems:
-        print_error(problems)
-        raise typer.Exit(2)
-    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers,
-                loop="uvloop", http="httptools", log_level=log_level, access_log=access_log)
+    # the serving package's own entry point, in a process of its own: training does not import serving
+    command = [sys.executable, "-m", "serving", "--host", host, "--port", str(port), "--workers", str(workers),
+               "--log-level", log_level] + (["--access-log"] if access_log else [])
+    with subprocess.Popen(command) as server:
+        try:
+            code = server.wait()
+        except KeyboardInterrupt:  # the server got the same Ctrl-C and is shutting down
+            code = server.wait()
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -64,12 +64,12 @@ def test_an_error_line_shows_bracketed_text_verbatim(name, tmp_path, isolated_se
     assert f"{tmp_path / name} does not exist" in err and "Traceback" not in err
 
 
-def test_serve_with_a_bad_catalogue_is_one_error_before_uvicorn_starts(tmp_path, monkeypatch, capsys):
+def test_serve_with_a_bad_catalogue_is_one_error_before_uvicorn_starts(tmp_path, monkeypatch, capfd):
     catalogue = tmp_path / "offers.yaml"
     catalogue.write_text("offers:\n  - id: x\n")
     monkeypatch.setenv("RECSYS_SERVING_OFFER_CATALOGUE_PATH", str(catalogue))
     assert _run_command(monkeypatch, "serve", "--port", "1") == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err  # the server process writes it
     assert err.startswith("error: invalid offer catalogue:") and "Traceback" not in err
 
 

@@ -29,3 +29,15 @@ def test_a_bad_fallback_catalogue_or_designs_file_is_reported(monkeypatch, tmp_p
     monkeypatch.setenv("RECSYS_SERVING_EXPERIMENTS_PATH", str(tmp_path / "missing.yaml"))
     missing = tmp_path / "missing.yaml"
     assert setup_problems() == f"RECSYS_SERVING_EXPERIMENTS_PATH: {missing}: No such file or directory"
+
+
+def test_the_server_entry_point_reports_them_as_one_error_and_exits_2(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RECSYS_SERVING_MAX_K": "0"}
+    done = subprocess.run([sys.executable, "-m", "serving", "--port", "1"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: invalid serving settings:\n  RECSYS_SERVING_MAX_K: ")
