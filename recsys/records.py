@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields
+from typing import NamedTuple
 
 import numpy as np
 import orjson
 
 # Namespaces of a snapshot: training writes them, serving reads them.
-RECOMMENDATIONS = "rec"  # customer id -> customer record (ranked list + purchase history)
+RECOMMENDATIONS = "rec"  # customer id -> customer record (ranked lists + purchase history)
 SIMILAR = "similar"
 POPULAR = "popular"
 META = "meta"
@@ -23,6 +24,10 @@ POPULAR_LISTS = ("popular", "trending")  # keys of the POPULAR namespace
 CATALOG_KEY = "catalog"
 
 RANKED_DTYPE = np.dtype([("item", "<u4"), ("score", "<f4"), ("source", "u1")])
+#: Layout of the customer records in RECOMMENDATIONS, named in each snapshot's manifest so that a server
+#: refuses a snapshot it would misread. 1: ranked list, history; 2: ranked list, new-items list, history.
+RECORD_FORMAT = 2
+RECORD_FORMAT_FIELD = "record_format"
 
 
 def _packed_rows(item_rows: np.ndarray, scores: np.ndarray, sources: np.ndarray) -> tuple[bytes, np.ndarray]:
@@ -59,30 +64,56 @@ def decode_ranked(value: bytes) -> np.ndarray:
     return np.frombuffer(value, dtype=RANKED_DTYPE)
 
 
-def encode_customer_records(item_rows: np.ndarray, scores: np.ndarray, sources: np.ndarray,
-                            history_indptr: np.ndarray, history_indices: np.ndarray) -> list[bytes]:
-    """One value per customer: ``uint16`` list length, the ranked list, then the item rows the customer
-    bought (``uint32``), so a single read serves both the list and "exclude already bought" rules.
+class RankedRows(NamedTuple):
+    """An ``(n, k)`` block of ranked lists: item rows (-1 padded at the end), scores, source codes."""
+
+    item_rows: np.ndarray
+    scores: np.ndarray
+    sources: np.ndarray
+
+
+class CustomerRecord(NamedTuple):
+    """A decoded customer record; ``ranked`` and ``new_items`` as :func:`decode_ranked`."""
+
+    #: every item the model ranks for the customer, bought before or not
+    ranked: np.ndarray
+    #: items the customer never bought, as the model ranks them for a first purchase (what an
+    #: "exclude already bought" request serves: a ranker learns those apart from repeats)
+    new_items: np.ndarray
+    #: item rows the customer bought
+    bought: np.ndarray
+
+
+def encode_customer_records(ranked: RankedRows, new_items: RankedRows, history_indptr: np.ndarray,
+                            history_indices: np.ndarray) -> list[bytes]:
+    """One value per customer: the ranked list and the new-items list, each a ``uint16`` length and its
+    entries, then the item rows the customer bought (``uint32``), so a single read serves a list with
+    or without "exclude already bought" (record format :data:`RECORD_FORMAT`).
 
     ``history_indptr``/``history_indices`` are the CSR parts of the customers' rows of the history matrix.
     """
-    ranked = encode_ranked_rows(item_rows, scores, sources)
+    size = RANKED_DTYPE.itemsize
+    width = max(np.asarray(ranked.item_rows).shape[1], np.asarray(new_items.item_rows).shape[1])
+    headers = [count.to_bytes(2, "little") for count in range(width + 1)]
+    lists = [[headers[len(r) // size] + r for r in encode_ranked_rows(*block)] for block in (ranked, new_items)]
     history = np.asarray(history_indices, dtype="<u4").tobytes()
     offsets = ((np.asarray(history_indptr) - history_indptr[0]) * 4).tolist()
-    size = RANKED_DTYPE.itemsize
-    headers = [count.to_bytes(2, "little") for count in range(np.asarray(item_rows).shape[1] + 1)]
-    return [b"".join((headers[len(r) // size], r, history[a:b]))
-            for r, a, b in zip(ranked, offsets[:-1], offsets[1:], strict=True)]
+    return [b"".join((r, n, history[a:b]))
+            for r, n, a, b in zip(*lists, offsets[:-1], offsets[1:], strict=True)]
 
 
-def decode_customer_record(value: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """The ranked list (as :func:`decode_ranked`) and the bought item rows of a customer record."""
+def decode_customer_record(value: bytes) -> CustomerRecord:
+    """The two ranked lists and the bought item rows of a customer record."""
     count = _ranked_count(value)
-    end = 2 + count * RANKED_DTYPE.itemsize
-    if len(value) < end or (len(value) - end) % 4:
-        raise ValueError(f"customer record of {len(value)} bytes does not hold {count} ranked entries and a history")
-    return (np.frombuffer(value, dtype=RANKED_DTYPE, count=count, offset=2),
-            np.frombuffer(value, dtype="<u4", offset=end))
+    middle = 2 + count * RANKED_DTYPE.itemsize
+    new_count = _ranked_count(value[middle:middle + 2]) if len(value) >= middle + 2 else -1
+    end = middle + 2 + new_count * RANKED_DTYPE.itemsize
+    if new_count < 0 or len(value) < end or (len(value) - end) % 4:
+        raise ValueError(f"customer record of {len(value)} bytes does not hold two ranked lists and a history "
+                         f"(record format {RECORD_FORMAT})")
+    return CustomerRecord(np.frombuffer(value, dtype=RANKED_DTYPE, count=count, offset=2),
+                          np.frombuffer(value, dtype=RANKED_DTYPE, count=new_count, offset=middle + 2),
+                          np.frombuffer(value, dtype="<u4", offset=end))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,16 @@ from functools import cached_property
 import numpy as np
 
 from feature_store import AsyncOnlineStoreReader, Manifest, StoreUnavailableError
-from recsys.records import CATALOG_KEY, META, POPULAR, POPULAR_LISTS, Catalog, decode_ranked
+from recsys.records import (
+    CATALOG_KEY,
+    META,
+    POPULAR,
+    POPULAR_LISTS,
+    RECORD_FORMAT,
+    RECORD_FORMAT_FIELD,
+    Catalog,
+    decode_ranked,
+)
 
 log = logging.getLogger("recsys.serving")
 
@@ -142,6 +151,11 @@ class SnapshotCache:
         raw_catalog = None if manifest is None else await self.reader.get(snapshot_id, META, CATALOG_KEY)
         if manifest is None or raw_catalog is None:
             raise NoSnapshotError(f"snapshot {snapshot_id} is current but incomplete in the store")
+        record_format = manifest.metadata.get(RECORD_FORMAT_FIELD, 1)
+        if record_format != RECORD_FORMAT:
+            # a server of another release would misread every customer record: keep the snapshot it has
+            raise NoSnapshotError(f"snapshot {snapshot_id} holds customer records of format {record_format}; "
+                                  f"this server reads format {RECORD_FORMAT}: publish again with this release")
         catalog = Catalog.from_bytes(raw_catalog)
         lists = await self.reader.get_many(snapshot_id, POPULAR, list(POPULAR_LISTS))
         popular = {name: decode_ranked(raw) for name, raw in zip(POPULAR_LISTS, lists, strict=True) if raw is not None}

@@ -6,7 +6,13 @@ import numpy as np
 import orjson
 import pytest
 
-from recsys.records import CustomerProfile, decode_customer_record, encode_customer_records, first_ranked_item
+from recsys.records import (
+    CustomerProfile,
+    RankedRows,
+    decode_customer_record,
+    encode_customer_records,
+    first_ranked_item,
+)
 
 
 def test_profile_round_trip_keeps_every_field_and_fills_defaults():
@@ -33,13 +39,41 @@ def test_profile_with_a_missing_or_unknown_field_is_refused_by_name(payload, mes
         CustomerProfile.from_bytes(orjson.dumps(payload))
 
 
+def test_customer_records_round_trip_both_lists_and_the_history():
+    # customer 0: list 7, 3, 9 and new items 9, 5; customer 1: list 4 and no new item; 0 bought 11 and 12
+    ranked = RankedRows(np.array([[7, 3, 9], [4, -1, -1]]), np.array([[0.9, 0.5, 0.1], [0.8, 0, 0]], np.float32),
+                        np.array([[0, 1, 0], [1, 1, 1]], np.uint8))
+    new_items = RankedRows(np.array([[9, 5], [-1, -1]]), np.array([[0.7, 0.2], [0, 0]], np.float32),
+                           np.uint8(2))
+    records = encode_customer_records(ranked, new_items, np.array([0, 2, 2]), np.array([11, 12]))
+    first, second = (decode_customer_record(r) for r in records)
+    assert first.ranked["item"].tolist() == [7, 3, 9] and first.ranked["source"].tolist() == [0, 1, 0]
+    assert first.ranked["score"].tolist() == pytest.approx([0.9, 0.5, 0.1])
+    assert first.new_items["item"].tolist() == [9, 5] and first.new_items["source"].tolist() == [2, 2]
+    assert first.new_items["score"].tolist() == pytest.approx([0.7, 0.2])
+    assert first.bought.tolist() == [11, 12]
+    assert second.ranked["item"].tolist() == [4] and len(second.new_items) == 0 and len(second.bought) == 0
+    assert len(records[0]) == 2 + 3 * 9 + 2 + 2 * 9 + 2 * 4
+
+
+@pytest.mark.parametrize("cut", [1, 10, 2 + 3 * 9 + 1, 2 + 3 * 9 + 2 + 2 * 9 + 3])
+def test_a_truncated_customer_record_is_refused(cut):
+    ranked = RankedRows(np.array([[7, 3, 9]]), np.ones((1, 3), np.float32), np.uint8(0))
+    new_items = RankedRows(np.array([[9, 5]]), np.ones((1, 2), np.float32), np.uint8(0))
+    record = encode_customer_records(ranked, new_items, np.array([0, 2]), np.array([11, 12]))[0]
+    with pytest.raises(ValueError, match="customer record of"):
+        decode_customer_record(record[:cut])
+
+
 def test_first_ranked_item_reads_only_the_head_of_a_record():
     items = np.array([[7, 3, 9], [4, 0, 0]], dtype=np.int64)
     scores = np.array([[0.9, 0.5, 0.1], [0.8, 0.0, 0.0]], dtype=np.float32)
     sources = np.zeros_like(items, dtype=np.uint8)
-    records = encode_customer_records(items, scores, sources, np.array([0, 2, 2]), np.array([11, 12]))
+    new_items = RankedRows(np.array([[5], [6]]), np.ones((2, 1), np.float32), np.uint8(0))
+    records = encode_customer_records(RankedRows(items, scores, sources), new_items, np.array([0, 2, 2]),
+                                      np.array([11, 12]))
     assert [first_ranked_item(r) for r in records] == [7, 4]
-    assert [int(decode_customer_record(r)[0]["item"][0]) for r in records] == [7, 4]
+    assert [int(decode_customer_record(r).ranked["item"][0]) for r in records] == [7, 4]
     assert first_ranked_item((0).to_bytes(2, "little")) is None
     with pytest.raises(ValueError, match="no header"):
         first_ranked_item(b"\x01")

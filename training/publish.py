@@ -22,8 +22,11 @@ from recsys.records import (
     POPULAR,
     POPULAR_LISTS,
     RECOMMENDATIONS,
+    RECORD_FORMAT,
+    RECORD_FORMAT_FIELD,
     SIMILAR,
     Catalog,
+    RankedRows,
     encode_customer_records,
     encode_ranked_rows,
 )
@@ -51,6 +54,9 @@ class RankedBlock:
     def source_names(self) -> list[str]:
         return [self.source] if isinstance(self.source, str) else sorted(pd.unique(self.source.ravel()))
 
+    def rows(self, code: dict[str, int]) -> RankedRows:
+        return RankedRows(self.item_rows, self.scores, self.source_codes(code))
+
     def source_codes(self, code: dict[str, int]) -> np.ndarray:
         if isinstance(self.source, str):
             return np.uint8(code[self.source])
@@ -65,6 +71,8 @@ class SnapshotLists:
 
     catalog: Catalog
     customers: list[RankedBlock]
+    #: per customer, the list without the items they bought (same blocks as ``customers``)
+    new_items: list[RankedBlock]
     similar: list[RankedBlock]
     popular: dict[str, RankedBlock]
     customer_ids: np.ndarray
@@ -75,11 +83,15 @@ class SnapshotLists:
 def score_bundle(bundle: ModelBundle, options: PublishOptions, reporter: Reporter | None = None) -> SnapshotLists:
     reporter = reporter or Reporter()
     personal, similar = bundle.models["personal"], bundle.models["similar"]
-    customer_blocks, similar_blocks = [], []
+    customer_blocks, new_item_blocks, similar_blocks = [], [], []
     with reporter.counting("Scoring customer recommendations", len(bundle.customers)) as advance:
         for rows in _batches(len(bundle.customers), options.batch_size):
-            item_rows, scores, sources = personal.recommend_with_sources(rows, options.top_n)
-            customer_blocks.append(RankedBlock(bundle.customers.ids[rows], item_rows, scores, sources))
+            keys = bundle.customers.ids[rows]
+            customer_blocks.append(RankedBlock(keys, *personal.recommend_with_sources(rows, options.top_n)))
+            # its own list, not the first one minus purchases: a ranker orders first purchases with a
+            # model of their own, and a regular's top_n would otherwise be mostly items already bought
+            new_item_blocks.append(RankedBlock(keys, *personal.recommend_with_sources(rows, options.top_n,
+                                                                                   exclude_seen=True)))
             advance(len(rows))
     with reporter.step("Scoring similar items and popular lists"):
         for rows in _batches(len(bundle.items), options.batch_size):
@@ -92,12 +104,12 @@ def score_bundle(bundle: ModelBundle, options: PublishOptions, reporter: Reporte
                 # largest k serving allows, and an include_items rule may ask for any catalogue item
                 item_rows, scores = bundle.models[role].recommend(np.zeros(1, np.int64), len(bundle.items))
                 popular[role] = RankedBlock(np.asarray([role], dtype=object), item_rows, scores, role)
-    blocks = customer_blocks + similar_blocks + list(popular.values())
+    blocks = customer_blocks + new_item_blocks + similar_blocks + list(popular.values())
     sources = list(dict.fromkeys([name for b in blocks for name in b.source_names()] + ["popular", "rule"]))
     if len(sources) > 255:
         raise ValueError(f"{len(sources)} distinct sources do not fit the one-byte source code")
-    return SnapshotLists(bundle.catalog, customer_blocks, similar_blocks, popular, bundle.customers.ids,
-                         bundle.history, sources)
+    return SnapshotLists(bundle.catalog, customer_blocks, new_item_blocks, similar_blocks, popular,
+                         bundle.customers.ids, bundle.history, sources)
 
 
 #: Writes further namespaces into the snapshot being built and returns metadata for its manifest.
@@ -118,9 +130,9 @@ def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str,
         history = lists.history
         with reporter.counting("Writing customer recommendations", len(lists.customer_ids)) as advance:
             start = 0
-            for block in lists.customers:
+            for block, new_items in zip(lists.customers, lists.new_items, strict=True):
                 indptr = history.indptr[start:start + len(block.keys) + 1]
-                values = encode_customer_records(block.item_rows, block.scores, block.source_codes(code), indptr,
+                values = encode_customer_records(block.rows(code), new_items.rows(code), indptr,
                                                  history.indices[indptr[0]:indptr[-1]])
                 writer.write(RECOMMENDATIONS, block.keys, values)
                 start += len(block.keys)
@@ -136,8 +148,8 @@ def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str,
             (block.keys, block.item_rows) for block in lists.customers))
         for part in parts:
             extra.update(part(writer))
-        return writer.commit({**metadata, **extra, "sources": lists.sources, "customers": len(lists.customer_ids),
-                              "items": len(lists.catalog)})
+        return writer.commit({**metadata, **extra, RECORD_FORMAT_FIELD: RECORD_FORMAT, "sources": lists.sources,
+                              "customers": len(lists.customer_ids), "items": len(lists.catalog)})
 
 
 def write_meta_chunks(writer: SnapshotWriter, kind: str, chunks: Sequence[bytes], **info: Any) -> dict[str, Any]:

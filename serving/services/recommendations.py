@@ -78,7 +78,7 @@ class RecommendationService:
         if raw is None:
             items = self._fallback(view, k, RuleFilter(RuleSet(), view.catalog.categories, view.catalog.item_ids))
             return RankedAnswer(items, FALLBACK, view, fallback_reason="unknown_customer")
-        ranked, _bought = decode_customer_record(raw)
+        ranked = decode_customer_record(raw).ranked
         items = _items(view, ranked[:k])
         personal = len(items)
         if personal < k:
@@ -91,7 +91,10 @@ class RecommendationService:
 
     async def _with_rules(self, view: SnapshotView, customer_id: str, raw: bytes | None, k: int, rules: RuleSet,
                           active: list[str]) -> RankedAnswer:
-        ranked, bought = decode_customer_record(raw) if raw is not None else (None, ())
+        record = decode_customer_record(raw) if raw is not None else None
+        # without the items bought, the model's own list of first purchases, not its list minus purchases
+        ranked = None if record is None else record.new_items if rules.exclude_purchased else record.ranked
+        bought = () if record is None else record.bought
         rule_filter = RuleFilter(rules, view.catalog.categories, view.catalog.item_ids, bought)
         items = _admitted(view, ranked, rule_filter, k) if ranked is not None else []
         personal = len(items)
@@ -143,7 +146,7 @@ class RecommendationService:
         bought: Sequence[int] = ()
         if rules.exclude_purchased:
             record = raws.pop()
-            bought = decode_customer_record(record)[1] if record is not None else ()
+            bought = decode_customer_record(record).bought if record is not None else ()
         rule_filter = RuleFilter(rules, view.catalog.categories, view.catalog.item_ids, bought, in_basket)
         items = _admitted(view, _summed(raws), rule_filter, k)
         complements = len(items)

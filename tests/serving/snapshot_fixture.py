@@ -13,15 +13,18 @@ CATALOG = Catalog(ITEMS, [f"Item {i}" for i in ITEMS], ["mugs", "mugs", "bags", 
                   [1.0, 2.0, 3.0, 4.0, 5.0])
 
 
-def hand_made_lists(customer_lists: dict[str, list[int]] | None = None) -> SnapshotLists:
-    """c1 gets B, C, A; c2 gets only E (so its answer is filled from popular); popular is D, A, B, C, E."""
+FIRST_CUSTOMER_BOUGHT = [0, 1]  # c1 (or whoever comes first) bought A and B
+
+
+def hand_made_lists(customer_lists: dict[str, list[int]] | None = None,
+                    new_item_lists: dict[str, list[int]] | None = None) -> SnapshotLists:
+    """c1 gets B, C, A; c2 gets only E (so its answer is filled from popular); popular is D, A, B, C, E.
+    The new-items lists default to each list without what the customer bought."""
     customer_lists = customer_lists or {"c1": [1, 2, 0], "c2": [4]}
     ids = np.asarray(list(customer_lists), dtype=object)
-    rows = np.full((len(ids), 3), -1)
-    scores = np.full((len(ids), 3), -np.inf, dtype=np.float32)
-    for i, items in enumerate(customer_lists.values()):
-        rows[i, : len(items)] = items
-        scores[i, : len(items)] = np.linspace(0.9, 0.5, len(items))
+    bought = {ids[0]: FIRST_CUSTOMER_BOUGHT}
+    new_item_lists = new_item_lists or {customer: [item for item in items if item not in bought.get(customer, [])]
+                                        for customer, items in customer_lists.items()}
     similar = RankedBlock(np.asarray(ITEMS, dtype=object),
                           np.asarray([[1, 2], [0, 2], [3, 1], [2, 0], [0, 1]]),
                           np.asarray([[0.8, 0.1]] * 5, dtype=np.float32), "item_knn")
@@ -29,12 +32,22 @@ def hand_made_lists(customer_lists: dict[str, list[int]] | None = None) -> Snaps
                           np.asarray([[50, 40, 30, 20, 10]], dtype=np.float32), "popular")
     trending = RankedBlock(np.asarray(["trending"], dtype=object), np.asarray([[4, 3]]),
                            np.asarray([[5, 4]], dtype=np.float32), "trending")
-    history = sp.csr_matrix((np.ones(2, np.float32), ([0, 0], [0, 1])), shape=(len(ids), len(ITEMS)))
-    return SnapshotLists(CATALOG, [RankedBlock(ids, rows, scores, "als")], [similar],
+    history = sp.csr_matrix((np.ones(2, np.float32), ([0, 0], FIRST_CUSTOMER_BOUGHT)), shape=(len(ids), len(ITEMS)))
+    return SnapshotLists(CATALOG, [_block(ids, customer_lists)], [_block(ids, new_item_lists)], [similar],
                          {"popular": popular, "trending": trending}, ids, history,
                          ["als", "item_knn", "popular", "trending", "rule"])
 
 
-def publish_hand_made(store, version: str = "7", customer_lists=None):
+def _block(ids: np.ndarray, lists: dict[str, list[int]]) -> RankedBlock:
+    rows = np.full((len(ids), 3), -1)
+    scores = np.full((len(ids), 3), -np.inf, dtype=np.float32)
+    for i, customer in enumerate(ids):
+        items = lists.get(customer, [])
+        rows[i, : len(items)] = items
+        scores[i, : len(items)] = np.linspace(0.9, 0.5, len(items))
+    return RankedBlock(ids, rows, scores, "als")
+
+
+def publish_hand_made(store, version: str = "7", customer_lists=None, new_item_lists=None):
     model = {"name": "recsys-recommender", "version": version, "run_id": "run-" + version, "alias": "champion"}
-    return write_snapshot(hand_made_lists(customer_lists), store, {"model": model})
+    return write_snapshot(hand_made_lists(customer_lists, new_item_lists), store, {"model": model})

@@ -9,9 +9,10 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from feature_store import open_store
+from recsys.records import CATALOG_KEY, META
 from serving.app import create_app
 from serving.settings import ServingSettings, describe
-from tests.serving.snapshot_fixture import hand_made_lists, publish_hand_made
+from tests.serving.snapshot_fixture import CATALOG, hand_made_lists, publish_hand_made
 from training.publish import write_snapshot
 
 
@@ -218,6 +219,35 @@ def test_exclude_purchased_fills_from_the_fallback_chain(store_url, published):
         body = client.get("/v1/customers/c1/recommendations", params={"k": 3, "exclude_purchased": True}).json()
     assert ids_and_sources(body) == [("C", "als"), ("D", "popular"), ("E", "popular")]
     assert body["rules"] == ["exclude_purchased"] and body["source"] == "personalised"
+
+
+def test_exclude_purchased_serves_the_models_own_list_of_new_items(store_url):
+    # c1's list is B, C, A (c1 bought A and B); the model ranks E, C for c1's first purchases, which
+    # its list minus purchases (C alone) would not have found
+    store = open_store(store_url, prefix="t")
+    publish_hand_made(store, new_item_lists={"c1": [4, 2], "c2": [4]})
+    store.close()
+    with client_for(store_url) as client:
+        body = client.get("/v1/customers/c1/recommendations", params={"k": 3, "exclude_purchased": True}).json()
+        plain = client.get("/v1/customers/c1/recommendations", params={"k": 3}).json()
+    assert ids_and_sources(body) == [("E", "als"), ("C", "als"), ("D", "popular")]
+    assert [i["item_id"] for i in plain["items"]] == ["B", "C", "A"]
+
+
+def test_a_snapshot_in_another_record_format_is_not_served(store_url, published):
+    store, first = published
+    with client_for(store_url) as client:
+        assert client.get("/v1/customers/c1/recommendations").json()["snapshot_id"] == first.snapshot_id
+        # what a publisher of an earlier release writes: no record format in the manifest
+        with store.begin_snapshot() as writer:
+            writer.write(META, [CATALOG_KEY], [CATALOG.to_bytes()])
+            older = writer.commit({"model": {"name": "recsys-recommender", "version": "6"}})
+        kept = client.get("/v1/customers/c1/recommendations", params={"k": 3}).json()
+    assert kept["snapshot_id"] == first.snapshot_id and [i["item_id"] for i in kept["items"]] == ["B", "C", "A"]
+    with client_for(store_url) as fresh:
+        ready = fresh.get("/health/ready")
+    assert ready.status_code == 503
+    assert f"snapshot {older.snapshot_id} holds customer records of format 1" in ready.text
 
 
 def test_category_cap_and_category_filter(store_url, published):

@@ -4,6 +4,7 @@ hand-over (what MLflow recorded, what is in Redis, what the API says)."""
 from __future__ import annotations
 
 import mlflow
+import numpy as np
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -63,6 +64,8 @@ def test_train_publish_serve(settings, redis_prefix):
     with TestClient(create_app(serving)) as http:
         ready = http.get("/health/ready")
         personal = http.get(f"/v1/customers/{customer}/recommendations", params={"k": 5})
+        first_purchases = http.get(f"/v1/customers/{customer}/recommendations",
+                                   params={"k": 5, "exclude_purchased": True})
         unknown = http.get("/v1/customers/not-a-customer/recommendations", params={"k": 5})
         similar = http.get(f"/v1/items/{result.bundle.items.ids[0]}/similar", params={"k": 5})
         profile = http.get(f"/v1/customers/{customer}/profile")
@@ -75,6 +78,11 @@ def test_train_publish_serve(settings, redis_prefix):
     assert len(body["items"]) == 5 and all(i["source"].startswith("ranker/") for i in body["items"])
     assert body["snapshot_id"] == manifest.snapshot_id and body["model"]["version"] == result.registered.version
     assert unknown.json()["source"] == "fallback" and len(unknown.json()["items"]) == 5
+    # without purchases: the ranker's own list of first purchases, as published
+    assert manifest.metadata["record_format"] == 2
+    new_rows, _ = result.bundle.models["personal"].recommend(np.zeros(1, np.int64), 5, exclude_seen=True)
+    assert [i["item_id"] for i in first_purchases.json()["items"]] == result.bundle.items.ids[new_rows[0]].tolist()
+    assert not set(new_rows[0]) & set(result.bundle.history[0].indices)
     # the fallback lists hold every item sold, not publish_top_n (20): an answer fills up to k
     assert len(many.json()["items"]) == 100 and len(popular.json()["items"]) == 100
     assert similar.status_code == 200 and similar.json()["items"]
