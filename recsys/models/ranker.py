@@ -268,8 +268,10 @@ class TwoStageRanker(Recommender):
         return (scores, origin) if with_origin else scores
 
     def _predict(self, bag: list[lgb.Booster], features: np.ndarray) -> np.ndarray:
-        return sum(booster.predict(features, raw_score=True, num_threads=self.num_threads)
-                   for booster in bag) / len(bag)
+        # every core (0: OpenMP's default), not num_threads: rows are predicted independently, so the
+        # scores are the same bits on any thread count, and prediction is most of the time a ranker
+        # takes to score a shop's customers at publish
+        return sum(booster.predict(features, raw_score=True, num_threads=0) for booster in bag) / len(bag)
 
     # -- persistence ----------------------------------------------------------------------------------
     def state_arrays(self) -> dict[str, np.ndarray]:
