@@ -25,7 +25,8 @@ CATALOG_KEY = "catalog"
 
 RANKED_DTYPE = np.dtype([("item", "<u4"), ("score", "<f4"), ("source", "u1")])
 #: Layout of the customer records in RECOMMENDATIONS, named in each snapshot's manifest so that a server
-#: refuses a snapshot it would misread. 1: ranked list, history; 2: ranked list, new-items list, history.
+#: refuses a snapshot it would misread. 1: ranked list, history; 2: ranked list, new-items list (or a
+#: mark that there is none), history.
 RECORD_FORMAT = 2
 RECORD_FORMAT_FIELD = "record_format"
 
@@ -77,42 +78,57 @@ class CustomerRecord(NamedTuple):
 
     #: every item the model ranks for the customer, bought before or not
     ranked: np.ndarray
-    #: items the customer never bought, as the model ranks them for a first purchase (what an
-    #: "exclude already bought" request serves: a ranker learns those apart from repeats)
-    new_items: np.ndarray
+    #: items the customer never bought, as the model ranks them for a first purchase (what an "exclude
+    #: already bought" request serves: a ranker learns those apart from repeats); None where that
+    #: order is ``ranked``'s, which then serves without the bought items
+    new_items: np.ndarray | None
     #: item rows the customer bought
     bought: np.ndarray
 
 
-def encode_customer_records(ranked: RankedRows, new_items: RankedRows, history_indptr: np.ndarray,
+#: the new-items list's length field when the record holds none (``ranked`` orders new items too)
+_NO_NEW_ITEMS = 0xFFFF
+
+
+def encode_customer_records(ranked: RankedRows, new_items: RankedRows | None, history_indptr: np.ndarray,
                             history_indices: np.ndarray) -> list[bytes]:
     """One value per customer: the ranked list and the new-items list, each a ``uint16`` length and its
     entries, then the item rows the customer bought (``uint32``), so a single read serves a list with
-    or without "exclude already bought" (record format :data:`RECORD_FORMAT`).
+    or without "exclude already bought" (record format :data:`RECORD_FORMAT`). Without ``new_items``
+    the second length is ``0xFFFF`` and no entry follows.
 
     ``history_indptr``/``history_indices`` are the CSR parts of the customers' rows of the history matrix.
     """
     size = RANKED_DTYPE.itemsize
-    width = max(np.asarray(ranked.item_rows).shape[1], np.asarray(new_items.item_rows).shape[1])
+    ranked_rows = encode_ranked_rows(*ranked)
+    new_rows = None if new_items is None else encode_ranked_rows(*new_items)
+    width = max(np.asarray(block.item_rows).shape[1] for block in (ranked, new_items) if block is not None)
     headers = [count.to_bytes(2, "little") for count in range(width + 1)]
-    lists = [[headers[len(r) // size] + r for r in encode_ranked_rows(*block)] for block in (ranked, new_items)]
     history = np.asarray(history_indices, dtype="<u4").tobytes()
     offsets = ((np.asarray(history_indptr) - history_indptr[0]) * 4).tolist()
-    return [b"".join((r, n, history[a:b]))
-            for r, n, a, b in zip(*lists, offsets[:-1], offsets[1:], strict=True)]
+    spans = zip(offsets[:-1], offsets[1:], strict=True)
+    # one join of the parts per customer: this runs for millions of them
+    if new_rows is None:
+        none = _NO_NEW_ITEMS.to_bytes(2, "little")
+        return [b"".join((headers[len(r) // size], r, none, history[a:b]))
+                for r, (a, b) in zip(ranked_rows, spans, strict=True)]
+    return [b"".join((headers[len(r) // size], r, headers[len(n) // size], n, history[a:b]))
+            for r, n, (a, b) in zip(ranked_rows, new_rows, spans, strict=True)]
 
 
 def decode_customer_record(value: bytes) -> CustomerRecord:
-    """The two ranked lists and the bought item rows of a customer record."""
+    """The ranked lists and the bought item rows of a customer record."""
     count = _ranked_count(value)
     middle = 2 + count * RANKED_DTYPE.itemsize
     new_count = _ranked_count(value[middle:middle + 2]) if len(value) >= middle + 2 else -1
-    end = middle + 2 + new_count * RANKED_DTYPE.itemsize
+    held = 0 if new_count == _NO_NEW_ITEMS else new_count
+    end = middle + 2 + held * RANKED_DTYPE.itemsize
     if new_count < 0 or len(value) < end or (len(value) - end) % 4:
         raise ValueError(f"customer record of {len(value)} bytes does not hold two ranked lists and a history "
                          f"(record format {RECORD_FORMAT})")
-    return CustomerRecord(np.frombuffer(value, dtype=RANKED_DTYPE, count=count, offset=2),
-                          np.frombuffer(value, dtype=RANKED_DTYPE, count=new_count, offset=middle + 2),
+    new_items = (None if new_count == _NO_NEW_ITEMS
+                 else np.frombuffer(value, dtype=RANKED_DTYPE, count=new_count, offset=middle + 2))
+    return CustomerRecord(np.frombuffer(value, dtype=RANKED_DTYPE, count=count, offset=2), new_items,
                           np.frombuffer(value, dtype="<u4", offset=end))
 
 

@@ -56,6 +56,16 @@ def test_customer_records_round_trip_both_lists_and_the_history():
     assert len(records[0]) == 2 + 3 * 9 + 2 + 2 * 9 + 2 * 4
 
 
+def test_a_record_without_a_new_items_list_says_so():
+    ranked = RankedRows(np.array([[7, 3]]), np.array([[0.9, 0.5]], np.float32), np.uint8(1))
+    record = encode_customer_records(ranked, None, np.array([0, 1]), np.array([3]))[0]
+    decoded = decode_customer_record(record)
+    assert decoded.ranked["item"].tolist() == [7, 3] and decoded.new_items is None
+    assert decoded.bought.tolist() == [3] and len(record) == 2 + 2 * 9 + 2 + 4
+    with pytest.raises(ValueError, match="customer record of"):
+        decode_customer_record(record[:-1])
+
+
 @pytest.mark.parametrize("cut", [1, 10, 2 + 3 * 9 + 1, 2 + 3 * 9 + 2 + 2 * 9 + 3])
 def test_a_truncated_customer_record_is_refused(cut):
     ranked = RankedRows(np.array([[7, 3, 9]]), np.ones((1, 3), np.float32), np.uint8(0))

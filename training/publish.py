@@ -71,8 +71,9 @@ class SnapshotLists:
 
     catalog: Catalog
     customers: list[RankedBlock]
-    #: per customer, the list without the items they bought (same blocks as ``customers``)
-    new_items: list[RankedBlock]
+    #: per customer, the model's list of items they never bought (blocks as ``customers``); None when
+    #: that is ``customers``' lists without the bought items, which serving then filters
+    new_items: list[RankedBlock] | None
     similar: list[RankedBlock]
     popular: dict[str, RankedBlock]
     customer_ids: np.ndarray
@@ -88,10 +89,11 @@ def score_bundle(bundle: ModelBundle, options: PublishOptions, reporter: Reporte
         for rows in _batches(len(bundle.customers), options.batch_size):
             keys = bundle.customers.ids[rows]
             customer_blocks.append(RankedBlock(keys, *personal.recommend_with_sources(rows, options.top_n)))
-            # its own list, not the first one minus purchases: a ranker orders first purchases with a
-            # model of their own, and a regular's top_n would otherwise be mostly items already bought
-            new_item_blocks.append(RankedBlock(keys, *personal.recommend_with_sources(rows, options.top_n,
-                                                                                   exclude_seen=True)))
+            if personal.ranks_new_items_apart:
+                # a ranker orders first purchases with a model of their own: its full list without the
+                # bought items would serve "exclude already bought" worse
+                new_item_blocks.append(RankedBlock(keys, *personal.recommend_with_sources(rows, options.top_n,
+                                                                                       exclude_seen=True)))
             advance(len(rows))
     with reporter.step("Scoring similar items and popular lists"):
         for rows in _batches(len(bundle.items), options.batch_size):
@@ -108,8 +110,8 @@ def score_bundle(bundle: ModelBundle, options: PublishOptions, reporter: Reporte
     sources = list(dict.fromkeys([name for b in blocks for name in b.source_names()] + ["popular", "rule"]))
     if len(sources) > 255:
         raise ValueError(f"{len(sources)} distinct sources do not fit the one-byte source code")
-    return SnapshotLists(bundle.catalog, customer_blocks, new_item_blocks, similar_blocks, popular,
-                         bundle.customers.ids, bundle.history, sources)
+    return SnapshotLists(bundle.catalog, customer_blocks, new_item_blocks if personal.ranks_new_items_apart else None,
+                         similar_blocks, popular, bundle.customers.ids, bundle.history, sources)
 
 
 #: Writes further namespaces into the snapshot being built and returns metadata for its manifest.
@@ -130,9 +132,11 @@ def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str,
         history = lists.history
         with reporter.counting("Writing customer recommendations", len(lists.customer_ids)) as advance:
             start = 0
-            for block, new_items in zip(lists.customers, lists.new_items, strict=True):
+            new_item_blocks = lists.new_items or [None] * len(lists.customers)
+            for block, new_items in zip(lists.customers, new_item_blocks, strict=True):
                 indptr = history.indptr[start:start + len(block.keys) + 1]
-                values = encode_customer_records(block.rows(code), new_items.rows(code), indptr,
+                new_rows = None if new_items is None else new_items.rows(code)
+                values = encode_customer_records(block.rows(code), new_rows, indptr,
                                                  history.indices[indptr[0]:indptr[-1]])
                 writer.write(RECOMMENDATIONS, block.keys, values)
                 start += len(block.keys)

@@ -46,6 +46,9 @@ class Recommender(abc.ABC):
     name: ClassVar[str] = "recommender"
     #: whether :meth:`similar_items` is meaningful for this model
     supports_similar_items: ClassVar[bool] = False
+    #: whether ``recommend(..., exclude_seen=True)`` orders items otherwise than the full list does;
+    #: when not, that list is the full one without the customer's items, and need not be stored twice
+    ranks_new_items_apart: ClassVar[bool] = False
     #: dense score cells computed at once by :meth:`recommend`; bounds memory for any number of rows
     score_batch_cells: ClassVar[int] = 1 << 22
 

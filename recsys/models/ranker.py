@@ -69,6 +69,7 @@ class TwoStageRanker(Recommender):
     """
 
     name = "ranker"
+    ranks_new_items_apart = True
 
     def __init__(
         self,

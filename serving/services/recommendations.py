@@ -92,8 +92,9 @@ class RecommendationService:
     async def _with_rules(self, view: SnapshotView, customer_id: str, raw: bytes | None, k: int, rules: RuleSet,
                           active: list[str]) -> RankedAnswer:
         record = decode_customer_record(raw) if raw is not None else None
-        # without the items bought, the model's own list of first purchases, not its list minus purchases
-        ranked = None if record is None else record.new_items if rules.exclude_purchased else record.ranked
+        ranked = None if record is None else record.ranked
+        if rules.exclude_purchased and record is not None and record.new_items is not None:
+            ranked = record.new_items  # the model's own order of first purchases (the filter drops the rest)
         bought = () if record is None else record.bought
         rule_filter = RuleFilter(rules, view.catalog.categories, view.catalog.item_ids, bought)
         items = _admitted(view, ranked, rule_filter, k) if ranked is not None else []

@@ -19,12 +19,10 @@ FIRST_CUSTOMER_BOUGHT = [0, 1]  # c1 (or whoever comes first) bought A and B
 def hand_made_lists(customer_lists: dict[str, list[int]] | None = None,
                     new_item_lists: dict[str, list[int]] | None = None) -> SnapshotLists:
     """c1 gets B, C, A; c2 gets only E (so its answer is filled from popular); popular is D, A, B, C, E.
-    The new-items lists default to each list without what the customer bought."""
+    Without ``new_item_lists`` the records hold no new-items list, as for a model whose full list orders
+    new items too."""
     customer_lists = customer_lists or {"c1": [1, 2, 0], "c2": [4]}
     ids = np.asarray(list(customer_lists), dtype=object)
-    bought = {ids[0]: FIRST_CUSTOMER_BOUGHT}
-    new_item_lists = new_item_lists or {customer: [item for item in items if item not in bought.get(customer, [])]
-                                        for customer, items in customer_lists.items()}
     similar = RankedBlock(np.asarray(ITEMS, dtype=object),
                           np.asarray([[1, 2], [0, 2], [3, 1], [2, 0], [0, 1]]),
                           np.asarray([[0.8, 0.1]] * 5, dtype=np.float32), "item_knn")
@@ -33,7 +31,8 @@ def hand_made_lists(customer_lists: dict[str, list[int]] | None = None,
     trending = RankedBlock(np.asarray(["trending"], dtype=object), np.asarray([[4, 3]]),
                            np.asarray([[5, 4]], dtype=np.float32), "trending")
     history = sp.csr_matrix((np.ones(2, np.float32), ([0, 0], FIRST_CUSTOMER_BOUGHT)), shape=(len(ids), len(ITEMS)))
-    return SnapshotLists(CATALOG, [_block(ids, customer_lists)], [_block(ids, new_item_lists)], [similar],
+    new_items = None if new_item_lists is None else [_block(ids, new_item_lists)]
+    return SnapshotLists(CATALOG, [_block(ids, customer_lists)], new_items, [similar],
                          {"popular": popular, "trending": trending}, ids, history,
                          ["als", "item_knn", "popular", "trending", "rule"])
 
