@@ -24,10 +24,12 @@ POPULAR_LISTS = ("popular", "trending")  # keys of the POPULAR namespace
 CATALOG_KEY = "catalog"
 
 RANKED_DTYPE = np.dtype([("item", "<u4"), ("score", "<f4"), ("source", "u1")])
-#: Layout of the customer records in RECOMMENDATIONS, named in each snapshot's manifest so that a server
-#: refuses a snapshot it would misread. 1: ranked list, history; 2: ranked list, new-items list (or a
-#: mark that there is none), history.
+#: Layout of the customer records in RECOMMENDATIONS, named in each snapshot's manifest (a manifest
+#: without it is format 1). 1: ranked list, history; 2: ranked list, new-items list (or a mark that
+#: there is none), history. Publishing writes RECORD_FORMAT; serving reads every READABLE_RECORD_FORMATS
+#: entry, so servers upgraded first keep serving the snapshot an earlier release published.
 RECORD_FORMAT = 2
+READABLE_RECORD_FORMATS = (1, 2)
 RECORD_FORMAT_FIELD = "record_format"
 
 
@@ -116,16 +118,18 @@ def encode_customer_records(ranked: RankedRows, new_items: RankedRows | None, hi
             for r, n, (a, b) in zip(ranked_rows, new_rows, spans, strict=True)]
 
 
-def decode_customer_record(value: bytes) -> CustomerRecord:
-    """The ranked lists and the bought item rows of a customer record."""
+def decode_customer_record(value: bytes, record_format: int = RECORD_FORMAT) -> CustomerRecord:
+    """The ranked lists and the bought item rows of a customer record of ``record_format``."""
     count = _ranked_count(value)
     middle = 2 + count * RANKED_DTYPE.itemsize
-    new_count = _ranked_count(value[middle:middle + 2]) if len(value) >= middle + 2 else -1
-    held = 0 if new_count == _NO_NEW_ITEMS else new_count
-    end = middle + 2 + held * RANKED_DTYPE.itemsize
+    if record_format == 1:
+        new_count, end = _NO_NEW_ITEMS, middle
+    else:
+        new_count = _ranked_count(value[middle:middle + 2]) if len(value) >= middle + 2 else -1
+        end = middle + 2 + (0 if new_count == _NO_NEW_ITEMS else new_count) * RANKED_DTYPE.itemsize
     if new_count < 0 or len(value) < end or (len(value) - end) % 4:
-        raise ValueError(f"customer record of {len(value)} bytes does not hold two ranked lists and a history "
-                         f"(record format {RECORD_FORMAT})")
+        raise ValueError(f"customer record of {len(value)} bytes does not hold its ranked lists and a history "
+                         f"(record format {record_format})")
     new_items = (None if new_count == _NO_NEW_ITEMS
                  else np.frombuffer(value, dtype=RANKED_DTYPE, count=new_count, offset=middle + 2))
     return CustomerRecord(np.frombuffer(value, dtype=RANKED_DTYPE, count=count, offset=2), new_items,

@@ -18,7 +18,7 @@ from recsys.records import (
     META,
     POPULAR,
     POPULAR_LISTS,
-    RECORD_FORMAT,
+    READABLE_RECORD_FORMATS,
     RECORD_FORMAT_FIELD,
     Catalog,
     decode_ranked,
@@ -48,6 +48,11 @@ class SnapshotView:
     @property
     def snapshot_id(self) -> str:
         return self.manifest.snapshot_id
+
+    @property
+    def record_format(self) -> int:
+        """The layout of this snapshot's customer records (see :data:`recsys.records.RECORD_FORMAT`)."""
+        return self.manifest.metadata.get(RECORD_FORMAT_FIELD, 1)
 
     @cached_property
     def model(self) -> dict:
@@ -152,10 +157,12 @@ class SnapshotCache:
         if manifest is None or raw_catalog is None:
             raise NoSnapshotError(f"snapshot {snapshot_id} is current but incomplete in the store")
         record_format = manifest.metadata.get(RECORD_FORMAT_FIELD, 1)
-        if record_format != RECORD_FORMAT:
-            # a server of another release would misread every customer record: keep the snapshot it has
-            raise NoSnapshotError(f"snapshot {snapshot_id} holds customer records of format {record_format}; "
-                                  f"this server reads format {RECORD_FORMAT}: publish again with this release")
+        if record_format not in READABLE_RECORD_FORMATS:
+            # published by a later release: this server would misread every customer record, so it keeps
+            # the snapshot it has
+            raise NoSnapshotError(
+                f"snapshot {snapshot_id} holds customer records of format {record_format}; this server reads "
+                f"formats {', '.join(map(str, READABLE_RECORD_FORMATS))}: upgrade the servers before the publisher")
         catalog = Catalog.from_bytes(raw_catalog)
         lists = await self.reader.get_many(snapshot_id, POPULAR, list(POPULAR_LISTS))
         popular = {name: decode_ranked(raw) for name, raw in zip(POPULAR_LISTS, lists, strict=True) if raw is not None}

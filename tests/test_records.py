@@ -11,6 +11,7 @@ from recsys.records import (
     RankedRows,
     decode_customer_record,
     encode_customer_records,
+    encode_ranked,
     first_ranked_item,
 )
 
@@ -64,6 +65,15 @@ def test_a_record_without_a_new_items_list_says_so():
     assert decoded.bought.tolist() == [3] and len(record) == 2 + 2 * 9 + 2 + 4
     with pytest.raises(ValueError, match="customer record of"):
         decode_customer_record(record[:-1])
+
+
+def test_a_record_of_format_1_reads_as_one_list_and_the_history():
+    record = (2).to_bytes(2, "little") + encode_ranked([7, 3], [0.9, 0.5], 1) + np.array([3, 4], "<u4").tobytes()
+    decoded = decode_customer_record(record, record_format=1)
+    assert decoded.ranked["item"].tolist() == [7, 3] and decoded.new_items is None
+    assert decoded.bought.tolist() == [3, 4]
+    with pytest.raises(ValueError, match="record format 1"):
+        decode_customer_record(record[:-1], record_format=1)
 
 
 @pytest.mark.parametrize("cut", [1, 10, 2 + 3 * 9 + 1, 2 + 3 * 9 + 2 + 2 * 9 + 3])

@@ -78,7 +78,7 @@ class RecommendationService:
         if raw is None:
             items = self._fallback(view, k, RuleFilter(RuleSet(), view.catalog.categories, view.catalog.item_ids))
             return RankedAnswer(items, FALLBACK, view, fallback_reason="unknown_customer")
-        ranked = decode_customer_record(raw).ranked
+        ranked = decode_customer_record(raw, view.record_format).ranked
         items = _items(view, ranked[:k])
         personal = len(items)
         if personal < k:
@@ -91,7 +91,7 @@ class RecommendationService:
 
     async def _with_rules(self, view: SnapshotView, customer_id: str, raw: bytes | None, k: int, rules: RuleSet,
                           active: list[str]) -> RankedAnswer:
-        record = decode_customer_record(raw) if raw is not None else None
+        record = decode_customer_record(raw, view.record_format) if raw is not None else None
         ranked = None if record is None else record.ranked
         if rules.exclude_purchased and record is not None and record.new_items is not None:
             ranked = record.new_items  # the model's own order of first purchases (the filter drops the rest)
@@ -147,7 +147,7 @@ class RecommendationService:
         bought: Sequence[int] = ()
         if rules.exclude_purchased:
             record = raws.pop()
-            bought = decode_customer_record(record).bought if record is not None else ()
+            bought = decode_customer_record(record, view.record_format).bought if record is not None else ()
         rule_filter = RuleFilter(rules, view.catalog.categories, view.catalog.item_ids, bought, in_basket)
         items = _admitted(view, _summed(raws), rule_filter, k)
         complements = len(items)

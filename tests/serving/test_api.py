@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from feature_store import open_store
-from recsys.records import CATALOG_KEY, META
+from recsys.records import CATALOG_KEY, META, RECOMMENDATIONS, encode_ranked
 from serving.app import create_app
 from serving.settings import ServingSettings, describe
 from tests.serving.snapshot_fixture import CATALOG, hand_made_lists, publish_hand_made
@@ -234,20 +235,35 @@ def test_exclude_purchased_serves_the_models_own_list_of_new_items(store_url):
     assert [i["item_id"] for i in plain["items"]] == ["B", "C", "A"]
 
 
-def test_a_snapshot_in_another_record_format_is_not_served(store_url, published):
+def test_a_snapshot_an_earlier_release_published_is_served(store_url):
+    # record format 1: no record_format in the manifest, and a record holds the list, then the history
+    store = open_store(store_url, prefix="t")
+    c1 = (3).to_bytes(2, "little") + encode_ranked([1, 2, 0], [0.9, 0.7, 0.5], 0) + np.array([0, 1], "<u4").tobytes()
+    with store.begin_snapshot() as writer:
+        writer.write(META, [CATALOG_KEY], [CATALOG.to_bytes()])
+        writer.write(RECOMMENDATIONS, ["c1"], [c1])
+        writer.commit({"model": {"name": "recsys-recommender", "version": "6"}, "sources": ["als", "popular"]})
+    store.close()
+    with client_for(store_url) as client:
+        plain = client.get("/v1/customers/c1/recommendations", params={"k": 3}).json()
+        new_only = client.get("/v1/customers/c1/recommendations", params={"k": 2, "exclude_purchased": True}).json()
+    assert ids_and_sources(plain) == [("B", "als"), ("C", "als"), ("A", "als")]
+    assert [i["item_id"] for i in new_only["items"]] == ["C"]  # A and B bought; no popular list to fill from
+
+
+def test_a_snapshot_of_a_later_record_format_is_not_served(store_url, published):
     store, first = published
     with client_for(store_url) as client:
         assert client.get("/v1/customers/c1/recommendations").json()["snapshot_id"] == first.snapshot_id
-        # what a publisher of an earlier release writes: no record format in the manifest
         with store.begin_snapshot() as writer:
             writer.write(META, [CATALOG_KEY], [CATALOG.to_bytes()])
-            older = writer.commit({"model": {"name": "recsys-recommender", "version": "6"}})
+            later = writer.commit({"model": {"name": "recsys-recommender", "version": "9"}, "record_format": 99})
         kept = client.get("/v1/customers/c1/recommendations", params={"k": 3}).json()
     assert kept["snapshot_id"] == first.snapshot_id and [i["item_id"] for i in kept["items"]] == ["B", "C", "A"]
     with client_for(store_url) as fresh:
         ready = fresh.get("/health/ready")
     assert ready.status_code == 503
-    assert f"snapshot {older.snapshot_id} holds customer records of format 1" in ready.text
+    assert f"snapshot {later.snapshot_id} holds customer records of format 99" in ready.text
 
 
 def test_category_cap_and_category_filter(store_url, published):
