@@ -105,6 +105,8 @@ def encode_customer_records(ranked: RankedRows, new_items: RankedRows | None, hi
     ranked_rows = encode_ranked_rows(*ranked)
     new_rows = None if new_items is None else encode_ranked_rows(*new_items)
     width = max(np.asarray(block.item_rows).shape[1] for block in (ranked, new_items) if block is not None)
+    if width >= _NO_NEW_ITEMS:
+        raise ValueError(f"a customer record holds lists of at most {_NO_NEW_ITEMS - 1} items, not {width}")
     headers = [count.to_bytes(2, "little") for count in range(width + 1)]
     history = np.asarray(history_indices, dtype="<u4").tobytes()
     offsets = ((np.asarray(history_indptr) - history_indptr[0]) * 4).tolist()
