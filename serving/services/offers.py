@@ -29,6 +29,7 @@ from recsys.offers import (
     Catalogue,
     Offer,
     OfferDecision,
+    count_eligible_held,
     count_eligible_records,
     needs_recommendations,
     outcome_fields,
@@ -319,16 +320,13 @@ class OfferService:
         valid = frozenset(o.id for o in catalogue.offers if o.validity.contains(now))
         cache_key = (view.snapshot_id, catalogue.version, valid)
         if cache_key not in self._previews:
-            counts = dict.fromkeys((o.id for o in catalogue.offers), 0)
-            customers = 0
-            bundles = needs_recommendations(catalogue)  # a bundle needs the customer's top recommendation
-            async for batch in self.reader.iter_namespace(view.snapshot_id, PROFILES):
-                customers += len(batch)
-                records = await self.reader.get_many(view.snapshot_id, RECOMMENDATIONS,
-                                                     [customer_id for customer_id, _ in batch]) if bundles else None
-                part = await asyncio.to_thread(count_eligible_records, catalogue, batch, now, records)
-                for offer_id, n in part.items():
-                    counts[offer_id] += n
+            held = self._offer_profiles(view)
+            if held is not None and len(held) == view.manifest.counts.get(PROFILES):
+                # every profile is held (none was left out for its id): counted without a store read
+                customers, counts = len(held), dict(await asyncio.to_thread(count_eligible_held, catalogue,
+                                                                            held, now))
+            else:
+                customers, counts = await self._count_stored(view, catalogue, now)
             self._previews = {cache_key: {"customers": customers, "eligible": counts, "computed_at": now_iso()}}
         offers = catalogue.offers
         used = await self.limits.used([key_of(o) for key_of in (budget_key, spend_key) for o in offers])
@@ -340,6 +338,21 @@ class OfferService:
                             "redemption_limit": o.redemption_limit, "redemptions_used": r,
                             "impression_limit": o.impression_limit, "budget_impressions_used": i}
                            for o, r, i in zip(offers, redeemed, shown, strict=True)]}
+
+    async def _count_stored(self, view: SnapshotView, catalogue: Catalogue,
+                            now: datetime) -> tuple[int, dict[str, int]]:
+        """Customers of the snapshot and those eligible for each offer, read from the store in batches."""
+        counts = dict.fromkeys((o.id for o in catalogue.offers), 0)
+        customers = 0
+        bundles = needs_recommendations(catalogue)  # a bundle needs the customer's top recommendation
+        async for batch in self.reader.iter_namespace(view.snapshot_id, PROFILES):
+            customers += len(batch)
+            records = await self.reader.get_many(view.snapshot_id, RECOMMENDATIONS,
+                                                 [customer_id for customer_id, _ in batch]) if bundles else None
+            part = await asyncio.to_thread(count_eligible_records, catalogue, batch, now, records)
+            for offer_id, n in part.items():
+                counts[offer_id] += n
+        return customers, counts
 
     async def _outcome_table(self, catalogue: Catalogue) -> dict:
         checked_at, version, table = self._outcomes

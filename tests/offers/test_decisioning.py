@@ -3,12 +3,14 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from recsys.offer_profiles import OfferProfiles, encode_profile_chunks, encode_top_item_chunks
 from recsys.offers import (
     BetaPosterior,
     OutcomeCounter,
     Outcomes,
     check_eligibility,
     count_eligible,
+    count_eligible_held,
     outcome_fields,
     outcomes_from_fields,
     parse_catalogue,
@@ -143,6 +145,16 @@ def test_count_eligible():
     assert count_eligible(CATALOGUE, profiles, NOW) == {"winback": 2, "vip": 1, "ship": 2, "bundle": 3}
     # a bundle carries the customer's top recommendation: those without one cannot get it
     assert count_eligible(CATALOGUE, profiles, NOW, recommended={"c2"})["bundle"] == 1
+
+
+def test_count_eligible_over_the_profiles_a_worker_holds():
+    profiles = [profile(), profile(customer_id="c2", clv=900.0, segment="champions"),
+                profile(customer_id="c3", country="France", churn_probability=None)]
+    # c2 alone has a top recommended item (row 4); the others' lists are empty
+    tops = encode_top_item_chunks([(np.array(["c1", "c2", "c3"]), np.array([[-1], [4], [-1]]))])
+    held = OfferProfiles.from_chunks(encode_profile_chunks(profiles), tops)
+    assert count_eligible_held(CATALOGUE, held, NOW) == count_eligible(CATALOGUE, profiles, NOW, recommended={"c2"})
+    assert count_eligible_held(CATALOGUE, held, NOW)["bundle"] == 1
 
 
 def test_fast_verdict_agrees_with_the_explained_one():

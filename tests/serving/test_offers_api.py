@@ -323,6 +323,23 @@ def test_decisions_from_profiles_held_in_memory_or_read_per_decision(redis_prefi
     store.close()
 
 
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_the_preview_counts_the_same_from_profiles_held_or_read(redis_prefix, in_memory):
+    store = open_store(redis_url(), prefix=redis_prefix)
+    publish_with_offers(store, catalogue_data(max_offers=3))
+    store.close()
+    with client_for(redis_prefix, offers_profiles_in_memory=in_memory) as client:
+        scans = []
+        reader = client.app.state.reader
+        scan = reader.iter_namespace
+        reader.iter_namespace = lambda *args, **kwargs: scans.append(args) or scan(*args, **kwargs)
+        preview = client.get("/v1/offers/preview").json()
+    assert preview["customers"] == 3
+    assert {row["offer_id"]: row["eligible_customers"] for row in preview["offers"]} == {
+        "winback": 1, "vip": 1, "bundle": 2, "first-repeat": 1}  # c3 has no recommendation: no bundle
+    assert len(scans) == (0 if in_memory else 1)  # held: no profile is read
+
+
 def test_a_snapshot_published_without_offer_profiles_reads_each_profile(redis_prefix):
     store = open_store(redis_url(), prefix=redis_prefix)
     publish_with_offers(store, offer_profiles=False)
