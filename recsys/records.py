@@ -8,9 +8,9 @@ names, both stored once per snapshot, so a customer's list costs 9 bytes an entr
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -31,6 +31,11 @@ RANKED_DTYPE = np.dtype([("item", "<u4"), ("score", "<f4"), ("source", "u1")])
 RECORD_FORMAT = 2
 READABLE_RECORD_FORMATS = (1, 2)
 RECORD_FORMAT_FIELD = "record_format"
+
+
+def record_format_of(manifest_metadata: Mapping[str, Any]) -> int:
+    """The customer-record format a snapshot's manifest metadata names (1 where it names none)."""
+    return manifest_metadata.get(RECORD_FORMAT_FIELD, 1)
 
 
 def _packed_rows(item_rows: np.ndarray, scores: np.ndarray, sources: np.ndarray) -> tuple[bytes, np.ndarray]:

@@ -19,9 +19,9 @@ from recsys.records import (
     POPULAR,
     POPULAR_LISTS,
     READABLE_RECORD_FORMATS,
-    RECORD_FORMAT_FIELD,
     Catalog,
     decode_ranked,
+    record_format_of,
 )
 
 log = logging.getLogger("recsys.serving")
@@ -52,7 +52,7 @@ class SnapshotView:
     @property
     def record_format(self) -> int:
         """The layout of this snapshot's customer records (see :data:`recsys.records.RECORD_FORMAT`)."""
-        return self.manifest.metadata.get(RECORD_FORMAT_FIELD, 1)
+        return record_format_of(self.manifest.metadata)
 
     @cached_property
     def model(self) -> dict:
@@ -156,7 +156,7 @@ class SnapshotCache:
         raw_catalog = None if manifest is None else await self.reader.get(snapshot_id, META, CATALOG_KEY)
         if manifest is None or raw_catalog is None:
             raise NoSnapshotError(f"snapshot {snapshot_id} is current but incomplete in the store")
-        record_format = manifest.metadata.get(RECORD_FORMAT_FIELD, 1)
+        record_format = record_format_of(manifest.metadata)
         if record_format not in READABLE_RECORD_FORMATS:
             # published by a later release: this server would misread every customer record, so it keeps
             # the snapshot it has
