@@ -42,28 +42,33 @@ class FactorizationRecommender(Recommender):
         probe = min(k + 1, self.n_items)
         item_rows = np.full((n, k), -1, dtype=np.int64)
         item_scores = np.full((n, k), -np.inf, dtype=np.float32)
-        for batch in self._batches(n):
-            rows = customer_rows[batch]
-            # implicit's topk runs its own threads over BLAS calls; threaded BLAS beneath them
-            # oversubscribes the cores (measured 2-3x slower on two cores)
-            with threadpool_limits(1, "blas"):
-                ids, scores = topk(
-                    self.item_factors,
-                    self.user_factors[rows],
-                    probe,
-                    filter_query_items=self._seen[rows] if exclude_seen else None,
-                    num_threads=self.num_threads,
-                )
-            scores = np.where(scores <= _FILTERED, -np.inf, scores).astype(np.float32)
-            # implicit orders ties as it likes; the contract is lower item rows first, as top_k does
-            order = np.lexsort((ids, -scores), axis=1)
-            ids, scores = np.take_along_axis(ids, order, axis=1), np.take_along_axis(scores, order, axis=1)
-            item_rows[batch, :width] = np.where(np.isneginf(scores[:, :width]), -1, ids[:, :width])
-            item_scores[batch, :width] = scores[:, :width]
-            if probe > width:
-                self._redo_ties_at_the_cut(customer_rows[batch], scores, width, exclude_seen,
-                                           item_rows[batch], item_scores[batch])
+        # implicit's topk runs its own threads over BLAS calls; threaded BLAS beneath them oversubscribes
+        # the cores (measured 2-3x slower on two cores). Limited once: each limit reads the loaded
+        # libraries anew, a fifth of the time of a batch.
+        with threadpool_limits(1, "blas"):
+            for batch in self._batches(n):
+                self._top_batch(customer_rows[batch], probe, width, exclude_seen, item_rows[batch],
+                                item_scores[batch])
         return item_rows, item_scores
+
+    def _top_batch(self, rows: np.ndarray, probe: int, width: int, exclude_seen: bool, item_rows: np.ndarray,
+                   item_scores: np.ndarray) -> None:
+        """Fills ``item_rows`` and ``item_scores`` (views of one batch) with the top ``width`` of ``rows``."""
+        ids, scores = topk(
+            self.item_factors,
+            self.user_factors[rows],
+            probe,
+            filter_query_items=self._seen[rows] if exclude_seen else None,
+            num_threads=self.num_threads,
+        )
+        scores = np.where(scores <= _FILTERED, -np.inf, scores).astype(np.float32)
+        # implicit orders ties as it likes; the contract is lower item rows first, as top_k does
+        order = np.lexsort((ids, -scores), axis=1)
+        ids, scores = np.take_along_axis(ids, order, axis=1), np.take_along_axis(scores, order, axis=1)
+        item_rows[:, :width] = np.where(np.isneginf(scores[:, :width]), -1, ids[:, :width])
+        item_scores[:, :width] = scores[:, :width]
+        if probe > width:
+            self._redo_ties_at_the_cut(rows, scores, width, exclude_seen, item_rows, item_scores)
 
     def _redo_ties_at_the_cut(self, rows: np.ndarray, scores: np.ndarray, width: int, exclude_seen: bool,
                               item_rows: np.ndarray, item_scores: np.ndarray) -> None:
