@@ -26,10 +26,11 @@ CATALOG_KEY = "catalog"
 RANKED_DTYPE = np.dtype([("item", "<u4"), ("score", "<f4"), ("source", "u1")])
 #: Layout of the customer records in RECOMMENDATIONS, named in each snapshot's manifest (a manifest
 #: without it is format 1). 1: ranked list, history; 2: ranked list, new-items list (or a mark that
-#: there is none), history. Publishing writes RECORD_FORMAT; serving reads every READABLE_RECORD_FORMATS
-#: entry, so servers upgraded first keep serving the snapshot an earlier release published.
-RECORD_FORMAT = 2
-READABLE_RECORD_FORMATS = (1, 2)
+#: there is none), history; 3: as 2, with the list of new items ranked beyond the ranked list before the
+#: history. Publishing writes RECORD_FORMAT; serving reads every READABLE_RECORD_FORMATS entry, so
+#: servers upgraded first keep serving the snapshot an earlier release published.
+RECORD_FORMAT = 3
+READABLE_RECORD_FORMATS = (1, 2, 3)
 RECORD_FORMAT_FIELD = "record_format"
 
 
@@ -91,6 +92,18 @@ class CustomerRecord(NamedTuple):
     new_items: np.ndarray | None
     #: item rows the customer bought
     bought: np.ndarray
+    #: where ``new_items`` is None, the items never bought that the model ranks next after ``ranked``:
+    #: as many as ``ranked`` holds bought items, so that without them the list stays as long
+    beyond_ranked: np.ndarray
+
+    def first_purchase_order(self) -> np.ndarray:
+        """What a request that excludes bought items walks (its filter drops the bought ones): the
+        model's own order of first purchases, or else ``ranked`` and then ``beyond_ranked``."""
+        if self.new_items is not None:
+            return self.new_items
+        if not len(self.beyond_ranked):
+            return self.ranked
+        return np.concatenate([self.ranked, self.beyond_ranked])
 
 
 #: the new-items list's length field when the record holds none (``ranked`` orders new items too)
@@ -98,49 +111,67 @@ _NO_NEW_ITEMS = 0xFFFF
 
 
 def encode_customer_records(ranked: RankedRows, new_items: RankedRows | None, history_indptr: np.ndarray,
-                            history_indices: np.ndarray) -> list[bytes]:
-    """One value per customer: the ranked list and the new-items list, each a ``uint16`` length and its
-    entries, then the item rows the customer bought (``uint32``), so a single read serves a list with
-    or without "exclude already bought" (record format :data:`RECORD_FORMAT`). Without ``new_items``
-    the second length is ``0xFFFF`` and no entry follows.
+                            history_indices: np.ndarray, beyond_ranked: RankedRows | None = None) -> list[bytes]:
+    """One value per customer (record format :data:`RECORD_FORMAT`): the ranked list, the new-items
+    list and the list beyond the ranked one, each a ``uint16`` length and its entries, then the item rows
+    the customer bought (``uint32``), so a single read serves a list with or without "exclude already
+    bought". Without ``new_items`` its length is ``0xFFFF`` and no entry follows; without
+    ``beyond_ranked`` that list is empty.
 
     ``history_indptr``/``history_indices`` are the CSR parts of the customers' rows of the history matrix.
     """
     size = RANKED_DTYPE.itemsize
     ranked_rows = encode_ranked_rows(*ranked)
-    new_rows = None if new_items is None else encode_ranked_rows(*new_items)
-    width = max(np.asarray(block.item_rows).shape[1] for block in (ranked, new_items) if block is not None)
+    blocks = [block for block in (ranked, new_items, beyond_ranked) if block is not None]
+    width = max(np.asarray(block.item_rows).shape[1] for block in blocks)
     if width >= _NO_NEW_ITEMS:
         raise ValueError(f"a customer record holds lists of at most {_NO_NEW_ITEMS - 1} items, not {width}")
     headers = [count.to_bytes(2, "little") for count in range(width + 1)]
+    none = _NO_NEW_ITEMS.to_bytes(2, "little")
+    new_rows = ([none] * len(ranked_rows) if new_items is None
+                else [headers[len(r) // size] + r for r in encode_ranked_rows(*new_items)])
+    beyond_rows = ([headers[0]] * len(ranked_rows) if beyond_ranked is None
+                   else [headers[len(r) // size] + r for r in encode_ranked_rows(*beyond_ranked)])
     history = np.asarray(history_indices, dtype="<u4").tobytes()
     offsets = ((np.asarray(history_indptr) - history_indptr[0]) * 4).tolist()
     spans = zip(offsets[:-1], offsets[1:], strict=True)
     # one join of the parts per customer: this runs for millions of them
-    if new_rows is None:
-        none = _NO_NEW_ITEMS.to_bytes(2, "little")
-        return [b"".join((headers[len(r) // size], r, none, history[a:b]))
-                for r, (a, b) in zip(ranked_rows, spans, strict=True)]
-    return [b"".join((headers[len(r) // size], r, headers[len(n) // size], n, history[a:b]))
-            for r, n, (a, b) in zip(ranked_rows, new_rows, spans, strict=True)]
+    return [b"".join((headers[len(r) // size], r, n, b, history[start:end]))
+            for r, n, b, (start, end) in zip(ranked_rows, new_rows, beyond_rows, spans, strict=True)]
 
 
 def decode_customer_record(value: bytes, record_format: int = RECORD_FORMAT) -> CustomerRecord:
     """The ranked lists and the bought item rows of a customer record of ``record_format``."""
-    count = _ranked_count(value)
-    middle = 2 + count * RANKED_DTYPE.itemsize
-    if record_format == 1:
-        new_count, end = _NO_NEW_ITEMS, middle
-    else:
-        new_count = _ranked_count(value[middle:middle + 2]) if len(value) >= middle + 2 else -1
-        end = middle + 2 + (0 if new_count == _NO_NEW_ITEMS else new_count) * RANKED_DTYPE.itemsize
-    if new_count < 0 or len(value) < end or (len(value) - end) % 4:
-        raise ValueError(f"customer record of {len(value)} bytes does not hold its ranked lists and a history "
-                         f"(record format {record_format})")
-    new_items = (None if new_count == _NO_NEW_ITEMS
-                 else np.frombuffer(value, dtype=RANKED_DTYPE, count=new_count, offset=middle + 2))
-    return CustomerRecord(np.frombuffer(value, dtype=RANKED_DTYPE, count=count, offset=2), new_items,
-                          np.frombuffer(value, dtype="<u4", offset=end))
+    ranked, offset = _read_list(value, 0, record_format)
+    new_items = None
+    if record_format >= 2:
+        new_items, offset = _read_list(value, offset, record_format, absent_allowed=True)
+    beyond = np.zeros(0, dtype=RANKED_DTYPE)
+    if record_format >= 3:
+        beyond, offset = _read_list(value, offset, record_format)
+    if (len(value) - offset) % 4:
+        raise _truncated(value, record_format)
+    return CustomerRecord(ranked, new_items, np.frombuffer(value, dtype="<u4", offset=offset), beyond)
+
+
+def _read_list(value: bytes, offset: int, record_format: int,
+               absent_allowed: bool = False) -> tuple[np.ndarray | None, int]:
+    """The ranked list whose ``uint16`` length sits at ``offset``, and the offset after it; ``None``
+    for the length that marks no new-items list, where ``absent_allowed``."""
+    if len(value) < offset + 2:
+        raise _truncated(value, record_format)
+    count = int.from_bytes(value[offset:offset + 2], "little")
+    if absent_allowed and count == _NO_NEW_ITEMS:
+        return None, offset + 2
+    end = offset + 2 + count * RANKED_DTYPE.itemsize
+    if len(value) < end:
+        raise _truncated(value, record_format)
+    return np.frombuffer(value, dtype=RANKED_DTYPE, count=count, offset=offset + 2), end
+
+
+def _truncated(value: bytes, record_format: int) -> ValueError:
+    return ValueError(f"customer record of {len(value)} bytes does not hold its ranked lists and a history "
+                      f"(record format {record_format})")
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def test_customer_records_round_trip_both_lists_and_the_history():
     assert first.new_items["score"].tolist() == pytest.approx([0.7, 0.2])
     assert first.bought.tolist() == [11, 12]
     assert second.ranked["item"].tolist() == [4] and len(second.new_items) == 0 and len(second.bought) == 0
-    assert len(records[0]) == 2 + 3 * 9 + 2 + 2 * 9 + 2 * 4
+    assert len(records[0]) == 2 + 3 * 9 + 2 + 2 * 9 + 2 + 2 * 4
 
 
 def test_a_record_without_a_new_items_list_says_so():
@@ -62,9 +62,39 @@ def test_a_record_without_a_new_items_list_says_so():
     record = encode_customer_records(ranked, None, np.array([0, 1]), np.array([3]))[0]
     decoded = decode_customer_record(record)
     assert decoded.ranked["item"].tolist() == [7, 3] and decoded.new_items is None
-    assert decoded.bought.tolist() == [3] and len(record) == 2 + 2 * 9 + 2 + 4
+    assert decoded.bought.tolist() == [3] and len(record) == 2 + 2 * 9 + 2 + 2 + 4
     with pytest.raises(ValueError, match="customer record of"):
         decode_customer_record(record[:-1])
+
+
+def test_a_record_without_new_items_apart_carries_the_items_beyond_its_ranked_list():
+    # customer 0 bought 3 and 9, both in its list 7, 3, 9: the model's next new items 5 and 2 follow
+    ranked = RankedRows(np.array([[7, 3, 9], [4, 8, 6]]), np.ones((2, 3), np.float32), np.uint8(1))
+    beyond = RankedRows(np.array([[5, 2], [-1, -1]]), np.array([[0.4, 0.3], [0, 0]], np.float32), np.uint8(1))
+    first, second = (decode_customer_record(r) for r in encode_customer_records(
+        ranked, None, np.array([0, 2, 2]), np.array([3, 9]), beyond_ranked=beyond))
+    assert first.new_items is None and first.beyond_ranked["item"].tolist() == [5, 2]
+    assert first.beyond_ranked["score"].tolist() == pytest.approx([0.4, 0.3])
+    assert first.first_purchase_order()["item"].tolist() == [7, 3, 9, 5, 2]
+    assert first.bought.tolist() == [3, 9]
+    assert len(second.beyond_ranked) == 0 and second.first_purchase_order()["item"].tolist() == [4, 8, 6]
+
+
+def test_the_new_items_list_is_the_first_purchase_order_where_a_record_holds_one():
+    ranked = RankedRows(np.array([[7, 3]]), np.ones((1, 2), np.float32), np.uint8(0))
+    new_items = RankedRows(np.array([[5]]), np.ones((1, 1), np.float32), np.uint8(0))
+    record = decode_customer_record(encode_customer_records(ranked, new_items, np.array([0, 1]), np.array([3]))[0])
+    assert record.first_purchase_order()["item"].tolist() == [5] and len(record.beyond_ranked) == 0
+
+
+def test_a_record_of_format_2_reads_with_nothing_beyond_its_ranked_list():
+    none = (0xFFFF).to_bytes(2, "little")
+    record = (2).to_bytes(2, "little") + encode_ranked([7, 3], [0.9, 0.5], 1) + none + np.array([3], "<u4").tobytes()
+    decoded = decode_customer_record(record, record_format=2)
+    assert decoded.ranked["item"].tolist() == [7, 3] and decoded.new_items is None
+    assert decoded.bought.tolist() == [3] and len(decoded.beyond_ranked) == 0
+    with pytest.raises(ValueError, match="record format 2"):
+        decode_customer_record(record[:-1], record_format=2)
 
 
 def test_a_record_of_format_1_reads_as_one_list_and_the_history():

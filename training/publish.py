@@ -74,6 +74,9 @@ class SnapshotLists:
     #: per customer, the model's list of items they never bought (blocks as ``customers``); None when
     #: that is ``customers``' lists without the bought items, which serving then filters
     new_items: list[RankedBlock] | None
+    #: where ``new_items`` is None: per customer, the items never bought that the model ranks next after
+    #: their list, as many as the list holds bought items (blocks as ``customers``)
+    beyond_ranked: list[RankedBlock] | None
     similar: list[RankedBlock]
     popular: dict[str, RankedBlock]
     customer_ids: np.ndarray
@@ -84,16 +87,20 @@ class SnapshotLists:
 def score_bundle(bundle: ModelBundle, options: PublishOptions, reporter: Reporter | None = None) -> SnapshotLists:
     reporter = reporter or Reporter()
     personal, similar = bundle.models["personal"], bundle.models["similar"]
-    customer_blocks, new_item_blocks, similar_blocks = [], [], []
+    customer_blocks, new_item_blocks, beyond_blocks, similar_blocks = [], [], [], []
     with reporter.counting("Scoring customer recommendations", len(bundle.customers)) as advance:
         for rows in _batches(len(bundle.customers), options.batch_size):
             keys = bundle.customers.ids[rows]
-            customer_blocks.append(RankedBlock(keys, *personal.recommend_with_sources(rows, options.top_n)))
             if personal.ranks_new_items_apart:
                 # a ranker orders first purchases with a model of their own: its full list without the
                 # bought items would serve "exclude already bought" worse
+                customer_blocks.append(RankedBlock(keys, *personal.recommend_with_sources(rows, options.top_n)))
                 new_item_blocks.append(RankedBlock(keys, *personal.recommend_with_sources(rows, options.top_n,
                                                                                        exclude_seen=True)))
+            else:
+                block, beyond = _ranked_and_beyond(personal, rows, keys, bundle.history, options.top_n)
+                customer_blocks.append(block)
+                beyond_blocks.append(beyond)
             advance(len(rows))
     with reporter.step("Scoring similar items and popular lists"):
         for rows in _batches(len(bundle.items), options.batch_size):
@@ -106,12 +113,92 @@ def score_bundle(bundle: ModelBundle, options: PublishOptions, reporter: Reporte
                 # largest k serving allows, and an include_items rule may ask for any catalogue item
                 item_rows, scores = bundle.models[role].recommend(np.zeros(1, np.int64), len(bundle.items))
                 popular[role] = RankedBlock(np.asarray([role], dtype=object), item_rows, scores, role)
-    blocks = customer_blocks + new_item_blocks + similar_blocks + list(popular.values())
+    blocks = customer_blocks + new_item_blocks + beyond_blocks + similar_blocks + list(popular.values())
     sources = list(dict.fromkeys([name for b in blocks for name in b.source_names()] + ["popular", "rule"]))
     if len(sources) > 255:
         raise ValueError(f"{len(sources)} distinct sources do not fit the one-byte source code")
-    return SnapshotLists(bundle.catalog, customer_blocks, new_item_blocks if personal.ranks_new_items_apart else None,
-                         similar_blocks, popular, bundle.customers.ids, bundle.history, sources)
+    apart = personal.ranks_new_items_apart
+    return SnapshotLists(bundle.catalog, customer_blocks, new_item_blocks if apart else None,
+                         None if apart else beyond_blocks, similar_blocks, popular, bundle.customers.ids,
+                         bundle.history, sources)
+
+
+def _ranked_and_beyond(model, rows: np.ndarray, keys: np.ndarray, history: sp.csr_matrix,
+                       top_n: int) -> tuple[RankedBlock, RankedBlock]:
+    """Each customer's top ``top_n``, and after it the new items the model ranks next, as many as the
+    top ``top_n`` holds bought items. Without those, a request that excludes bought items would fill a
+    heavy buyer's answer from the popular items rather than from the model (the more so, the more a
+    model favours repeats).
+
+    One ranking of ``2 * top_n`` items serves both for most customers; those who bought so much of it
+    that its second half holds too few new items are ranked again without their purchases."""
+    wide_items, wide_scores, wide_sources = model.recommend_with_sources(rows, min(2 * top_n, model.n_items))
+    items, scores = wide_items[:, :top_n], wide_scores[:, :top_n]
+    ranked = RankedBlock(keys, items, scores, _columns(wide_sources, slice(0, top_n)))
+    bought = history[rows]
+    wanted = _holds(bought, items).sum(axis=1)
+    # the second half without the bought items is the model's order of new items after the list
+    after = wide_items[:, top_n:]
+    keep = ~_holds(bought, after) & (after >= 0)
+    keep &= np.cumsum(keep, axis=1) <= wanted[:, None]
+    found = keep.sum(axis=1)
+    exhausted = (after < 0).any(axis=1) | (after.shape[1] == 0)  # the model ranks nothing further
+    again = np.flatnonzero((found < wanted) & ~exhausted)
+    beyond_items, beyond_scores, beyond_sources = _front(keep, after, wide_scores[:, top_n:],
+                                                         _columns(wide_sources, slice(top_n, None)))
+    width = max(beyond_items.shape[1], int(wanted[again].max()) if len(again) else 0)
+    beyond_items, beyond_scores = _pad(beyond_items, width, -1), _pad(beyond_scores, width, 0.0)
+    if not isinstance(beyond_sources, str):
+        beyond_sources = _pad(beyond_sources, width, model.name)
+    if len(again):
+        new_items, new_scores, new_sources = model.recommend_with_sources(rows[again], top_n, exclude_seen=True)
+        fresh = ~_holds(_rows_matrix(items[again], history.shape[1]), new_items) & (new_items >= 0)
+        more_items, more_scores, more_sources = _front(fresh, new_items, new_scores, new_sources)
+        beyond_items[again] = _pad(more_items, width, -1)
+        beyond_scores[again] = _pad(more_scores, width, 0.0)
+        if not isinstance(beyond_sources, str):
+            beyond_sources[again] = (np.full((len(again), width), more_sources, dtype=object)
+                                     if isinstance(more_sources, str) else _pad(more_sources, width, model.name))
+    return ranked, RankedBlock(keys, beyond_items, beyond_scores, beyond_sources)
+
+
+def _front(keep: np.ndarray, items: np.ndarray, scores: np.ndarray, sources: str | np.ndarray):
+    """The kept slots of each row, in their order, moved to the front; the rest padded (-1, 0); as
+    narrow as the longest row of kept slots."""
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :int(keep.sum(axis=1).max(initial=0))]
+    kept = np.take_along_axis(keep, order, axis=1)
+    front_items = np.where(kept, np.take_along_axis(items, order, axis=1), -1)
+    front_scores = np.where(kept, np.take_along_axis(scores, order, axis=1), 0.0).astype(np.float32)
+    if isinstance(sources, str):
+        return front_items, front_scores, sources
+    return front_items, front_scores, np.take_along_axis(sources, order, axis=1)
+
+
+def _columns(sources: str | np.ndarray, columns: slice) -> str | np.ndarray:
+    return sources if isinstance(sources, str) else sources[:, columns]
+
+
+def _pad(array: np.ndarray, width: int, fill) -> np.ndarray:
+    """``array`` widened with ``fill`` columns on the right up to ``width``."""
+    if array.shape[1] >= width:
+        return array
+    padding = np.full((array.shape[0], width - array.shape[1]), fill, dtype=array.dtype)
+    return np.hstack([array, padding])
+
+
+def _holds(matrix: sp.csr_matrix, columns: np.ndarray) -> np.ndarray:
+    """Whether row ``i`` of ``matrix`` stores column ``columns[i, j]``, for every slot of the ``(n, k)``
+    array ``columns`` (slots of -1 read False)."""
+    rows = np.repeat(np.arange(columns.shape[0]), columns.shape[1])
+    stored = matrix.astype(bool)[rows, np.maximum(columns, 0).ravel()]
+    return np.asarray(stored).reshape(columns.shape) & (columns >= 0)
+
+
+def _rows_matrix(columns: np.ndarray, n_columns: int) -> sp.csr_matrix:
+    """A boolean CSR matrix whose row ``i`` stores the columns ``columns[i]`` (-1 slots left out)."""
+    valid = columns >= 0
+    return sp.csr_matrix((np.ones(int(valid.sum()), bool), (np.nonzero(valid)[0], columns[valid])),
+                         shape=(columns.shape[0], n_columns))
 
 
 #: Writes further namespaces into the snapshot being built and returns metadata for its manifest.
@@ -133,11 +220,12 @@ def write_snapshot(lists: SnapshotLists, store: OnlineStore, metadata: dict[str,
         with reporter.counting("Writing customer recommendations", len(lists.customer_ids)) as advance:
             start = 0
             new_item_blocks = lists.new_items or [None] * len(lists.customers)
-            for block, new_items in zip(lists.customers, new_item_blocks, strict=True):
+            beyond_blocks = lists.beyond_ranked or [None] * len(lists.customers)
+            for block, new_items, beyond in zip(lists.customers, new_item_blocks, beyond_blocks, strict=True):
                 indptr = history.indptr[start:start + len(block.keys) + 1]
-                new_rows = None if new_items is None else new_items.rows(code)
-                values = encode_customer_records(block.rows(code), new_rows, indptr,
-                                                 history.indices[indptr[0]:indptr[-1]])
+                values = encode_customer_records(
+                    block.rows(code), None if new_items is None else new_items.rows(code), indptr,
+                    history.indices[indptr[0]:indptr[-1]], None if beyond is None else beyond.rows(code))
                 writer.write(RECOMMENDATIONS, block.keys, values)
                 start += len(block.keys)
                 advance(len(block.keys))

@@ -92,9 +92,10 @@ class RecommendationService:
     async def _with_rules(self, view: SnapshotView, customer_id: str, raw: bytes | None, k: int, rules: RuleSet,
                           active: list[str]) -> RankedAnswer:
         record = decode_customer_record(raw, view.record_format) if raw is not None else None
-        ranked = None if record is None else record.ranked
-        if rules.exclude_purchased and record is not None and record.new_items is not None:
-            ranked = record.new_items  # the model's own order of first purchases (the filter drops the rest)
+        ranked = None
+        if record is not None:
+            # the filter drops the bought items of either list
+            ranked = record.first_purchase_order() if rules.exclude_purchased else record.ranked
         bought = () if record is None else record.bought
         rule_filter = RuleFilter(rules, view.catalog.categories, view.catalog.item_ids, bought)
         items = _admitted(view, ranked, rule_filter, k) if ranked is not None else []

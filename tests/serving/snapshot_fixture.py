@@ -17,10 +17,11 @@ FIRST_CUSTOMER_BOUGHT = [0, 1]  # c1 (or whoever comes first) bought A and B
 
 
 def hand_made_lists(customer_lists: dict[str, list[int]] | None = None,
-                    new_item_lists: dict[str, list[int]] | None = None) -> SnapshotLists:
+                    new_item_lists: dict[str, list[int]] | None = None,
+                    beyond_lists: dict[str, list[int]] | None = None) -> SnapshotLists:
     """c1 gets B, C, A; c2 gets only E (so its answer is filled from popular); popular is D, A, B, C, E.
     Without ``new_item_lists`` the records hold no new-items list, as for a model whose full list orders
-    new items too."""
+    new items too; ``beyond_lists`` are then the new items such a model ranks after each list."""
     customer_lists = customer_lists or {"c1": [1, 2, 0], "c2": [4]}
     ids = np.asarray(list(customer_lists), dtype=object)
     similar = RankedBlock(np.asarray(ITEMS, dtype=object),
@@ -32,7 +33,8 @@ def hand_made_lists(customer_lists: dict[str, list[int]] | None = None,
                            np.asarray([[5, 4]], dtype=np.float32), "trending")
     history = sp.csr_matrix((np.ones(2, np.float32), ([0, 0], FIRST_CUSTOMER_BOUGHT)), shape=(len(ids), len(ITEMS)))
     new_items = None if new_item_lists is None else [_block(ids, new_item_lists)]
-    return SnapshotLists(CATALOG, [_block(ids, customer_lists)], new_items, [similar],
+    beyond = None if beyond_lists is None else [_block(ids, beyond_lists)]
+    return SnapshotLists(CATALOG, [_block(ids, customer_lists)], new_items, beyond, [similar],
                          {"popular": popular, "trending": trending}, ids, history,
                          ["als", "item_knn", "popular", "trending", "rule"])
 
@@ -47,6 +49,6 @@ def _block(ids: np.ndarray, lists: dict[str, list[int]]) -> RankedBlock:
     return RankedBlock(ids, rows, scores, "als")
 
 
-def publish_hand_made(store, version: str = "7", customer_lists=None, new_item_lists=None):
+def publish_hand_made(store, version: str = "7", customer_lists=None, new_item_lists=None, beyond_lists=None):
     model = {"name": "recsys-recommender", "version": version, "run_id": "run-" + version, "alias": "champion"}
-    return write_snapshot(hand_made_lists(customer_lists, new_item_lists), store, {"model": model})
+    return write_snapshot(hand_made_lists(customer_lists, new_item_lists, beyond_lists), store, {"model": model})

@@ -235,6 +235,20 @@ def test_exclude_purchased_serves_the_models_own_list_of_new_items(store_url):
     assert [i["item_id"] for i in plain["items"]] == ["B", "C", "A"]
 
 
+def test_exclude_purchased_goes_on_past_the_list_with_the_models_next_new_items(store_url):
+    # c1's list is B, C, A and c1 bought A and B: the model's next new items E, D follow C, in its order
+    # (popular alone would give D, E)
+    store = open_store(store_url, prefix="t")
+    publish_hand_made(store, beyond_lists={"c1": [4, 3]})
+    store.close()
+    with client_for(store_url) as client:
+        body = client.get("/v1/customers/c1/recommendations", params={"k": 3, "exclude_purchased": True}).json()
+        plain = client.get("/v1/customers/c1/recommendations", params={"k": 5}).json()
+    assert ids_and_sources(body) == [("C", "als"), ("E", "als"), ("D", "als")] and body["fallback_reason"] is None
+    # without the rule the list ends where the model's list ends, then the fallback fills
+    assert ids_and_sources(plain) == [("B", "als"), ("C", "als"), ("A", "als"), ("D", "popular"), ("E", "popular")]
+
+
 def test_a_snapshot_an_earlier_release_published_is_served(store_url):
     # record format 1: no record_format in the manifest, and a record holds the list, then the history
     store = open_store(store_url, prefix="t")

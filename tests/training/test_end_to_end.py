@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
 from recsys.data import CleaningRules
+from recsys.records import RECORD_FORMAT
 from serving.app import create_app
 from serving.settings import ServingSettings
 from tests.conftest import redis_url
@@ -79,7 +80,7 @@ def test_train_publish_serve(settings, redis_prefix):
     assert body["snapshot_id"] == manifest.snapshot_id and body["model"]["version"] == result.registered.version
     assert unknown.json()["source"] == "fallback" and len(unknown.json()["items"]) == 5
     # without purchases: the ranker's own list of first purchases, as published
-    assert manifest.metadata["record_format"] == 2
+    assert manifest.metadata["record_format"] == RECORD_FORMAT == 3
     new_rows, _ = result.bundle.models["personal"].recommend(np.zeros(1, np.int64), 5, exclude_seen=True)
     assert [i["item_id"] for i in first_purchases.json()["items"]] == result.bundle.items.ids[new_rows[0]].tolist()
     assert not set(new_rows[0]) & set(result.bundle.history[0].indices)
