@@ -46,10 +46,7 @@ def run_all(config: TrainConfig, settings: TrainingSettings, reporter: Reporter 
     reporter = reporter or Reporter()
     # Validate the catalogue and the alias, and reach MLflow and the store, before hours of training, not after.
     offers_part = offer_catalogue_part_from_file(catalogue or settings.offer_catalogue) if publish else None
-    tracking.check_alias(settings.model_alias, "RECSYS_MODEL_ALIAS")
-    if publish:
-        check_store(settings)
-    tracking.check_tracking(settings)
+    preflight(settings, publish=publish)
     cleaned = load_and_clean(config, reporter)
     train = run_training(config, settings, reporter, run_name=run_name, cleaned=cleaned)
     intelligence = None
@@ -80,6 +77,15 @@ def run_all(config: TrainConfig, settings: TrainingSettings, reporter: Reporter 
     return JobResult(train, intelligence, manifest)
 
 
+def preflight(settings: TrainingSettings, *, publish: bool) -> None:
+    """Check the serving alias, and reach the store (when publishing) and MLflow, so that a job stops
+    before its long work rather than after it."""
+    tracking.check_alias(settings.model_alias, "RECSYS_MODEL_ALIAS")
+    if publish:
+        check_store(settings)
+    tracking.check_tracking(settings)
+
+
 def publish_snapshot(bundle, model: dict[str, Any], settings: TrainingSettings, reporter: Reporter,
             parts: list[SnapshotPart]) -> Manifest:
     # its callers checked the store before their long work: open it without a second check
@@ -100,9 +106,7 @@ def publish_registered(alias_or_version: str, catalogue: Path, settings: Trainin
     from training.pipeline import BUNDLE_ARTIFACT
 
     parts = [offer_catalogue_part_from_file(catalogue)]
-    tracking.check_alias(settings.model_alias, "RECSYS_MODEL_ALIAS")
-    check_store(settings)  # before the bundle is downloaded and scored
-    tracking.check_tracking(settings)
+    preflight(settings, publish=True)  # before the bundle is downloaded and scored
     registered = replace(tracking.resolve_version(settings.registered_model, alias_or_version),
                          alias=settings.model_alias)
     with tempfile.TemporaryDirectory() as tmp, reporter.step(f"Loading model version {registered.version}"):
