@@ -153,6 +153,7 @@ def _ranked_and_beyond(model, rows: np.ndarray, keys: np.ndarray, history: sp.cs
     if len(again):
         new_items, new_scores, new_sources = model.recommend_with_sources(rows[again], top_n, exclude_seen=True)
         fresh = ~_holds(_rows_matrix(items[again], history.shape[1]), new_items) & (new_items >= 0)
+        fresh &= np.cumsum(fresh, axis=1) <= wanted[again, None]
         more_items, more_scores, more_sources = _front(fresh, new_items, new_scores, new_sources)
         beyond_items[again] = _pad(more_items, width, -1)
         beyond_scores[again] = _pad(more_scores, width, 0.0)
