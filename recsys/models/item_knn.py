@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from implicit.nearest_neighbours import all_pairs_knn, bm25_weight, normalize
 
 from recsys.data.interactions import Interactions
 from recsys.models.base import Recommender, arrays_to_sparse, sparse_scores, sparse_to_arrays, top_k
-
-SIMILARITIES = ("cosine", "bm25")
+from recsys.models.neighbours import check_neighbour_params, nearest_neighbours
 
 
 class ItemKNNRecommender(Recommender):
@@ -34,10 +32,7 @@ class ItemKNNRecommender(Recommender):
         num_threads: int = 0,
     ) -> None:
         super().__init__()
-        if similarity not in SIMILARITIES:
-            raise ValueError(f"similarity={similarity!r} is not one of {', '.join(SIMILARITIES)}")
-        if neighbours < 1:
-            raise ValueError(f"neighbours must be >= 1, got {neighbours}")
+        check_neighbour_params(similarity, neighbours)
         self.similarity = similarity
         self.neighbours = neighbours
         self.bm25_k1 = bm25_k1
@@ -46,15 +41,9 @@ class ItemKNNRecommender(Recommender):
         self.item_similarity: sp.csr_matrix | None = None
 
     def fit(self, data: Interactions) -> ItemKNNRecommender:
-        item_customers = data.matrix.T.tocsr().astype(np.float64)
-        if self.similarity == "cosine":
-            weighted = normalize(item_customers)
-        else:
-            weighted = bm25_weight(item_customers, K1=self.bm25_k1, B=self.bm25_b)
-        # one extra neighbour because each item is usually its own nearest; it is dropped below
-        knn = all_pairs_knn(weighted.T.tocsr(), self.neighbours + 1, show_progress=False,
-                            num_threads=self.num_threads).tocsr()
-        self.item_similarity = _other_neighbours(knn, self.neighbours).astype(np.float32)
+        self.item_similarity = nearest_neighbours(data.matrix.T, self.similarity, self.neighbours,
+                                                  bm25_k1=self.bm25_k1, bm25_b=self.bm25_b,
+                                                  num_threads=self.num_threads)
         self._remember_seen(data)
         return self
 
@@ -73,13 +62,3 @@ class ItemKNNRecommender(Recommender):
     def _restore_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.item_similarity = arrays_to_sparse(arrays, "item_similarity")
 
-
-def _other_neighbours(matrix: sp.csr_matrix, n: int) -> sp.csr_matrix:
-    """The ``n`` largest positive entries of each row of ``matrix``, the diagonal left out."""
-    row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-    usable = (row_of != matrix.indices) & (matrix.data > 0)
-    order = np.flatnonzero(usable)[np.lexsort((-matrix.data[usable], row_of[usable]))]
-    starts = np.searchsorted(row_of[order], np.arange(matrix.shape[0]))
-    rank = np.arange(len(order)) - starts[row_of[order]]
-    keep = order[rank < n]
-    return sp.csr_matrix((matrix.data[keep], (row_of[keep], matrix.indices[keep])), shape=matrix.shape)
