@@ -15,6 +15,7 @@ from recsys.models.item_knn import ItemKNNRecommender
 from recsys.models.popularity import PopularityRecommender
 from recsys.models.ranker import TwoStageRanker
 from recsys.models.repeat_buy import RepeatBuyRecommender
+from recsys.models.user_knn import UserKNNRecommender
 
 MODEL_CLASSES: dict[str, type[Recommender]] = {
     cls.name: cls
@@ -22,6 +23,7 @@ MODEL_CLASSES: dict[str, type[Recommender]] = {
         PopularityRecommender,
         RepeatBuyRecommender,
         ItemKNNRecommender,
+        UserKNNRecommender,
         ALSRecommender,
         BPRRecommender,
         EASERecommender,

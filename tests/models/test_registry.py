@@ -11,7 +11,7 @@ from tests.models.recommender_contract import checkerboard
 
 
 def test_names_match_the_classes():
-    assert set(MODEL_CLASSES) >= {"popularity", "repeat_buy", "item_knn", "als", "bpr", "ease"}
+    assert set(MODEL_CLASSES) >= {"popularity", "repeat_buy", "item_knn", "user_knn", "als", "bpr", "ease", "ranker"}
     for name, cls in MODEL_CLASSES.items():
         assert cls.name == name
 
