@@ -36,6 +36,7 @@ from recsys.evaluation import Fold, evaluate
 from recsys.models.base import Recommender
 from recsys.models.registry import create_model
 from training import tracking
+from training.experiment_winner import WINNERS_ARTIFACT, ExperimentWinner, winners_document
 from training.settings import TrainingSettings
 from training.sources import DataSource, load_source
 
@@ -118,7 +119,8 @@ def run_experiment(config: ExperimentConfig, settings: TrainingSettings, report:
         curves = curves_frame(choices)
         with tempfile.TemporaryDirectory() as tmp:
             folder = output_dir or Path(tmp)
-            written = write_artifacts(folder, table, candidate_frame, curves, config, lines, config_text)
+            chosen = [winner_of(choice, config) for choice in winners.values()]
+            written = write_artifacts(folder, table, candidate_frame, curves, config, lines, config_text, chosen)
             tracking.log_files(folder, written)
         return ExperimentResult(parent.info.run_id, table, candidate_frame, curves, winners, lines,
                                 [str(path.relative_to(folder)) for path in written])
@@ -321,16 +323,28 @@ def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
+def winner_of(choice: Choice, config: ExperimentConfig) -> ExperimentWinner:
+    """A setting's winner as ``recsys train --from-experiment`` reads it: the exact parameters, not the
+    table's rounded ones."""
+    metric = config.selection_metric(choice.setting)
+    return ExperimentWinner(setting=choice.setting, label=choice.candidate.label, model=choice.candidate.model,
+                            params=choice.candidate.params, weighting=config.data.weighting,
+                            selected_by=f"validation {metric}",
+                            validation_score=choice.candidate.validation[choice.setting][metric])
+
+
 def write_artifacts(folder: Path, table: pd.DataFrame, candidates: pd.DataFrame, curves: pd.DataFrame,
-                    config: ExperimentConfig, lines: list[str], config_text: str | None) -> list[Path]:
+                    config: ExperimentConfig, lines: list[str], config_text: str | None,
+                    winners: list[ExperimentWinner]) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / "comparison.csv", folder / "comparison.md", folder / "validation.csv",
-               folder / "curves.csv", folder / "results.txt"]
+               folder / "curves.csv", folder / "results.txt", folder / WINNERS_ARTIFACT]
     table.to_csv(written[0], index=False, float_format="%.6f")
     written[1].write_text(to_markdown(table))
     candidates.to_csv(written[2], index=False, float_format="%.6f")
     curves.to_csv(written[3], index=False, float_format="%.6f")
     written[4].write_text("\n".join(lines) + "\n")
+    written[5].write_text(json.dumps(winners_document(winners), indent=2, sort_keys=True, default=_json_scalar) + "\n")
     if config_text is not None:
         written.append(folder / "config.yaml")
         written[-1].write_text(config_text)
@@ -340,6 +354,12 @@ def write_artifacts(folder: Path, table: pd.DataFrame, candidates: pd.DataFrame,
     if coverage is not None:
         written.append(plots.plot_coverage(table, coverage, folder / "plots" / "coverage.png"))
     return written
+
+
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, np.generic):  # a NumPy number from a grid or a search space
+        return value.item()
+    raise TypeError(f"parameter value {value!r} of type {type(value).__name__} cannot be written as JSON")
 
 
 def _format_params(params: dict[str, Any]) -> str:

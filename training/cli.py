@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -36,6 +37,12 @@ def known_format(value: str) -> str:
     """A ``--format`` option's check: one of the formats the loaders read."""
     if value not in FORMATS:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
+    return value
+
+
+def _known_setting(value: str) -> str:
+    if value not in ("A", "B"):
+        raise typer.BadParameter(f"{value!r} is not a setting: A (repeats allowed) or B (new items only)")
     return value
 
 
@@ -82,6 +89,11 @@ def train(
     customers_job: Annotated[bool, typer.Option("--customers-job/--no-customers-job",
                                                 help="Also compute segments, churn and lifetime value")] = True,
     catalogue: CatalogueOpt = None,
+    from_experiment: Annotated[str | None, typer.Option(
+        "--from-experiment", metavar="RUN_ID",
+        help="Fit, as the personal model, what this 'recsys experiment run' parent run chose on validation")] = None,
+    setting: Annotated[str, typer.Option(help="With --from-experiment: the winner of setting A (repeats allowed) "
+                                              "or B (new items only)", callback=_known_setting)] = "A",
 ) -> None:
     """Train recommendations and customer intelligence, log to MLflow, register, and publish one snapshot."""
     from training.pipeline import TrainConfig
@@ -89,6 +101,13 @@ def train(
     rules = CleaningRules(non_product_items=frozenset()) if keep_non_products else CleaningRules()
     config = TrainConfig(source=DataSource(data, data_format, customers, items, seed), cleaning=rules,
                          cutoff=cutoff, holdout_days=holdout_days)
+    if from_experiment is not None:
+        from training.experiment_winner import train_config_with_winner
+
+        config, winner = train_config_with_winner(config, get_settings(), from_experiment, setting)
+        console.print(f"Personal model from experiment run {escape(from_experiment)} (setting {setting}): "
+                      f"{escape(winner.label)} {escape(json.dumps(winner.params, sort_keys=True))}, chosen by "
+                      f"{winner.selected_by} {winner.validation_score:.4f}, on {winner.weighting} weighting")
     _run_jobs(config, customers_job, publish, catalogue)
 
 

@@ -12,11 +12,11 @@ from recsys.models.base import Recommender
 
 
 def make_holdout(transactions: pd.DataFrame, cutoff: pd.Timestamp | str | None = None,
-                 holdout_days: int = 90) -> Fold:
+                 holdout_days: int = 90, weighting: str = "orders") -> Fold:
     """Train before ``cutoff`` (default: ``holdout_days`` before the last day), evaluate after it."""
     if cutoff is None:
         cutoff = transactions[schema.TIMESTAMP].max().normalize() - pd.Timedelta(days=holdout_days)
-    return make_fold(transactions, cutoff, name="holdout")
+    return make_fold(transactions, cutoff, name="holdout", weighting=weighting)
 
 
 def evaluate_models(factories: Mapping[str, Callable[[], Recommender]], holdout: Fold,

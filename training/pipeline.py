@@ -53,6 +53,10 @@ class TrainConfig:
     cutoff: str | None = None
     ks: tuple[int, ...] = (10, 20)
     evaluate: bool = True
+    #: how purchases become interaction strengths (see :func:`recsys.data.build_interactions`)
+    weighting: str = "orders"
+    #: extra tags of the training run, e.g. the experiment run its personal model was chosen by
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,9 +102,10 @@ def run_training(config: TrainConfig, settings: TrainingSettings, reporter: Repo
     """The recommendation job; ``cleaned`` skips loading when the caller already has the data. The new
     version is registered with no alias: the serving alias moves when a publish has served it."""
     reporter = reporter or Reporter()
-    with tracking.training_run(settings, run_name, tags={"job": "train"}) as run:
+    with tracking.training_run(settings, run_name, tags={**config.tags, "job": "train"}) as run:
         tracking.log_params({"data": config.source.describe(), "cleaning": _rules_params(config.cleaning),
                              "holdout_days": config.holdout_days, "cutoff": config.cutoff,
+                             "weighting": config.weighting,
                              "roles": {role: {"model": s.name, **s.params} for role, s in config.roles.items()}})
         cleaned = cleaned or load_and_clean(config, reporter)
         report = cleaned.report.to_dict()
@@ -112,7 +117,7 @@ def run_training(config: TrainConfig, settings: TrainingSettings, reporter: Repo
         metrics: dict[str, dict[str, float]] = {}
         if config.evaluate:
             with reporter.step("Evaluating on the temporal holdout"):
-                holdout = make_holdout(cleaned.transactions, config.cutoff, config.holdout_days)
+                holdout = make_holdout(cleaned.transactions, config.cutoff, config.holdout_days, config.weighting)
                 evaluated = {role: spec.build for role, spec in config.roles.items() if role != "similar"}
                 metrics = evaluate_models(evaluated, holdout, config.ks)
             mlflow.log_params({"holdout.cutoff": str(holdout.cutoff),
@@ -122,7 +127,7 @@ def run_training(config: TrainConfig, settings: TrainingSettings, reporter: Repo
             mlflow.log_dict(metrics, "holdout_metrics.json")
 
         with reporter.step("Fitting models on all data"):
-            data = build_interactions(cleaned.transactions)
+            data = build_interactions(cleaned.transactions, weighting=config.weighting)
             models = {role: spec.build().fit(data) for role, spec in config.roles.items()}
         bundle = ModelBundle(
             customers=data.customers, items=data.items, catalog=build_catalog(cleaned.transactions, data.items),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,11 +69,15 @@ class InvalidAliasError(ValueError):
 _QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
-@contextmanager
-def answering_quickly() -> Iterator[None]:
+def answering_quickly() -> AbstractContextManager[None]:
     """MLflow HTTP calls in this block try once and wait at most 10 s, instead of retrying for minutes."""
-    saved = {name: os.environ.get(name) for name in _QUICK_HTTP}
-    os.environ.update(_QUICK_HTTP)
+    return _environment(_QUICK_HTTP)
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -274,8 +278,10 @@ def _known_versions(client: MlflowClient, model_name: str) -> str:
 
 def download_run_artifacts(run_id: str, artifact_path: str, destination: Path) -> Path:
     destination.mkdir(parents=True, exist_ok=True)
-    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
-                                                    dst_path=str(destination)))
+    # MLflow's own progress bars would interleave with the command's steps and its error lines
+    with _environment({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
+                                                        dst_path=str(destination)))
 
 
 def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -45,7 +45,7 @@ def test_same_config_twice_gives_identical_tables_and_figures(runs):
     assert first.table.equals(second.table)
     assert first.candidates.equals(second.candidates)
     assert first.result_lines == second.result_lines
-    for name in ("comparison.csv", "comparison.md", "validation.csv", "curves.csv",
+    for name in ("comparison.csv", "comparison.md", "validation.csv", "curves.csv", "winners.json",
                  "plots/curves_A.png", "plots/curves_B.png", "plots/coverage.png"):
         assert (first_out / name).read_bytes() == (second_out / name).read_bytes(), name
 
@@ -95,7 +95,8 @@ def test_mlflow_parent_with_nested_children_and_artifacts(runs):
     candidate = next(c for c in children if c.data.tags["role"] == "candidate" and c.data.tags["label"] == "ease")
     assert "validation.A.ndcg_at_10" in candidate.data.metrics and "l2" in candidate.data.params
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
-    assert {"comparison.csv", "comparison.md", "validation.csv", "curves.csv", "config.yaml", "plots"} <= artifacts
+    assert {"comparison.csv", "comparison.md", "validation.csv", "curves.csv", "winners.json", "config.yaml",
+            "plots"} <= artifacts
     plots = {a.path for a in client.list_artifacts(result.run_id, "plots")}
     assert plots == {"plots/curves_A.png", "plots/curves_B.png", "plots/coverage.png"}
 
