@@ -18,7 +18,8 @@ SHOWN_METRICS = (("nDCG@10", "personal.ndcg_at_10"), ("R@20", "personal.recall_a
 
 @app.command("list")
 def list_command() -> None:
-    """Every registered version, newest first: its aliases and its training run's holdout figures."""
+    """Every registered version, newest first: its aliases, its personal model (and the experiment run that
+    chose it), and its training run's holdout figures."""
     from training import tracking
     from training.settings import get_settings
 
@@ -31,8 +32,11 @@ def list_command() -> None:
         figures = "  ".join(f"{label} {version.metrics[key]:.4f}" if key in version.metrics else f"{label} -"
                             for label, key in SHOWN_METRICS)
         aliases = " ".join(f"@{alias}" for alias in version.aliases) or "-"
+        chosen = (f"  chosen by experiment run {version.experiment_run_id[:12]} (setting {version.experiment_setting})"
+                  if version.experiment_run_id else "")
         console.print(f"version {version.version:<4} {aliases:<22} {version.created:%Y-%m-%d %H:%M} UTC  "
-                      f"run {version.run_id[:12]}  {figures}", highlight=False, soft_wrap=True)
+                      f"run {version.run_id[:12]}  model {version.model or '-'}  {figures}{chosen}",
+                      highlight=False, soft_wrap=True)
 
 
 @app.command("promote")

@@ -220,6 +220,9 @@ class VersionSummary:
     run_id: str
     created: datetime
     metrics: dict[str, float]  # the run's holdout metrics, without the "holdout." prefix
+    model: str  # the personal recommender's registry name ("" when the run did not log it)
+    experiment_run_id: str  # the experiment run that chose it ("" when none did)
+    experiment_setting: str
 
 
 def list_versions(model_name: str) -> list[VersionSummary]:
@@ -236,11 +239,14 @@ def list_versions(model_name: str) -> list[VersionSummary]:
         aliases.setdefault(str(version), []).append(alias)
     summaries = []
     for version in client.search_model_versions(f"name='{model_name}'"):
-        metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+        data = client.get_run(version.run_id).data if version.run_id else None
+        metrics, params, tags = (data.metrics, data.params, data.tags) if data else ({}, {}, {})
         summaries.append(VersionSummary(
             str(version.version), sorted(aliases.get(str(version.version), [])), version.run_id or "",
             datetime.fromtimestamp(version.creation_timestamp / 1000, UTC),
-            {key.removeprefix("holdout."): value for key, value in metrics.items() if key.startswith("holdout.")}))
+            {key.removeprefix("holdout."): value for key, value in metrics.items() if key.startswith("holdout.")},
+            params.get("roles.personal.model", ""), tags.get("experiment_run_id", ""),
+            tags.get("experiment_setting", "")))
     return sorted(summaries, key=lambda s: -int(s.version))
 
 

@@ -82,6 +82,9 @@ def test_train_fits_the_winner_on_its_weighting_and_tags_the_run(experiment, iso
     assert train.data.params["weighting"] == "binary"
     for key, value in params.items():
         assert train.data.params[f"roles.personal.{key}"] == str(value)
+    listed = CliRunner().invoke(app, ["models", "list"])
+    row = next(line for line in listed.output.splitlines() if line.startswith("version 1 "))
+    assert f"model {label} " in row and row.endswith(f"chosen by experiment run {run_id[:12]} (setting A)")
 
 
 @pytest.mark.parametrize("case", ["missing run", "train run", "setting not chosen"])

@@ -85,7 +85,8 @@ def test_models_list_and_promote_by_alias(env):
     assert listed.exit_code == 0, listed.output
     rows = [line.split() for line in listed.output.splitlines() if line.startswith("version ")]
     assert [(row[1], row[2]) for row in rows] == [("3", "-"), ("2", "@champion"), ("1", "-")]
-    for row in rows:  # each version's holdout figures, as its training run logged them
+    for row in rows:  # each version's model and holdout figures, as its training run logged them
+        assert row[row.index("model") + 1] == "ranker" and "experiment" not in row
         assert row[row.index("nDCG@10") + 1].startswith("0.") and row[row.index("R@20") + 1].startswith("0.")
 
     promoted = runner.invoke(app, ["models", "promote", "1"])
