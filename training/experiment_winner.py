@@ -18,6 +18,7 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from recsys.data.interactions import WEIGHTINGS
 from training import tracking
 from training.pipeline import ModelSpec, TrainConfig
 from training.settings import TrainingSettings
@@ -85,7 +86,16 @@ def train_config_with_winner(config: TrainConfig, settings: TrainingSettings, ru
     weighting it was chosen on; the training run is tagged with where the choice came from."""
     tracking.check_tracking(settings)
     winner = read_winner(run_id, setting)
-    roles = {**config.roles, "personal": ModelSpec(winner.model, dict(winner.params))}
+    personal = ModelSpec(winner.model, dict(winner.params))
+    # built once here, so that a choice this release cannot make is reported before the data is loaded
+    try:
+        personal.build()
+        if winner.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting={winner.weighting!r} is not one of {', '.join(WEIGHTINGS)}")
+    except ValueError as exc:
+        raise ExperimentWinnerError(f"experiment run {run_id!r} chose {winner.label!r} for setting {setting}, "
+                                    f"which this release cannot train: {exc}") from None
+    roles = {**config.roles, "personal": personal}
     tags = {**config.tags, "experiment_run_id": run_id, "experiment_setting": setting,
             "experiment_winner": winner.label}
     return replace(config, roles=roles, weighting=winner.weighting, tags=tags), winner

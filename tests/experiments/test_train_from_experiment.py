@@ -117,3 +117,27 @@ def test_an_unknown_setting_is_refused_as_an_option(isolated_settings):
     result = CliRunner().invoke(app, ["train", "--from-experiment", "x", "--setting", "C"])
     assert result.exit_code == 2 and "--setting" in result.output
 
+
+@pytest.mark.parametrize(("winner", "named"), [
+    ({"model": "ease", "params": {"lambda": 3.0}}, "has no parameter(s) 'lambda'"),
+    ({"model": "slim", "params": {}}, "unknown model 'slim'"),
+    ({"model": "ease", "params": {}, "weighting": "minutes"}, "weighting='minutes' is not one of"),
+])
+def test_a_choice_this_release_cannot_train_is_one_error_line_before_loading(winner, named, isolated_settings,
+                                                                           monkeypatch, capsys):
+    from training import tracking
+
+    tracking.configure_tracking(get_settings())
+    chosen = {"setting": "A", "label": "picked", "weighting": "orders", "selected_by": "validation ndcg@10",
+              "validation_score": 0.5, **winner}
+    with mlflow.start_run(tags={"job": "experiment"}) as run:
+        mlflow.log_dict({"format": 1, "winners": {"A": chosen}}, WINNERS_ARTIFACT)
+    monkeypatch.setattr("sys.argv", ["recsys", "train", "--no-publish", "--from-experiment", run.info.run_id])
+    monkeypatch.setattr("training.jobs.load_and_clean", lambda *a, **k: pytest.fail("loaded before the check"))
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    err = " ".join(capsys.readouterr().err.split())
+    assert stopped.value.code == 2, err
+    # the store this test made is new, and MLflow logs creating it before the command's one error line
+    assert (f"error: experiment run '{run.info.run_id}' chose 'picked' for setting A, which this release cannot "
+            "train: ") in err and named in err and "Traceback" not in err, err
