@@ -30,6 +30,7 @@ from recsys.records import (
     member_page_key,
     slugify,
 )
+from recsys.spreadsheet_cells import formula_safe
 from serving.snapshots import SnapshotCache
 
 PAGES_PER_READ = 8
@@ -290,26 +291,12 @@ def _csv_chunk(rows) -> bytes:
     return buffer.getvalue().encode()
 
 
-#: A spreadsheet runs a cell starting with one of these as a formula (OWASP, "CSV injection").
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _formula_safe(column: list) -> list:
-    """A text column with every cell that a spreadsheet would run as a formula prefixed by ``'``; numeric
-    columns (a negative contribution starts with "-" too) are left as they are."""
-    first = next((value for value in column if value is not None), None)
-    if not isinstance(first, str):
-        return column
-    return [f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_START) else value
-            for value in column]
-
-
 def _csv_rows(pages: list[dict], segment: str, columns: list[str], filters: Filters) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     for page in pages:
         n = len(page["customer_id"])
-        values = [_formula_safe(page[c]) if c != "segment" else [segment] * n for c in columns]
+        values = [formula_safe(page[c]) if c != "segment" else [segment] * n for c in columns]
         keep = filters.mask(page)
         if keep is not None:
             rows = np.flatnonzero(keep).tolist()
