@@ -26,6 +26,8 @@ snapshots_app = typer.Typer(help="List published snapshots, roll back, or switch
 app.add_typer(snapshots_app, name="snapshots")
 app.add_typer(offers_app, name="offers")
 app.add_typer(models_app, name="models")
+audiences_app = typer.Typer(help="Audience files for marketers.", no_args_is_help=True)
+app.add_typer(audiences_app, name="audiences")
 console = Console(soft_wrap=True)
 
 
@@ -253,6 +255,31 @@ def generate(
     else:
         frame.to_parquet(out, index=False)
     console.print(f"Wrote {len(frame):,} rows for {customers:,} customers to {escape(str(out))}")
+
+
+@audiences_app.command("lookalike")
+def audiences_lookalike(
+    data: DataOpt,
+    seeds: Annotated[Path, typer.Option(help="CSV or Parquet with a customer_id column: the seed audience "
+                                             "(a segment's export.csv, say)")],
+    output: Annotated[Path, typer.Option(help="CSV to write: customer_id, rank, seed_share, seed_neighbours")],
+    data_format: FormatOpt = "canonical",
+    size: Annotated[int, typer.Option(min=1, help="Customers in the audience, at most")] = 1000,
+    neighbours: Annotated[int, typer.Option(min=1, help="Nearest customers each customer is compared with")] = 50,
+) -> None:
+    """The customers most like a seed audience by what they bought, seeds left out, as a CSV file."""
+    from training.audiences import lookalike_audience, read_seed_ids
+
+    seed_ids = read_seed_ids(seeds)
+    result = lookalike_audience(DataSource(data, data_format), CleaningRules(), seed_ids, size, neighbours)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    result.audience.to_csv(output, index=False)
+    console.print(f"{result.seeds_found:,} of {len(seed_ids):,} seed customers bought something in the data", end="")
+    if result.seeds_unknown:
+        console.print(f"; without purchases, left out: {escape(', '.join(result.seeds_unknown[:5]))}"
+                      + (", ..." if len(result.seeds_unknown) > 5 else ""), end="")
+    console.print(f"\n{result.reachable:,} other customers have a seed among their {neighbours} nearest; "
+                  f"wrote the {len(result.audience):,} most alike to {escape(str(output))}")
 
 
 @snapshots_app.command("list")

@@ -19,6 +19,7 @@ def input_errors() -> tuple[type[Exception], ...]:
     from recsys.metrics.ranking import EmptyEvaluationError
     from recsys.models.base import ModelFitError
     from recsys.offers import CatalogueError
+    from training.audiences import AudienceInputError
     from training.experiment_winner import ExperimentWinnerError
     from training.pipeline import NoTransactionsError
     from training.publish_customers import CustomerPublishError
@@ -33,4 +34,5 @@ def input_errors() -> tuple[type[Exception], ...]:
     return (FileNotFoundError, TransactionSchemaError, CdnowFormatError, CatalogueError, ModelFitError,
             ChurnDataError, ClusterDataError, EmptyEvaluationError, SplitError, CustomerPublishError, StoreError,
             RedisConnectionError, NoTransactionsError, UnknownModelVersionError, SettingsError,
-            DeletedExperimentError, TrackingUnavailableError, InvalidAliasError, ExperimentWinnerError)
+            DeletedExperimentError, TrackingUnavailableError, InvalidAliasError, ExperimentWinnerError,
+            AudienceInputError)
