@@ -19,11 +19,17 @@ def shop(tmp_path_factory):
     return folder
 
 
-def _run(monkeypatch, *args: str) -> int:
-    monkeypatch.setattr("sys.argv", ["recsys", *args])
+def _error_of(seed_file_text: str, shop, tmp_path, monkeypatch, capsys) -> str:
+    """Run the command with a seed file of ``seed_file_text``; expect status 2 and no output file, and give
+    back stderr on one line."""
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text(seed_file_text)
+    monkeypatch.setattr("sys.argv", ["recsys", "audiences", "lookalike", "--data", str(shop / "tx.csv"),
+                                     "--seeds", str(seeds), "--output", str(tmp_path / "out.csv")])
     with pytest.raises(SystemExit) as stopped:
         main()
-    return stopped.value.code
+    assert stopped.value.code == 2 and not (tmp_path / "out.csv").exists()
+    return " ".join(capsys.readouterr().err.split())
 
 
 def test_writes_the_most_alike_customers_without_the_seeds(shop, tmp_path):
@@ -47,37 +53,14 @@ def test_writes_the_most_alike_customers_without_the_seeds(shop, tmp_path):
     assert reachable >= 40 and f"wrote the 40 most alike to {out}" in text
 
 
-def test_a_seed_file_without_customer_ids_names_the_file_and_its_columns(shop, tmp_path, monkeypatch, capsys):
-    seeds = tmp_path / "seeds.csv"
-    seeds.write_text("email\na@example.com\n")
-    args = ("audiences", "lookalike", "--data", str(shop / "tx.csv"), "--seeds", str(seeds),
-            "--output", str(tmp_path / "out.csv"))
-    assert _run(monkeypatch, *args) == 2
-    err = " ".join(capsys.readouterr().err.split())
-    assert f"error: {seeds}: no 'customer_id' column; columns: ['email']" in err
-    assert not (tmp_path / "out.csv").exists()
-
-
-def test_seeds_the_shop_never_saw_are_one_error_line(shop, tmp_path, monkeypatch, capsys):
-    seeds = tmp_path / "seeds.csv"
-    seeds.write_text("customer_id\nghost-1\nghost-2\n")
-    args = ("audiences", "lookalike", "--data", str(shop / "tx.csv"), "--seeds", str(seeds),
-            "--output", str(tmp_path / "out.csv"))
-    assert _run(monkeypatch, *args) == 2
-    err = " ".join(capsys.readouterr().err.split())
-    assert ("error: none of the 2 seed customers bought anything in the cleaned data "
-            "(first ids: ghost-1, ghost-2)") in err
-
-
 @pytest.mark.parametrize(("content", "message"), [
+    ("email\na@example.com\n", "{seeds}: no 'customer_id' column; columns: ['email']"),
     ("customer_id,segment\n10001,x\n,y\n",
-     "1 row(s) without a customer_id (data rows 2, counting from 1 after the header)"),
-    ("customer_id\n", "no seed customers (the file has a header and no rows)"),
+     "{seeds}: 1 row(s) without a customer_id (data rows 2, counting from 1 after the header)"),
+    ("customer_id\n", "{seeds}: no seed customers (the file has a header and no rows)"),
+    ("customer_id\nghost-1\nghost-2\n",
+     "none of the 2 seed customers bought anything in the cleaned data (first ids: ghost-1, ghost-2)"),
 ])
-def test_a_seed_file_with_blank_or_no_ids_names_the_rows(content, message, shop, tmp_path, monkeypatch, capsys):
-    seeds = tmp_path / "seeds.csv"
-    seeds.write_text(content)
-    args = ("audiences", "lookalike", "--data", str(shop / "tx.csv"), "--seeds", str(seeds),
-            "--output", str(tmp_path / "out.csv"))
-    assert _run(monkeypatch, *args) == 2
-    assert f"error: {seeds}: {message}" in " ".join(capsys.readouterr().err.split())
+def test_a_seed_file_that_gives_no_seeds_is_one_error_line(content, message, shop, tmp_path, monkeypatch, capsys):
+    err = _error_of(content, shop, tmp_path, monkeypatch, capsys)
+    assert "error: " + message.format(seeds=tmp_path / "seeds.csv") in err, err
