@@ -133,34 +133,27 @@ def _ranked_and_beyond(model, rows: np.ndarray, keys: np.ndarray, history: sp.cs
     One ranking of ``2 * top_n`` items serves both for most customers; those who bought so much of it
     that its second half holds too few new items are ranked again without their purchases."""
     wide_items, wide_scores, wide_sources = model.recommend_with_sources(rows, min(2 * top_n, model.n_items))
-    items, scores = wide_items[:, :top_n], wide_scores[:, :top_n]
-    ranked = RankedBlock(keys, items, scores, _columns(wide_sources, slice(0, top_n)))
+    items = wide_items[:, :top_n]
+    ranked = RankedBlock(keys, items, wide_scores[:, :top_n], _columns(wide_sources, slice(0, top_n)))
     bought = history[rows]
     wanted = _holds(bought, items).sum(axis=1)
     # the second half without the bought items is the model's order of new items after the list
     after = wide_items[:, top_n:]
-    keep = ~_holds(bought, after) & (after >= 0)
-    keep &= np.cumsum(keep, axis=1) <= wanted[:, None]
-    found = keep.sum(axis=1)
+    keep = _first(~_holds(bought, after) & (after >= 0), wanted)
+    beyond = _front(keep, after, wide_scores[:, top_n:], _columns(wide_sources, slice(top_n, None)))
     exhausted = (after < 0).any(axis=1) | (after.shape[1] == 0)  # the model ranks nothing further
-    again = np.flatnonzero((found < wanted) & ~exhausted)
-    beyond_items, beyond_scores, beyond_sources = _front(keep, after, wide_scores[:, top_n:],
-                                                         _columns(wide_sources, slice(top_n, None)))
-    width = max(beyond_items.shape[1], int(wanted[again].max()) if len(again) else 0)
-    beyond_items, beyond_scores = _pad(beyond_items, width, -1), _pad(beyond_scores, width, 0.0)
-    if not isinstance(beyond_sources, str):
-        beyond_sources = _pad(beyond_sources, width, model.name)
+    again = np.flatnonzero((keep.sum(axis=1) < wanted) & ~exhausted)
     if len(again):
         new_items, new_scores, new_sources = model.recommend_with_sources(rows[again], top_n, exclude_seen=True)
-        fresh = ~_holds(_rows_matrix(items[again], history.shape[1]), new_items) & (new_items >= 0)
-        fresh &= np.cumsum(fresh, axis=1) <= wanted[again, None]
-        more_items, more_scores, more_sources = _front(fresh, new_items, new_scores, new_sources)
-        beyond_items[again] = _pad(more_items, width, -1)
-        beyond_scores[again] = _pad(more_scores, width, 0.0)
-        if not isinstance(beyond_sources, str):
-            beyond_sources[again] = (np.full((len(again), width), more_sources, dtype=object)
-                                     if isinstance(more_sources, str) else _pad(more_sources, width, model.name))
-    return ranked, RankedBlock(keys, beyond_items, beyond_scores, beyond_sources)
+        fresh = _first(~_holds(_rows_matrix(items[again], history.shape[1]), new_items) & (new_items >= 0),
+                       wanted[again])
+        beyond = _with_rows(beyond, again, _front(fresh, new_items, new_scores, new_sources), model.name)
+    return ranked, RankedBlock(keys, *beyond)
+
+
+def _first(candidates: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """``candidates`` (a boolean ``(n, k)`` mask) cut to each row's first ``wanted[row]`` slots."""
+    return candidates & (np.cumsum(candidates, axis=1) <= wanted[:, None])
 
 
 def _front(keep: np.ndarray, items: np.ndarray, scores: np.ndarray, sources: str | np.ndarray):
@@ -175,15 +168,31 @@ def _front(keep: np.ndarray, items: np.ndarray, scores: np.ndarray, sources: str
     return front_items, front_scores, np.take_along_axis(sources, order, axis=1)
 
 
+def _with_rows(lists: tuple, rows: np.ndarray, part: tuple, fill_source: str) -> tuple:
+    """``lists`` (items, scores, sources) with rows ``rows`` replaced by ``part``'s, both widened to the
+    wider of the two; one source name stays one name where both name the same."""
+    (items, scores, sources), (part_items, part_scores, part_sources) = lists, part
+    width = max(items.shape[1], part_items.shape[1])
+    items, scores = _pad(items, width, -1), _pad(scores, width, 0.0)
+    items[rows], scores[rows] = _pad(part_items, width, -1), _pad(part_scores, width, 0.0)
+    if isinstance(sources, str) and sources == part_sources:
+        return items, scores, sources
+    slots = _pad(_slot_names(sources, lists[0].shape), width, fill_source)
+    slots[rows] = _pad(_slot_names(part_sources, part_items.shape), width, fill_source)
+    return items, scores, slots
+
+
+def _slot_names(sources: str | np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    return np.full(shape, sources, dtype=object) if isinstance(sources, str) else sources
+
+
 def _columns(sources: str | np.ndarray, columns: slice) -> str | np.ndarray:
     return sources if isinstance(sources, str) else sources[:, columns]
 
 
 def _pad(array: np.ndarray, width: int, fill) -> np.ndarray:
-    """``array`` widened with ``fill`` columns on the right up to ``width``."""
-    if array.shape[1] >= width:
-        return array
-    padding = np.full((array.shape[0], width - array.shape[1]), fill, dtype=array.dtype)
+    """``array`` widened with ``fill`` columns on the right up to ``width`` (a copy either way)."""
+    padding = np.full((array.shape[0], max(width - array.shape[1], 0)), fill, dtype=array.dtype)
     return np.hstack([array, padding])
 
 
