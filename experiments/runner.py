@@ -344,7 +344,7 @@ def write_artifacts(folder: Path, table: pd.DataFrame, candidates: pd.DataFrame,
     candidates.to_csv(written[2], index=False, float_format="%.6f")
     curves.to_csv(written[3], index=False, float_format="%.6f")
     written[4].write_text("\n".join(lines) + "\n")
-    written[5].write_text(json.dumps(winners_document(winners), indent=2, sort_keys=True, default=_json_scalar) + "\n")
+    written[5].write_text(json.dumps(winners_document(winners), indent=2, sort_keys=True) + "\n")
     if config_text is not None:
         written.append(folder / "config.yaml")
         written[-1].write_text(config_text)
@@ -354,12 +354,6 @@ def write_artifacts(folder: Path, table: pd.DataFrame, candidates: pd.DataFrame,
     if coverage is not None:
         written.append(plots.plot_coverage(table, coverage, folder / "plots" / "coverage.png"))
     return written
-
-
-def _json_scalar(value: Any) -> Any:
-    if isinstance(value, np.generic):  # a NumPy number from a grid or a search space
-        return value.item()
-    raise TypeError(f"parameter value {value!r} of type {type(value).__name__} cannot be written as JSON")
 
 
 def _format_params(params: dict[str, Any]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -103,22 +102,17 @@ def train(
     rules = CleaningRules(non_product_items=frozenset()) if keep_non_products else CleaningRules()
     config = TrainConfig(source=DataSource(data, data_format, customers, items, seed), cleaning=rules,
                          cutoff=cutoff, holdout_days=holdout_days)
-    if from_experiment is not None:
-        from training.experiment_winner import train_config_with_winner
-
-        config, winner = train_config_with_winner(config, get_settings(), from_experiment, setting)
-        console.print(f"Personal model from experiment run {escape(from_experiment)} (setting {setting}): "
-                      f"{escape(winner.label)} {escape(json.dumps(winner.params, sort_keys=True))}, chosen by "
-                      f"{winner.selected_by} {winner.validation_score:.4f}, on {winner.weighting} weighting")
-    _run_jobs(config, customers_job, publish, catalogue)
+    _run_jobs(config, customers_job, publish, catalogue,
+              from_experiment=None if from_experiment is None else (from_experiment, setting))
 
 
-def _run_jobs(config, customers_job: bool, publish: bool, catalogue: Path | None, run_name: str = "train"):
+def _run_jobs(config, customers_job: bool, publish: bool, catalogue: Path | None, run_name: str = "train",
+              from_experiment: tuple[str, str] | None = None):
     from training.jobs import run_all
     from training.progress import RichReporter
 
     result = run_all(config, get_settings(), RichReporter(), customers=customers_job, publish=publish,
-                     catalogue=catalogue, run_name=run_name)
+                     catalogue=catalogue, run_name=run_name, from_experiment=from_experiment)
     _print_metrics(result.train.metrics)
     registered = result.train.registered
     promoted = (f"as @{registered.alias}" if registered.alias else

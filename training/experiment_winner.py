@@ -21,7 +21,6 @@ from mlflow.tracking import MlflowClient
 from recsys.data.interactions import WEIGHTINGS
 from training import tracking
 from training.pipeline import ModelSpec, TrainConfig
-from training.settings import TrainingSettings
 
 WINNERS_ARTIFACT = "winners.json"
 WINNERS_FORMAT = 1
@@ -80,11 +79,10 @@ def read_winner(run_id: str, setting: str) -> ExperimentWinner:
     return ExperimentWinner(**winners[setting])
 
 
-def train_config_with_winner(config: TrainConfig, settings: TrainingSettings, run_id: str,
-                             setting: str) -> tuple[TrainConfig, ExperimentWinner]:
+def train_config_with_winner(config: TrainConfig, run_id: str, setting: str) -> tuple[TrainConfig, ExperimentWinner]:
     """``config`` with the winner of experiment run ``run_id`` as its personal model, fitted on the
-    weighting it was chosen on; the training run is tagged with where the choice came from."""
-    tracking.check_tracking(settings)
+    weighting it was chosen on; the training run is tagged with where the choice came from. Tracking
+    must be configured (the train job's preflight checks it first)."""
     winner = read_winner(run_id, setting)
     personal = ModelSpec(winner.model, dict(winner.params))
     # built once here, so that a choice this release cannot make is reported before the data is loaded

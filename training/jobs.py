@@ -42,11 +42,20 @@ class JobResult:
 
 def run_all(config: TrainConfig, settings: TrainingSettings, reporter: Reporter | None = None, *,
             customers: bool = True, publish: bool = True, catalogue: Path | None = None,
-            run_name: str = "train") -> JobResult:
+            run_name: str = "train", from_experiment: tuple[str, str] | None = None) -> JobResult:
+    """Train, compute customer intelligence and publish. ``from_experiment`` (an experiment's parent run
+    id and a setting) replaces ``config``'s personal model with what that run chose on validation."""
     reporter = reporter or Reporter()
     # Validate the catalogue and the alias, and reach MLflow and the store, before hours of training, not after.
     offers_part = offer_catalogue_part_from_file(catalogue or settings.offer_catalogue) if publish else None
     preflight(settings, publish=publish)
+    if from_experiment is not None:
+        from training.experiment_winner import train_config_with_winner
+
+        config, winner = train_config_with_winner(config, *from_experiment)
+        reporter.note(f"Personal model from experiment run {from_experiment[0]} (setting {winner.setting}): "
+                      f"{winner.label} {json.dumps(winner.params, sort_keys=True)}, chosen by {winner.selected_by} "
+                      f"{winner.validation_score:.4f}, on {winner.weighting} weighting")
     cleaned = load_and_clean(config, reporter)
     train = run_training(config, settings, reporter, run_name=run_name, cleaned=cleaned)
     intelligence = None
