@@ -40,7 +40,7 @@ PEERS: dict[str, tuple[str, dict]] = {
     "ease (weighted, A)": ("ease", {"l2": 100.0, "binary": False}),
     "ease (binary, B)": ("ease", {"l2": 500.0, "binary": True}),
     "item_knn bm25": ("item_knn", {"similarity": "bm25", "num_threads": 2}),
-    "user_knn cosine": ("user_knn", {"num_threads": 2}),
+    "user_knn cosine": ("user_knn", {"neighbours": 50, "num_threads": 2}),
     "als": ("als", {"num_threads": 2}),
 }
 

@@ -6,11 +6,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.data.interactions import Interactions
-from recsys.models.base import Recommender, arrays_to_sparse, sparse_scores, sparse_to_arrays, top_k
-from recsys.models.neighbours import check_neighbour_params, nearest_neighbours
+from recsys.models.base import arrays_to_sparse, sparse_scores, sparse_to_arrays, top_k
+from recsys.models.neighbours import NeighbourRecommender
 
 
-class ItemKNNRecommender(Recommender):
+class ItemKNNRecommender(NeighbourRecommender):
     """Each item keeps its ``neighbours`` most similar items; a customer's score for an item is the
     sum, over the items they bought, of interaction weight x similarity.
 
@@ -23,27 +23,10 @@ class ItemKNNRecommender(Recommender):
     name = "item_knn"
     supports_similar_items = True
 
-    def __init__(
-        self,
-        similarity: str = "cosine",
-        neighbours: int = 100,
-        bm25_k1: float = 1.2,
-        bm25_b: float = 0.75,
-        num_threads: int = 0,
-    ) -> None:
-        super().__init__()
-        check_neighbour_params(similarity, neighbours)
-        self.similarity = similarity
-        self.neighbours = neighbours
-        self.bm25_k1 = bm25_k1
-        self.bm25_b = bm25_b
-        self.num_threads = num_threads
-        self.item_similarity: sp.csr_matrix | None = None
+    item_similarity: sp.csr_matrix | None = None
 
     def fit(self, data: Interactions) -> ItemKNNRecommender:
-        self.item_similarity = nearest_neighbours(data.matrix.T, self.similarity, self.neighbours,
-                                                  bm25_k1=self.bm25_k1, bm25_b=self.bm25_b,
-                                                  num_threads=self.num_threads)
+        self.item_similarity = self._nearest(data.matrix.T)
         self._remember_seen(data)
         return self
 

@@ -1,4 +1,4 @@
-"""Nearest neighbours by co-purchase: the similarity both item-kNN and customer-kNN are built on."""
+"""Nearest neighbours by co-purchase: the similarity, and the parameters, item-kNN and customer-kNN share."""
 
 from __future__ import annotations
 
@@ -6,14 +6,38 @@ import numpy as np
 import scipy.sparse as sp
 from implicit.nearest_neighbours import all_pairs_knn, bm25_weight, normalize
 
+from recsys.models.base import Recommender
+
 SIMILARITIES = ("cosine", "bm25")
 
 
-def check_neighbour_params(similarity: str, neighbours: int) -> None:
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"similarity={similarity!r} is not one of {', '.join(SIMILARITIES)}")
-    if neighbours < 1:
-        raise ValueError(f"neighbours must be >= 1, got {neighbours}")
+class NeighbourRecommender(Recommender):
+    """A model that keeps, for each row of something (items, customers), its ``neighbours`` most similar
+    rows by co-purchase, compared with ``similarity`` (see :func:`nearest_neighbours`)."""
+
+    def __init__(
+        self,
+        similarity: str = "cosine",
+        neighbours: int = 100,
+        bm25_k1: float = 1.2,
+        bm25_b: float = 0.75,
+        num_threads: int = 0,
+    ) -> None:
+        super().__init__()
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"similarity={similarity!r} is not one of {', '.join(SIMILARITIES)}")
+        if neighbours < 1:
+            raise ValueError(f"neighbours must be >= 1, got {neighbours}")
+        self.similarity = similarity
+        self.neighbours = neighbours
+        self.bm25_k1 = bm25_k1
+        self.bm25_b = bm25_b
+        self.num_threads = num_threads
+
+    def _nearest(self, vectors: sp.spmatrix) -> sp.csr_matrix:
+        """The neighbours of each row of ``vectors`` under this model's parameters."""
+        return nearest_neighbours(vectors, self.similarity, self.neighbours, bm25_k1=self.bm25_k1,
+                                  bm25_b=self.bm25_b, num_threads=self.num_threads)
 
 
 def nearest_neighbours(vectors: sp.csr_matrix, similarity: str, neighbours: int, *, bm25_k1: float = 1.2,

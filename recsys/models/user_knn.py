@@ -6,11 +6,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.data.interactions import Interactions
-from recsys.models.base import Recommender, arrays_to_sparse, sparse_scores, sparse_to_arrays
-from recsys.models.neighbours import check_neighbour_params, nearest_neighbours
+from recsys.models.base import arrays_to_sparse, sparse_scores, sparse_to_arrays
+from recsys.models.neighbours import NeighbourRecommender
 
 
-class UserKNNRecommender(Recommender):
+class UserKNNRecommender(NeighbourRecommender):
     """Each customer keeps their ``neighbours`` most similar customers; a customer's score for an item
     is the sum of the similarities of the neighbours who bought it.
 
@@ -28,28 +28,11 @@ class UserKNNRecommender(Recommender):
 
     name = "user_knn"
 
-    def __init__(
-        self,
-        similarity: str = "cosine",
-        neighbours: int = 50,
-        bm25_k1: float = 1.2,
-        bm25_b: float = 0.75,
-        num_threads: int = 0,
-    ) -> None:
-        super().__init__()
-        check_neighbour_params(similarity, neighbours)
-        self.similarity = similarity
-        self.neighbours = neighbours
-        self.bm25_k1 = bm25_k1
-        self.bm25_b = bm25_b
-        self.num_threads = num_threads
-        self.customer_similarity: sp.csr_matrix | None = None
-        self._bought: sp.csr_matrix | None = None
+    customer_similarity: sp.csr_matrix | None = None
+    _bought: sp.csr_matrix | None = None
 
     def fit(self, data: Interactions) -> UserKNNRecommender:
-        self.customer_similarity = nearest_neighbours(data.matrix, self.similarity, self.neighbours,
-                                                      bm25_k1=self.bm25_k1, bm25_b=self.bm25_b,
-                                                      num_threads=self.num_threads)
+        self.customer_similarity = self._nearest(data.matrix)
         self._remember_seen(data)
         self._bought = None
         return self
