@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from recsys.data.interactions import WEIGHTINGS
@@ -49,25 +48,16 @@ def winners_document(winners: Iterable[ExperimentWinner]) -> dict[str, Any]:
 
 def read_winner(run_id: str, setting: str) -> ExperimentWinner:
     """The winner of ``setting`` that experiment run ``run_id`` logged (tracking must be configured)."""
-    client = MlflowClient()
-    try:
-        run = client.get_run(run_id)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        raise ExperimentWinnerError(f"MLflow run {run_id!r} does not exist in this tracking store") from None
+    with tracking.missing_as(ExperimentWinnerError(f"MLflow run {run_id!r} does not exist in this tracking store")):
+        run = MlflowClient().get_run(run_id)
     job = run.data.tags.get("job")
     if job != "experiment":
         raise ExperimentWinnerError(f"MLflow run {run_id!r} is a {job or 'untagged'} run, not the parent run of "
                                     "'recsys experiment run' (whose id that command prints at the end)")
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = tracking.download_run_artifacts(run_id, WINNERS_ARTIFACT, Path(tmp))
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise
-            raise ExperimentWinnerError(f"experiment run {run_id!r} logged no {WINNERS_ARTIFACT} (it failed "
-                                        "before choosing, or an earlier release ran it): run it again") from None
+    no_winners = ExperimentWinnerError(f"experiment run {run_id!r} logged no {WINNERS_ARTIFACT} (it failed before "
+                                       "choosing, or an earlier release ran it): run it again")
+    with tempfile.TemporaryDirectory() as tmp, tracking.missing_as(no_winners):
+        path = tracking.download_run_artifacts(run_id, WINNERS_ARTIFACT, Path(tmp))
         document = json.loads(path.read_text())
     if document.get("format") != WINNERS_FORMAT:
         raise ExperimentWinnerError(f"{WINNERS_ARTIFACT} of run {run_id!r} has format {document.get('format')!r}; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -225,15 +225,25 @@ class VersionSummary:
     experiment_setting: str
 
 
+@contextmanager
+def missing_as(error: Exception | Callable[[], Exception],
+               codes: tuple[str, ...] = ("RESOURCE_DOES_NOT_EXIST",)) -> Iterator[None]:
+    """MLflow's "no such run, model or version" (``codes``) inside the block raised as ``error`` (or what
+    ``error()`` builds, for a message that needs more calls) instead, which a command reports in one
+    line; any other MLflow failure passes through."""
+    try:
+        yield
+    except MlflowException as exc:
+        if exc.error_code not in codes:
+            raise
+        raise (error() if callable(error) else error) from None
+
+
 def list_versions(model_name: str) -> list[VersionSummary]:
     """Every registered version, newest first, with its aliases and its training run's holdout metrics."""
     client = MlflowClient()
-    try:
+    with missing_as(UnknownModelVersionError(f"registered model {model_name!r} does not exist: train first")):
         model = client.get_registered_model(model_name)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        raise UnknownModelVersionError(f"registered model {model_name!r} does not exist: train first") from None
     aliases: dict[str, list[str]] = {}
     for alias, version in model.aliases.items():
         aliases.setdefault(str(version), []).append(alias)
@@ -256,19 +266,16 @@ class UnknownModelVersionError(LookupError):
 
 def resolve_version(model_name: str, alias_or_version: str) -> RegisteredVersion:
     client = MlflowClient()
-    try:
+    # a missing version is RESOURCE_DOES_NOT_EXIST, a missing alias INVALID_PARAMETER_VALUE
+    with missing_as(lambda: UnknownModelVersionError(f"registered model {model_name!r} has no version or alias "
+                                                     f"{alias_or_version!r}{_known_versions(client, model_name)}"),
+                    ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")):
         if alias_or_version.isdigit():
             version = client.get_model_version(model_name, alias_or_version)
             alias = None
         else:
             version = client.get_model_version_by_alias(model_name, alias_or_version)
             alias = alias_or_version
-    except MlflowException as exc:
-        # a missing version is RESOURCE_DOES_NOT_EXIST, a missing alias INVALID_PARAMETER_VALUE
-        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise
-        raise UnknownModelVersionError(f"registered model {model_name!r} has no version or alias "
-                                       f"{alias_or_version!r}{_known_versions(client, model_name)}") from None
     return RegisteredVersion(model_name, str(version.version), version.run_id, alias)
 
 

@@ -87,7 +87,7 @@ def test_train_fits_the_winner_on_its_weighting_and_tags_the_run(experiment, iso
     assert f"model {label} " in row and row.endswith(f"chosen by experiment run {run_id[:12]} (setting A)")
 
 
-@pytest.mark.parametrize("case", ["missing run", "train run", "setting not chosen"])
+@pytest.mark.parametrize("case", ["missing run", "train run", "no winners file", "setting not chosen"])
 def test_a_run_that_chose_nothing_for_the_setting_is_one_error_line(case, experiment, synthetic_folder, tmp_path,
                                                                        monkeypatch, capsys):
     run_id, _ = experiment
@@ -98,6 +98,10 @@ def test_a_run_that_chose_nothing_for_the_setting_is_one_error_line(case, experi
         with mlflow.start_run(tags={"job": "train"}) as run:
             run_id = run.info.run_id
         expected = "is a train run, not the parent run of 'recsys experiment run'"
+    elif case == "no winners file":
+        with mlflow.start_run(tags={"job": "experiment"}) as run:
+            run_id = run.info.run_id
+        expected = f"experiment run '{run_id}' logged no winners.json"
     else:
         config = {**SMALL_CONFIG, "settings": ["A"], "models": [{"model": "popularity"}]}
         ran = CliRunner().invoke(app, ["experiment", "run", str(write_config(tmp_path, config)), "--data",
