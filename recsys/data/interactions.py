@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from recsys.data import schema
 
 WEIGHTINGS = ("orders", "quantity", "binary", "lines")
+SECONDS_PER_DAY = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -112,20 +113,50 @@ def build_interactions(
     return Interactions(customers, items, matrix, frame, pd.Timestamp(reference_time), weighting)
 
 
-def interaction_matrix(frame: pd.DataFrame, weighting: str, shape: tuple[int, int]) -> sp.csr_matrix:
+def interaction_matrix(
+    frame: pd.DataFrame, weighting: str, shape: tuple[int, int], row_weights: np.ndarray | None = None
+) -> sp.csr_matrix:
     """The customers x items matrix (CSR, float32) of ``frame``'s ``customer_idx`` and ``item_idx`` rows
-    under ``weighting`` (see :func:`build_interactions`)."""
+    under ``weighting`` (see :func:`build_interactions`).
+
+    ``row_weights`` (one per row of ``frame``, such as a recency decay) scale each purchase: a line by
+    its own weight, an order (``orders``) or a customer's whole history of the item (``binary``) by the
+    largest weight among its rows.
+    """
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting={weighting!r} is not one of {', '.join(WEIGHTINGS)}")
-    if weighting == "orders":
-        pairs = frame.drop_duplicates(["customer_idx", "item_idx", schema.ORDER_ID])
-        rows, cols, values = pairs["customer_idx"], pairs["item_idx"], np.ones(len(pairs))
-    elif weighting == "quantity":
-        rows, cols, values = frame["customer_idx"], frame["item_idx"], frame[schema.QUANTITY].to_numpy(float)
+    if row_weights is None:
+        weights = np.ones(len(frame))
     else:
-        rows, cols, values = frame["customer_idx"], frame["item_idx"], np.ones(len(frame))
+        weights = np.asarray(row_weights, dtype=np.float64)
+        if weights.shape != (len(frame),):
+            raise ValueError(f"row_weights has shape {weights.shape}; expected one weight per row ({len(frame)})")
+    if weighting in ("orders", "binary"):
+        # an order counts once whatever its lines; a binary entry once whatever its orders
+        keys = ["customer_idx", "item_idx"] + ([schema.ORDER_ID] if weighting == "orders" else [])
+        units = frame[keys].assign(_weight=weights).groupby(keys, sort=False)["_weight"].max().reset_index()
+        rows, cols, values = units["customer_idx"], units["item_idx"], units["_weight"].to_numpy()
+    elif weighting == "quantity":
+        rows, cols = frame["customer_idx"], frame["item_idx"]
+        values = frame[schema.QUANTITY].to_numpy(float) * weights
+    else:
+        rows, cols, values = frame["customer_idx"], frame["item_idx"], weights
     matrix = sp.csr_matrix((np.asarray(values, dtype=np.float32), (np.asarray(rows), np.asarray(cols))), shape=shape)
     matrix.sum_duplicates()
-    if weighting == "binary":
-        matrix.data[:] = 1.0
     return matrix
+
+
+def recency_weighted_matrix(data: Interactions, half_life_days: float) -> sp.csr_matrix:
+    """``data.matrix`` with every purchase weighed by ``0.5 ** (days before data.reference_time /
+    half_life_days)``, so that this season's purchases count more than last year's; purchases dated
+    after the reference time count fully."""
+    if not half_life_days > 0:
+        raise ValueError(f"half_life_days must be positive, got {half_life_days}")
+    frame = data.transactions
+    decay = 0.5 ** (np.clip(days_before(data.reference_time, frame[schema.TIMESTAMP]), 0.0, None) / half_life_days)
+    return interaction_matrix(frame, data.weighting, (data.n_customers, data.n_items), decay)
+
+
+def days_before(reference_time: pd.Timestamp, timestamps: pd.Series) -> np.ndarray:
+    """How many days (fractional) each of ``timestamps`` lies before ``reference_time``."""
+    return (reference_time - timestamps).dt.total_seconds().to_numpy() / SECONDS_PER_DAY

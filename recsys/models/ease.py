@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import scipy.linalg
+import scipy.sparse as sp
 
-from recsys.data.interactions import Interactions
-from recsys.models.base import ModelFitError, Recommender, exclude_self, top_k
+from recsys.data.interactions import Interactions, recency_weighted_matrix
+from recsys.models.base import (
+    ModelFitError,
+    Recommender,
+    arrays_to_sparse,
+    exclude_self,
+    sparse_to_arrays,
+    top_k,
+)
 
 
 class EASERecommender(Recommender):
@@ -14,6 +24,9 @@ class EASERecommender(Recommender):
     a customer's scores are ``x B``.
 
     ``binary`` (Steck's setting) fits on bought / not bought instead of the interaction weights.
+    ``recency_half_life_days`` weighs every purchase by ``0.5 ** (age in days / half-life)``, both in the
+    fit and in a customer's history when scoring (binary: by the age of the latest purchase), so that
+    this season's co-purchases and a customer's latest baskets count more than last year's.
     The fit inverts a dense items x items matrix, O(items^3) time and 8 x items^2 bytes, so catalogues
     above ``max_items`` are refused rather than left to exhaust memory.
     """
@@ -21,22 +34,26 @@ class EASERecommender(Recommender):
     name = "ease"
     supports_similar_items = True
 
-    def __init__(self, l2: float = 100.0, binary: bool = True, max_items: int = 20_000) -> None:
+    def __init__(self, l2: float = 100.0, binary: bool = True, recency_half_life_days: float | None = None,
+                 max_items: int = 20_000) -> None:
         super().__init__()
         if l2 <= 0:
             raise ValueError(f"l2 must be positive (it keeps X'X + l2 I invertible), got {l2}")
+        if recency_half_life_days is not None and not recency_half_life_days > 0:
+            raise ValueError(f"recency_half_life_days must be positive or None, got {recency_half_life_days}")
         self.l2 = l2
         self.binary = binary
+        self.recency_half_life_days = recency_half_life_days
         self.max_items = max_items
         self.weights: np.ndarray | None = None
+        #: each customer's purchases as the fit weighed them, when that differs from the seen matrix
+        self.history: sp.csr_matrix | None = None
 
     def fit(self, data: Interactions) -> EASERecommender:
         if data.n_items > self.max_items:
             raise ModelFitError(f"EASE needs a dense {data.n_items} x {data.n_items} inverse; the limit "
                                 f"is max_items={self.max_items} (raise it if memory allows)")
-        matrix = data.matrix.tocsr().astype(np.float64)
-        if self.binary:
-            matrix.data[:] = 1.0
+        matrix = self._training_matrix(data)
         gram = (matrix.T @ matrix).toarray()
         gram[np.diag_indices_from(gram)] += self.l2
         try:
@@ -47,12 +64,25 @@ class EASERecommender(Recommender):
         weights[np.diag_indices_from(weights)] = 0.0
         # inv() hands back Fortran order; scoring multiplies sparse rows into it, which wants C order
         self.weights = np.ascontiguousarray(weights, dtype=np.float32)
+        self.history = matrix.astype(np.float32) if self.recency_half_life_days is not None else None
         self._remember_seen(data)
         return self
 
+    def _training_matrix(self, data: Interactions) -> sp.csr_matrix:
+        if self.recency_half_life_days is not None:
+            weighed = replace(data, weighting="binary") if self.binary else data
+            return recency_weighted_matrix(weighed, self.recency_half_life_days).astype(np.float64)
+        matrix = data.matrix.tocsr().astype(np.float64)
+        if self.binary:
+            matrix.data[:] = 1.0
+        return matrix
+
     def score(self, customer_rows: np.ndarray) -> np.ndarray:
         self._check_fitted()
-        history = self._seen[np.asarray(customer_rows, dtype=np.int64)]
+        rows = np.asarray(customer_rows, dtype=np.int64)
+        if self.history is not None:
+            return np.asarray(self.history[rows] @ self.weights)
+        history = self._seen[rows]
         if self.binary:
             history = history.copy()
             history.data[:] = 1.0
@@ -78,7 +108,11 @@ class EASERecommender(Recommender):
         return top_k(weights, k)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        return {"weights": self.weights}
+        arrays = {"weights": self.weights}
+        if self.history is not None:
+            arrays.update(sparse_to_arrays("history", self.history))
+        return arrays
 
     def _restore_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.weights = arrays["weights"]
+        self.history = arrays_to_sparse(arrays, "history") if "history_data" in arrays else None

@@ -16,10 +16,9 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recsys.data import schema
-from recsys.data.interactions import Interactions
+from recsys.data.interactions import Interactions, days_before
 from recsys.models.base import arrays_to_sparse, sparse_to_arrays
 
-SECONDS_PER_DAY = 86_400.0
 CUSTOMER_FEATURES = ("c_orders", "c_items", "c_recency_days", "c_tenure_days", "c_spend", "c_order_value",
                      "c_unit_price")
 ITEM_FEATURES = ("i_buyers", "i_buyers_30d", "i_buyers_90d", "i_trend", "i_price", "i_age_days",
@@ -93,7 +92,7 @@ def build_features(data: Interactions) -> FeatureTables:
     """Feature tables from ``data.transactions`` as seen at ``data.reference_time``."""
     frame = data.transactions
     now = data.reference_time
-    frame = frame.assign(_days=(now - frame[schema.TIMESTAMP]).dt.total_seconds().to_numpy() / SECONDS_PER_DAY,
+    frame = frame.assign(_days=days_before(now, frame[schema.TIMESTAMP]),
                          _spend=frame[schema.QUANTITY].to_numpy(float) * frame[schema.UNIT_PRICE].to_numpy(float))
     return FeatureTables(_customer_table(frame, data.n_customers), _item_table(frame, data.n_items),
                          *_pair_tables(frame, data.n_customers, data.n_items), _item_words(frame, data.n_items))

@@ -6,10 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.data import schema
-from recsys.data.interactions import Interactions
+from recsys.data.interactions import Interactions, days_before
 from recsys.models.base import Recommender, arrays_to_sparse, sparse_scores, sparse_to_arrays
-
-SECONDS_PER_DAY = 86_400.0
 
 
 class RepeatBuyRecommender(Recommender):
@@ -47,7 +45,7 @@ class RepeatBuyRecommender(Recommender):
         )
         log_score = self.frequency_weight * np.log(pairs["orders"].to_numpy(np.float64))
         if self.recency_half_life_days is not None:
-            age_days = (data.reference_time - pairs["last"]).dt.total_seconds().to_numpy() / SECONDS_PER_DAY
+            age_days = days_before(data.reference_time, pairs["last"])
             log_score -= np.log(2.0) * np.clip(age_days, 0.0, None) / self.recency_half_life_days
         # built from indptr rather than coordinates so that scores of exactly 0 stay stored entries
         customer_counts = np.bincount(pairs["customer_idx"].to_numpy(np.int64), minlength=data.n_customers)

@@ -16,6 +16,11 @@ class TestEASEContract(RecommenderContract):
         return EASERecommender(l2=10.0)
 
 
+class TestRecencyWeightedEASEContract(RecommenderContract):
+    def make_model(self):
+        return EASERecommender(l2=10.0, binary=False, recency_half_life_days=30.0)
+
+
 def tiny():
     """Customers a, b, c over items x, y, z: a: x y, b: x y z (y twice), c: z."""
     rows = [("o1", "a", "x"), ("o1", "a", "y"), ("o2", "b", "x"), ("o2", "b", "y"), ("o3", "b", "y"),
@@ -86,3 +91,55 @@ def test_an_item_never_bought_with_another_has_no_similar_items():
     lonely, _ = model.recommend(np.array([data.customers.index_of("c")]), 3, exclude_seen=True)
     assert lonely.tolist() == [[-1, -1, -1]]
     assert np.all(model.score(np.array([data.customers.index_of("c")])) == 0)  # the ranker's feature is kept
+
+
+def dated(rows):
+    """(order, customer, item, days before 2024-03-01) rows, one unit at price 1."""
+    frame = pd.DataFrame(rows, columns=[schema.ORDER_ID, schema.CUSTOMER_ID, schema.ITEM_ID, "age"])
+    frame[schema.TIMESTAMP] = pd.Timestamp("2024-03-01") - pd.to_timedelta(frame.pop("age"), unit="D")
+    frame[schema.QUANTITY] = 1.0
+    frame[schema.UNIT_PRICE] = 1.0
+    return build_interactions(frame, reference_time=pd.Timestamp("2024-03-01"))
+
+
+def test_recency_weighs_the_fit_and_the_history_by_age():
+    # a bought x and y today, b bought x and z 60 days ago, c bought x today:
+    # with a 60-day half-life X = [[1,1,0],[.5,0,.5],[1,0,0]] (columns x, y, z)
+    data = dated([("o1", "a", "x", 0), ("o1", "a", "y", 0), ("o2", "b", "x", 60), ("o2", "b", "z", 60),
+                  ("o3", "c", "x", 0)])
+    x = np.array([[1.0, 1, 0], [0.5, 0, 0.5], [1, 0, 0]])
+    precision = np.linalg.inv(x.T @ x + np.eye(3))
+    expected = -precision / np.diag(precision)
+    np.fill_diagonal(expected, 0)
+    model = EASERecommender(l2=1.0, binary=False, recency_half_life_days=60.0).fit(data)
+    np.testing.assert_allclose(model.weights, expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(model.score(np.arange(3)), x @ expected, rtol=1e-5, atol=1e-7)
+    # c bought x: y, bought with x this season, ranks above z, bought with it two months ago;
+    # unweighted, the two co-purchases tie
+    c = data.customers.index_of("c")
+    y, z = data.items.index_of("y"), data.items.index_of("z")
+    recent = model.score(np.array([c]))[0]
+    assert recent[y] > recent[z]
+    flat = EASERecommender(l2=1.0, binary=False).fit(data).score(np.array([c]))[0]
+    assert flat[y] == pytest.approx(flat[z])
+
+
+def test_binary_recency_weighs_each_pair_by_its_latest_purchase():
+    # a bought x 60 and 0 days ago: binary X holds 1 (latest), not 1.5
+    data = dated([("o1", "a", "x", 60), ("o2", "a", "x", 0), ("o2", "a", "y", 0), ("o3", "b", "y", 60)])
+    model = EASERecommender(l2=1.0, binary=True, recency_half_life_days=60.0).fit(data)
+    np.testing.assert_allclose(model.history.toarray(), [[1.0, 1.0], [0.0, 0.5]])
+
+
+def test_a_recency_weighted_model_scores_the_same_after_loading(tmp_path):
+    data = dated([("o1", "a", "x", 0), ("o1", "a", "y", 0), ("o2", "b", "x", 60), ("o2", "b", "z", 60)])
+    model = EASERecommender(l2=1.0, binary=False, recency_half_life_days=30.0).fit(data)
+    loaded = EASERecommender.load(model.save(tmp_path / "ease"))
+    assert loaded.recency_half_life_days == 30.0
+    np.testing.assert_array_equal(loaded.score(np.arange(2)), model.score(np.arange(2)))
+
+
+@pytest.mark.parametrize("half_life", [0.0, -1.0])
+def test_non_positive_half_life_is_refused(half_life):
+    with pytest.raises(ValueError, match="recency_half_life_days"):
+        EASERecommender(recency_half_life_days=half_life)
