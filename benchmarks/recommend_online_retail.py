@@ -39,6 +39,7 @@ PEERS: dict[str, tuple[str, dict]] = {
     "popular": ("popularity", {"by": "orders"}),
     "ease (weighted, A)": ("ease", {"l2": 100.0, "binary": False}),
     "ease (binary, B)": ("ease", {"l2": 500.0, "binary": True}),
+    "ease (60-day recency)": ("ease", {"l2": 30.0, "binary": False, "recency_half_life_days": 60.0}),
     "item_knn bm25": ("item_knn", {"similarity": "bm25", "num_threads": 2}),
     "user_knn cosine": ("user_knn", {"neighbours": 50, "num_threads": 2}),
     "als": ("als", {"num_threads": 2}),

@@ -21,6 +21,7 @@ from recsys.models.base import Recommender, mask_seen
 #: generator name -> (registry model, preset parameters); a spec's own parameters override the presets
 GENERATOR_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "ease_binary": ("ease", {"binary": True, "l2": 500.0}),
+    "ease_recent": ("ease", {"binary": False, "l2": 30.0, "recency_half_life_days": 60.0}),
     "ease_weighted": ("ease", {"binary": False, "l2": 100.0}),
     "item_knn_bm25": ("item_knn", {"similarity": "bm25"}),
     "item_knn_cosine": ("item_knn", {"similarity": "cosine"}),

@@ -48,7 +48,10 @@ DEFAULT_GENERATORS: dict[str, dict[str, Any]] = {
     "ease_weighted": {"l2": 100.0},
     # binary EASE is the best single source of first purchases; weighted EASE ranks repeats better
     "ease_binary": {"l2": 500.0},
-    "item_knn_bm25": {"neighbours": 100, "num_threads": 2},
+    # co-purchases and baskets weighed by age (60-day half-life), in place of BM25 item-kNN, which added
+    # nothing beside it: on the Online Retail validation fold (means of seeds 0-4) A nDCG@10 0.4493 ->
+    # 0.4509, A recall@20 0.2686 -> 0.2693, B nDCG@10 0.1781 -> 0.1790
+    "ease_recent": {"l2": 30.0, "recency_half_life_days": 60.0},
     # weak alone, yet dropping it costs the new-item ranker on validation
     "als": {"factors": 64, "iterations": 15, "num_threads": 2},
     "trending": {"window_days": 30},
