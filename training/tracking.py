@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -247,9 +248,12 @@ def list_versions(model_name: str) -> list[VersionSummary]:
     aliases: dict[str, list[str]] = {}
     for alias, version in model.aliases.items():
         aliases.setdefault(str(version), []).append(alias)
+    versions = client.search_model_versions(f"name='{model_name}'")
+    runs = _runs_by_id(client, [version.run_id for version in versions])
     summaries = []
-    for version in client.search_model_versions(f"name='{model_name}'"):
-        data = client.get_run(version.run_id).data if version.run_id else None
+    for version in versions:
+        run = runs.get(version.run_id)
+        data = run.data if run else None
         metrics, params, tags = (data.metrics, data.params, data.tags) if data else ({}, {}, {})
         summaries.append(VersionSummary(
             str(version.version), sorted(aliases.get(str(version.version), [])), version.run_id or "",
@@ -258,6 +262,29 @@ def list_versions(model_name: str) -> list[VersionSummary]:
             params.get("roles.personal.model", ""), tags.get("experiment_run_id", ""),
             tags.get("experiment_setting", "")))
     return sorted(summaries, key=lambda s: -int(s.version))
+
+
+def _runs_by_id(client: MlflowClient, run_ids: list[str | None], batch: int = 100) -> dict[str, Any]:
+    """The runs behind ``run_ids``, found with one search per ``batch`` ids rather than one request per
+    version (a remote tracking server answers each); a run removed for good is simply absent."""
+    wanted = sorted({run_id for run_id in run_ids if run_id})
+    if not wanted:
+        return {}
+    experiments, token = [], None
+    while True:
+        page = client.search_experiments(view_type=ViewType.ALL, page_token=token)
+        experiments += [experiment.experiment_id for experiment in page]
+        token = page.token
+        if not token:
+            break
+    found = {}
+    for start in range(0, len(wanted), batch):
+        chunk = wanted[start:start + batch]
+        listed = ", ".join(f"'{run_id}'" for run_id in chunk)
+        for run in client.search_runs(experiments, f"attributes.run_id IN ({listed})", run_view_type=ViewType.ALL,
+                                      max_results=len(chunk)):
+            found[run.info.run_id] = run
+    return found
 
 
 class UnknownModelVersionError(LookupError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 
@@ -105,3 +107,26 @@ def test_an_alias_mlflow_refuses_names_where_it_came_from(alias):
     with pytest.raises(tracking.InvalidAliasError, match=r"^RECSYS_MODEL_ALIAS: "):
         tracking.check_alias(alias, "RECSYS_MODEL_ALIAS")
     assert tracking.check_alias("champion", "RECSYS_MODEL_ALIAS") == "champion"
+
+
+def test_runs_are_found_by_id_across_experiments_in_batches_and_removed_ones_are_absent(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    uri = tracking.configure_tracking(TrainingSettings(var_dir=tmp_path / "var"))
+    client = MlflowClient()
+    ids = []
+    for name in ("first", "second", "second"):
+        experiment = client.get_experiment_by_name(name)
+        experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+        run = client.create_run(experiment_id)
+        client.log_metric(run.info.run_id, "holdout.ndcg_at_10", 0.25)
+        ids.append(run.info.run_id)
+    client.delete_run(ids[1])  # deleted, not yet removed: still listed
+    gone = client.create_run(client.get_experiment_by_name("first").experiment_id).info.run_id
+    client.delete_run(gone)
+    subprocess.run([sys.executable, "-m", "mlflow", "gc", "--backend-store-uri", uri, "--run-ids", gone],
+                   check=True, capture_output=True)
+    found = tracking._runs_by_id(client, [*ids, gone, None, ids[0]], batch=2)
+    assert sorted(found) == sorted(ids)
+    assert all(run.data.metrics == {"holdout.ndcg_at_10": 0.25} for run in found.values())
+    assert tracking._runs_by_id(client, [None]) == {}
