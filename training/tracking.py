@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.entities import ViewType
+from mlflow.entities import Run, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -264,7 +264,7 @@ def list_versions(model_name: str) -> list[VersionSummary]:
     return sorted(summaries, key=lambda s: -int(s.version))
 
 
-def _runs_by_id(client: MlflowClient, run_ids: list[str | None], batch: int = 100) -> dict[str, Any]:
+def _runs_by_id(client: MlflowClient, run_ids: list[str | None], batch: int = 100) -> dict[str, Run]:
     """The runs behind ``run_ids``, found with one search per ``batch`` ids rather than one request per
     version (a remote tracking server answers each); a run removed for good is simply absent."""
     wanted = sorted({run_id for run_id in run_ids if run_id})
