@@ -17,7 +17,7 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from recsys.data.interactions import WEIGHTINGS
+from recsys.data.interactions import check_weighting
 from training import tracking
 from training.pipeline import ModelSpec, TrainConfig
 
@@ -78,8 +78,7 @@ def train_config_with_winner(config: TrainConfig, run_id: str, setting: str) -> 
     # built once here, so that a choice this release cannot make is reported before the data is loaded
     try:
         personal.build()
-        if winner.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting={winner.weighting!r} is not one of {', '.join(WEIGHTINGS)}")
+        check_weighting(winner.weighting)
     except ValueError as exc:
         raise ExperimentWinnerError(f"experiment run {run_id!r} chose {winner.label!r} for setting {setting}, "
                                     f"which this release cannot train: {exc}") from None

@@ -86,8 +86,7 @@ def build_interactions(
     ``binary`` marks any purchase. ``items`` fixes the item index (e.g. the full catalogue) so that items
     nobody bought yet still get a column; rows with items outside it are an error.
     """
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting={weighting!r} is not one of {', '.join(WEIGHTINGS)}")
+    check_weighting(weighting)
     missing = [c for c in (schema.CUSTOMER_ID, schema.ITEM_ID, schema.ORDER_ID) if c not in transactions]
     if missing:
         raise ValueError(f"transactions lack column(s) {missing}; present: {list(transactions.columns)}")
@@ -123,8 +122,7 @@ def interaction_matrix(
     its own weight, an order (``orders``) or a customer's whole history of the item (``binary``) by the
     largest weight among its rows.
     """
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting={weighting!r} is not one of {', '.join(WEIGHTINGS)}")
+    check_weighting(weighting)
     if row_weights is None:
         weights = np.ones(len(frame))
     else:
@@ -144,6 +142,11 @@ def interaction_matrix(
     matrix = sp.csr_matrix((np.asarray(values, dtype=np.float32), (np.asarray(rows), np.asarray(cols))), shape=shape)
     matrix.sum_duplicates()
     return matrix
+
+
+def check_weighting(weighting: str) -> None:
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting={weighting!r} is not one of {', '.join(WEIGHTINGS)}")
 
 
 def recency_weighted_matrix(data: Interactions, half_life_days: float) -> sp.csr_matrix:
