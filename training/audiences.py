@@ -11,7 +11,7 @@ from recsys.customers.lookalike import lookalikes
 from recsys.data import CleaningRules, clean_transactions, schema
 from recsys.data.interactions import build_interactions
 from recsys.data.loaders import is_csv_file
-from recsys.models.user_knn import UserKNNRecommender
+from recsys.models.neighbours import nearest_neighbours
 from recsys.spreadsheet_cells import formula_safe, unescape_formula
 from training.sources import DataSource, load_source
 
@@ -59,9 +59,9 @@ def lookalike_audience(source: DataSource, cleaning: CleaningRules, seed_ids: li
     known = rows[rows >= 0]
     if not len(known):
         raise AudienceInputError(f"none of the {len(seed_ids)} seed customers bought anything in the "
-                                     f"cleaned data (first ids: {', '.join(seed_ids[:5])})")
-    model = UserKNNRecommender(neighbours=neighbours, num_threads=num_threads).fit(data)
-    found = lookalikes(model.customer_similarity, known, size)
+                                 f"cleaned data (first ids: {', '.join(seed_ids[:5])})")
+    similarity = nearest_neighbours(data.matrix, "cosine", neighbours, num_threads=num_threads)
+    found = lookalikes(similarity, known, size)
     audience = pd.DataFrame({
         "customer_id": formula_safe([str(c) for c in data.customers.ids[found.rows]]),
         "rank": range(1, len(found.rows) + 1),
