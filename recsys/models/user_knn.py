@@ -29,26 +29,19 @@ class UserKNNRecommender(NeighbourRecommender):
     name = "user_knn"
 
     customer_similarity: sp.csr_matrix | None = None
-    _bought: sp.csr_matrix | None = None
 
     def fit(self, data: Interactions) -> UserKNNRecommender:
         self.customer_similarity = self._nearest(data.matrix)
         self._remember_seen(data)
-        self._bought = None
         return self
 
     def score(self, customer_rows: np.ndarray) -> np.ndarray:
         self._check_fitted()
         neighbours = self.customer_similarity[np.asarray(customer_rows, dtype=np.int64)]
-        return sparse_scores(neighbours @ self._purchases())
-
-    def _purchases(self) -> sp.csr_matrix:
-        """Customers x items, 1 where the customer bought the item (built once, then reused by each batch)."""
-        if self._bought is None:
-            seen = self._seen
-            self._bought = sp.csr_matrix((np.ones(len(seen.data), np.float32), seen.indices, seen.indptr),
-                                         shape=seen.shape)
-        return self._bought
+        seen = self._seen
+        # 1 where a customer bought the item: the seen matrix's own structure, no copy of its indices
+        bought = sp.csr_matrix((np.ones(len(seen.data), np.float32), seen.indices, seen.indptr), shape=seen.shape)
+        return sparse_scores(neighbours @ bought)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return sparse_to_arrays("customer_similarity", self.customer_similarity)
